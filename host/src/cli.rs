@@ -1,0 +1,224 @@
+//! The `claudenest` command line. Thin: parse, load the configuration, call into the library.
+
+use std::{io::Read as _, path::PathBuf, process::ExitCode};
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand};
+
+use crate::{
+    config::{Config, Overrides},
+    domain::accounts,
+    store,
+};
+
+#[derive(Debug, Parser)]
+#[command(name = "claudenest", version, about = "ClaudeNest host server and machine agent")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Server settings. Each is a flag and a `CLAUDENEST_*` variable; both beat the config file.
+#[derive(Debug, Args)]
+pub struct Settings {
+    /// TOML configuration file (keys as in docs/configuration.md).
+    #[arg(long, env = "CLAUDENEST_CONFIG", global = true)]
+    pub config: Option<PathBuf>,
+    /// Address and port to listen on [default: 127.0.0.1:8000].
+    #[arg(long, env = "CLAUDENEST_BIND", global = true)]
+    pub bind: Option<std::net::SocketAddr>,
+    /// Data directory for the embedded SQLite store [default: ~/.local/share/claudenest].
+    #[arg(long, env = "CLAUDENEST_DATA_DIR", global = true)]
+    pub data_dir: Option<PathBuf>,
+    /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file.
+    #[arg(long, env = "CLAUDENEST_DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Log filter (EnvFilter syntax) [default: info]. `RUST_LOG` overrides it.
+    #[arg(long, env = "CLAUDENEST_LOG", global = true)]
+    pub log: Option<String>,
+    /// Log as JSON lines.
+    #[arg(long, env = "CLAUDENEST_LOG_JSON", global = true)]
+    pub log_json: Option<bool>,
+    /// Seconds in-flight requests get to finish on shutdown [default: 10].
+    #[arg(long, env = "CLAUDENEST_SHUTDOWN_TIMEOUT_SECS", global = true)]
+    pub shutdown_timeout_secs: Option<u64>,
+    /// Largest accepted request body in bytes [default: 2097152].
+    #[arg(long, env = "CLAUDENEST_MAX_BODY_BYTES", global = true)]
+    pub max_body_bytes: Option<usize>,
+    /// Authentication requests per minute per client IP [default: 10].
+    #[arg(long, env = "CLAUDENEST_RATE_LIMIT_AUTH_PER_MINUTE", global = true)]
+    pub rate_limit_auth_per_minute: Option<u32>,
+    /// Authenticated API requests per minute per token [default: 1000].
+    #[arg(long, env = "CLAUDENEST_RATE_LIMIT_API_PER_MINUTE", global = true)]
+    pub rate_limit_api_per_minute: Option<u32>,
+}
+
+impl Settings {
+    fn overrides(&self) -> Overrides {
+        Overrides {
+            bind: self.bind,
+            data_dir: self.data_dir.clone(),
+            database_url: self.database_url.clone(),
+            log: self.log.clone(),
+            log_json: self.log_json,
+            shutdown_timeout_secs: self.shutdown_timeout_secs,
+            max_body_bytes: self.max_body_bytes,
+            rate_limit_auth_per_minute: self.rate_limit_auth_per_minute,
+            rate_limit_api_per_minute: self.rate_limit_api_per_minute,
+        }
+    }
+
+    pub fn load(&self) -> anyhow::Result<Config> {
+        Config::load(self.config.as_deref(), self.overrides())
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the host server (the default).
+    Serve,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage user accounts.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user. Without --password-stdin a random password is generated and printed once.
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create an API token for a user and print it (it is shown only this once).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated abilities [default: *].
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        abilities: Vec<String>,
+        /// Days until the token expires [default: never].
+        #[arg(long)]
+        expires_in_days: Option<u32>,
+    },
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match cli.settings.load() {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("claudenest: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    crate::telemetry::init(&config.log, config.log_json);
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("claudenest: starting the runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "claudenest failed");
+            eprintln!("claudenest: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    match command {
+        Command::Serve => crate::server::serve(config).await,
+        Command::Migrate => {
+            let store = store::open(&config.effective_database_url()).await?;
+            store.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Create {
+            email,
+            name,
+            password_stdin,
+        }) => {
+            let password = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text)?;
+                text.trim_end_matches(['\r', '\n']).to_owned()
+            } else {
+                accounts::TokenSecret::generate("").plain
+            };
+            let store = store::open(&config.effective_database_url()).await?;
+            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
+            let created = accounts::create_account(
+                store.as_ref(),
+                accounts::NewAccount {
+                    name,
+                    email,
+                    password: password.clone(),
+                },
+            )
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}{}", describe_fields(&e)))?;
+            store.close().await;
+            println!("created user {} <{}>", created.id, created.email);
+            if !password_stdin {
+                println!("password: {password}");
+            }
+            Ok(())
+        }
+        Command::Token(TokenCommand::Create {
+            email,
+            name,
+            abilities,
+            expires_in_days,
+        }) => {
+            let store = store::open(&config.effective_database_url()).await?;
+            let user = store
+                .user_by_email(&accounts::normalize_email(&email))
+                .await?
+                .with_context(|| format!("no user with e-mail {email}"))?;
+            let expires_at = expires_in_days
+                .map(|days| crate::domain::clock::now() + chrono::Duration::days(days.into()));
+            let (_, secret) =
+                accounts::issue_token(store.as_ref(), user.id, &name, abilities, expires_at)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+            store.close().await;
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}
+
+fn describe_fields(err: &crate::error::ApiError) -> String {
+    err.field_errors()
+        .map(|fields| {
+            fields
+                .iter()
+                .map(|(field, msgs)| format!("\n  {field}: {}", msgs.join(" ")))
+                .collect()
+        })
+        .unwrap_or_default()
+}

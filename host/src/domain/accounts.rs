@@ -1,0 +1,277 @@
+//! Users, passwords and API tokens.
+//!
+//! Tokens are `cn_` + 48 characters from the OS CSPRNG, shown once, stored only as their
+//! SHA-256. Passwords are argon2id with OWASP's parameters, hashed off the async threads.
+
+use std::sync::Arc;
+
+use argon2::{
+    Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
+    password_hash::{SaltString, rand_core::OsRng},
+};
+use chrono::{DateTime, Duration, Utc};
+use rand::{Rng, distr::Alphanumeric};
+use sha2::{Digest, Sha256};
+use sqlx::types::Json;
+use subtle::ConstantTimeEq;
+use uuid::Uuid;
+
+use super::clock;
+use crate::{
+    error::{ApiError, ErrorCode, Result, Validator},
+    store::{ApiToken, Store, StoreError, User},
+};
+
+/// Prefix of personal API tokens.
+pub const USER_TOKEN_PREFIX: &str = "cn_";
+/// Random characters after the prefix (≈285 bits of entropy).
+const TOKEN_RANDOM_CHARS: usize = 48;
+/// `last_used_at` is written at most this often per token, so authentication is not a write.
+const TOUCH_INTERVAL: Duration = Duration::seconds(60);
+
+/// A freshly made secret: the plain text (shown to the user once) and what the store keeps.
+pub struct TokenSecret {
+    pub plain: String,
+    pub hash: [u8; 32],
+}
+
+impl TokenSecret {
+    pub fn generate(prefix: &str) -> Self {
+        let random: String = rand::rng()
+            .sample_iter(Alphanumeric)
+            .take(TOKEN_RANDOM_CHARS)
+            .map(char::from)
+            .collect();
+        let plain = format!("{prefix}{random}");
+        let hash = hash_token(&plain);
+        Self { plain, hash }
+    }
+}
+
+pub fn hash_token(plain: &str) -> [u8; 32] {
+    Sha256::digest(plain.as_bytes()).into()
+}
+
+/// Who is calling, as proven by a bearer token.
+#[derive(Debug, Clone)]
+pub struct Principal {
+    pub user: User,
+    pub token_id: Uuid,
+    pub abilities: Arc<[String]>,
+}
+
+impl Principal {
+    /// `*` grants everything; otherwise the exact ability must be listed.
+    pub fn can(&self, ability: &str) -> bool {
+        self.abilities.iter().any(|a| a == "*" || a == ability)
+    }
+
+    /// `AUTH_006` unless the token carries `ability`.
+    pub fn require(&self, ability: &str) -> Result<()> {
+        if self.can(ability) {
+            Ok(())
+        } else {
+            Err(ApiError::new(ErrorCode::Forbidden)
+                .with_message(format!("This token lacks the `{ability}` ability.")))
+        }
+    }
+}
+
+/// Resolves a bearer token to its user. Every failure is the same `AUTH_005` to the caller;
+/// the precise reason is logged at debug.
+pub async fn authenticate(store: &dyn Store, bearer: &str) -> Result<Principal> {
+    let unauthenticated = |why: &str| {
+        tracing::debug!(reason = why, "token rejected");
+        ApiError::new(ErrorCode::Unauthenticated)
+    };
+    if !bearer.starts_with(USER_TOKEN_PREFIX) {
+        return Err(unauthenticated("unknown token prefix"));
+    }
+    let hash = hash_token(bearer);
+    let token = store
+        .token_by_hash(&hash)
+        .await?
+        .ok_or_else(|| unauthenticated("no such token"))?;
+    // The lookup already matched on the hash; this constant-time comparison keeps the
+    // decision itself free of timing differences, whatever the index does.
+    if !bool::from(token.token_hash.as_slice().ct_eq(&hash)) {
+        return Err(unauthenticated("hash mismatch"));
+    }
+    let now = clock::now();
+    if !token.is_active(now) {
+        return Err(unauthenticated("token revoked or expired"));
+    }
+    let user = store
+        .user_by_id(token.user_id)
+        .await?
+        .ok_or_else(|| unauthenticated("token owner gone"))?;
+    if token
+        .last_used_at
+        .is_none_or(|last| now - last >= TOUCH_INTERVAL)
+    {
+        store.touch_token(token.id, now).await?;
+    }
+    Ok(Principal {
+        user,
+        token_id: token.id,
+        abilities: token.abilities.0.into(),
+    })
+}
+
+/// What it takes to open an account with a password.
+pub struct NewAccount {
+    pub name: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// Trimmed, lower-cased: the form e-mail addresses are stored and looked up in.
+pub fn normalize_email(email: &str) -> String {
+    email.trim().to_lowercase()
+}
+
+/// A deliberately small check: one `@`, something on each side, a dot in the domain, no spaces.
+pub fn is_plausible_email(email: &str) -> bool {
+    let Some((local, domain)) = email.split_once('@') else {
+        return false;
+    };
+    !local.is_empty()
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(char::is_whitespace)
+        && email.len() <= 254
+}
+
+/// Creates a password account. An e-mail already in use answers `VAL_001` on `email`.
+pub async fn create_account(store: &dyn Store, new: NewAccount) -> Result<User> {
+    let name = new.name.trim().to_owned();
+    let email = normalize_email(&new.email);
+    Validator::new()
+        .check(
+            (2..=255).contains(&name.chars().count()),
+            "name",
+            "The name must be between 2 and 255 characters.",
+        )
+        .check(
+            is_plausible_email(&email),
+            "email",
+            "The email must be a valid email address.",
+        )
+        .check(
+            new.password.chars().count() >= 8,
+            "password",
+            "The password must be at least 8 characters.",
+        )
+        .finish()?;
+    let password_hash = hash_password(new.password).await?;
+    let now = clock::now();
+    let user = User {
+        id: Uuid::now_v7(),
+        name,
+        email,
+        password_hash: Some(password_hash),
+        avatar_url: None,
+        email_verified_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    match store.insert_user(&user).await {
+        Ok(()) => Ok(user),
+        Err(StoreError::Conflict) => Err(ApiError::invalid_field(
+            "email",
+            "The email has already been taken.",
+        )),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// Issues a new personal token for `user_id`; returns the stored row and the secret to show once.
+pub async fn issue_token(
+    store: &dyn Store,
+    user_id: Uuid,
+    name: &str,
+    abilities: Vec<String>,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(ApiToken, String)> {
+    let secret = TokenSecret::generate(USER_TOKEN_PREFIX);
+    let token = ApiToken {
+        id: Uuid::now_v7(),
+        user_id,
+        name: name.to_owned(),
+        token_hash: secret.hash.to_vec(),
+        abilities: Json(abilities),
+        last_used_at: None,
+        expires_at,
+        revoked_at: None,
+        created_at: clock::now(),
+    };
+    store.insert_token(&token).await?;
+    Ok((token, secret.plain))
+}
+
+/// argon2id, m=19 MiB, t=2, p=1 (OWASP's recommendation), on the blocking pool.
+pub async fn hash_password(password: String) -> Result<String> {
+    tokio::task::spawn_blocking(move || {
+        let salt = SaltString::generate(&mut OsRng);
+        argon2()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| anyhow::anyhow!("hashing password: {e}"))
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+/// Checks a password against a stored PHC string on the blocking pool.
+pub async fn verify_password(password: String, phc: String) -> Result<bool> {
+    tokio::task::spawn_blocking(move || {
+        let parsed = PasswordHash::new(&phc).map_err(|e| anyhow::anyhow!("stored hash: {e}"))?;
+        Ok::<_, anyhow::Error>(
+            argon2()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
+        )
+    })
+    .await
+    .map_err(ApiError::internal)?
+    .map_err(ApiError::internal)
+}
+
+fn argon2() -> Argon2<'static> {
+    let params = argon2::Params::new(19 * 1024, 2, 1, None).expect("valid argon2 parameters");
+    Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_prefixed_long_and_distinct() {
+        let a = TokenSecret::generate(USER_TOKEN_PREFIX);
+        let b = TokenSecret::generate(USER_TOKEN_PREFIX);
+        assert!(a.plain.starts_with("cn_"));
+        assert_eq!(a.plain.len(), 3 + TOKEN_RANDOM_CHARS);
+        assert_ne!(a.plain, b.plain);
+        assert_eq!(a.hash, hash_token(&a.plain));
+    }
+
+    #[test]
+    fn email_plausibility() {
+        assert!(is_plausible_email("a@b.co"));
+        for bad in ["", "a", "a@b", "@b.co", "a@.co", "a b@c.co", "a@b.co."] {
+            assert!(!is_plausible_email(bad), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_with_argon2id_and_verify() {
+        let phc = hash_password("correct horse".into()).await.unwrap();
+        assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
+        assert!(verify_password("correct horse".into(), phc.clone()).await.unwrap());
+        assert!(!verify_password("wrong horse".into(), phc).await.unwrap());
+    }
+}

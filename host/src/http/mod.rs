@@ -1,0 +1,148 @@
+//! The HTTP transport: routers per resource, the envelope, extractors and middleware.
+//!
+//! Routes are registered only through `utoipa_axum`'s `OpenApiRouter`, so the OpenAPI document
+//! served at `/api/openapi.json` is generated from the same registrations the router uses.
+
+pub mod auth;
+pub mod envelope;
+pub mod extract;
+pub mod health;
+pub mod rate_limit;
+pub mod request_id;
+
+use std::{any::Any, sync::Arc};
+
+use axum::{
+    Extension, Router,
+    extract::{DefaultBodyLimit, MatchedPath, Request},
+    http::header,
+    middleware,
+    response::{IntoResponse, Response},
+};
+use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
+use utoipa::{
+    Modify, OpenApi,
+    openapi::{
+        self,
+        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
+    },
+};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use crate::{
+    app::AppState,
+    error::{ApiError, ErrorCode},
+};
+use request_id::RequestId;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "ClaudeNest API",
+        description = "Control plane for fleets of Claude Code agents. Every response is an \
+                       envelope: `{success, data, meta}` or `{success: false, error, meta}`."
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "health", description = "Liveness"),
+        (name = "auth", description = "Accounts and tokens (API §2)"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, doc: &mut openapi::OpenApi) {
+        let components = doc.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("cn_…")
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Every route of the service with its OpenAPI description, before splitting.
+fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
+    let public = health::router().routes(routes!(openapi_json));
+    let authenticated = auth::authenticated_router().route_layer(middleware::from_fn_with_state(
+        state.api_limiter(),
+        rate_limit::per_token,
+    ));
+    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
+        "/api",
+        OpenApiRouter::new().merge(public).merge(authenticated),
+    )
+}
+
+/// The generated OpenAPI document.
+pub fn openapi(state: &AppState) -> openapi::OpenApi {
+    with_version(api_routes(state).split_for_parts().1)
+}
+
+fn with_version(mut doc: openapi::OpenApi) -> openapi::OpenApi {
+    doc.info.version = crate::VERSION.to_owned();
+    doc
+}
+
+/// The document, serialized once when the router is built.
+#[derive(Clone)]
+struct OpenApiJson(Arc<str>);
+
+/// The whole HTTP application.
+pub fn router(state: AppState) -> Router {
+    let (routes, doc) = api_routes(&state).split_for_parts();
+    let doc = OpenApiJson(Arc::from(
+        serde_json::to_string(&with_version(doc)).expect("the OpenAPI document serializes"),
+    ));
+    routes
+        .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
+        .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
+        .layer(Extension(doc))
+        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(CatchPanicLayer::custom(panic_response))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|request: &Request| {
+                let route = request
+                    .extensions()
+                    .get::<MatchedPath>()
+                    .map_or("<unmatched>", MatchedPath::as_str);
+                let id = request
+                    .extensions()
+                    .get::<RequestId>()
+                    .map(ToString::to_string)
+                    .unwrap_or_default();
+                tracing::info_span!("request", method = %request.method(), route, request_id = id)
+            }),
+        )
+        .layer(middleware::from_fn(request_id::assign))
+        .with_state(state)
+}
+
+/// A handler panicked: log what we can, answer `SRV_001` with no internals.
+fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
+    let detail = panic
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| panic.downcast_ref::<&str>().copied())
+        .unwrap_or("<non-string panic>");
+    tracing::error!(panic = detail, "handler panicked");
+    ApiError::new(ErrorCode::Internal).into_response()
+}
+
+/// This OpenAPI document (3.1), generated from the code.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
+)]
+async fn openapi_json(Extension(OpenApiJson(doc)): Extension<OpenApiJson>) -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
+}

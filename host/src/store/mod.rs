@@ -1,0 +1,107 @@
+//! Storage: one domain-level trait, two backends.
+//!
+//! [`Store`] speaks in what the service does (`insert_user`, `token_by_hash`), never in SQL.
+//! [`SqliteStore`] is the embedded default; [`PgStore`] is the production store that several host
+//! processes can share. Both run the same migrations (`migrations/sqlite`, `migrations/postgres`,
+//! same file names) and the same test suite (`tests/tests/storage.rs`).
+//!
+//! Every method that reads a user-owned row by id also takes the owner's id, so a forgotten
+//! ownership check cannot leak another user's row.
+
+mod model;
+mod postgres;
+mod shared;
+mod sql;
+mod sqlite;
+mod sqlite_vec;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use uuid::Uuid;
+
+pub use model::*;
+pub use postgres::PgStore;
+pub use sqlite::SqliteStore;
+
+/// What can go wrong below the domain. Domain code turns these into API errors.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A unique constraint refused the write (e.g. an e-mail address already registered).
+    #[error("a row with the same unique key already exists")]
+    Conflict,
+    #[error("unsupported database url (expected sqlite://… or postgres://…)")]
+    UnsupportedUrl,
+    #[error(transparent)]
+    Database(sqlx::Error),
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(err: sqlx::Error) -> Self {
+        // Detected by kind, not by constraint name: SQLite does not report names.
+        match err.as_database_error() {
+            Some(db) if db.is_unique_violation() => StoreError::Conflict,
+            _ => StoreError::Database(err),
+        }
+    }
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+/// Which backend a [`Store`] is, as reported by `/api/health`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    Sqlite,
+    Postgres,
+}
+
+/// The storage contract every backend fulfils.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    fn kind(&self) -> StoreKind;
+
+    /// A cheap round trip proving the database answers.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// Applies pending migrations (safe to call from several processes at once on PostgreSQL).
+    async fn migrate(&self) -> StoreResult<()>;
+
+    /// Closes the pool, waiting for checked-out connections to come back.
+    async fn close(&self);
+
+    // --- accounts -------------------------------------------------------------------------
+
+    /// Fails with [`StoreError::Conflict`] when the e-mail address is taken.
+    async fn insert_user(&self, user: &User) -> StoreResult<()>;
+    async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
+    async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+
+    async fn insert_token(&self, token: &ApiToken) -> StoreResult<()>;
+    /// The token with this SHA-256 hash, revoked or not; the caller judges validity.
+    async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiToken>>;
+    /// Records use; only moves `last_used_at` forward.
+    async fn touch_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn tokens_of_user(&self, user_id: Uuid) -> StoreResult<Vec<ApiToken>>;
+    /// Returns false when the user has no such (unrevoked) token.
+    async fn revoke_token(&self, user_id: Uuid, token_id: Uuid, at: DateTime<Utc>)
+    -> StoreResult<bool>;
+}
+
+/// Opens the store a database URL names and runs its migrations.
+pub async fn open(url: &str) -> StoreResult<Arc<dyn Store>> {
+    let store: Arc<dyn Store> = if url.starts_with("sqlite:") {
+        Arc::new(SqliteStore::connect(url).await?)
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Arc::new(PgStore::connect(url).await?)
+    } else {
+        return Err(StoreError::UnsupportedUrl);
+    };
+    store.migrate().await?;
+    Ok(store)
+}

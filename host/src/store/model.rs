@@ -1,0 +1,41 @@
+//! Rows as the domain sees them. Both backends decode into these same types.
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+/// A person with an account.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct User {
+    pub id: Uuid,
+    pub name: String,
+    /// Trimmed and lower-cased.
+    pub email: String,
+    /// argon2id PHC string; `None` for accounts that only sign in through OAuth.
+    pub password_hash: Option<String>,
+    pub avatar_url: Option<String>,
+    pub email_verified_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A personal API token (`cn_…`). Only the SHA-256 of the secret is kept.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ApiToken {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub token_hash: Vec<u8>,
+    pub abilities: Json<Vec<String>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl ApiToken {
+    /// Not revoked and not past its expiry at `now`.
+    pub fn is_active(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
+    }
+}
