@@ -80,7 +80,12 @@ fn field_error(path: &str, message: &str) -> ApiError {
         return ApiError::validation(FieldErrors::from([(field, vec![text])]));
     }
     if let Some(field) = between(message, "unknown field `", "`") {
-        let field = join(field);
+        // The path already ends at the unknown key.
+        let field = if path.rsplit('.').next() == Some(field) {
+            path.to_owned()
+        } else {
+            join(field)
+        };
         let text = format!("The {field} field is not allowed.");
         return ApiError::validation(FieldErrors::from([(field, vec![text])]));
     }
@@ -112,6 +117,12 @@ where
                     ErrorKind::ParseErrorAtKey {
                         key, expected_type, ..
                     } => (key.clone(), format!("The {key} must be a valid {}.", short(expected_type))),
+                    ErrorKind::DeserializeError { key, message, .. } if message.contains("UUID") => {
+                        (key.clone(), format!("The {key} must be a valid UUID."))
+                    }
+                    ErrorKind::DeserializeError { key, message, .. } => {
+                        (key.clone(), format!("The {key} is not valid: {message}."))
+                    }
                     ErrorKind::InvalidUtf8InPathParam { key } => {
                         (key.clone(), format!("The {key} must be valid UTF-8."))
                     }

@@ -101,11 +101,20 @@ pub fn router(state: AppState) -> Router {
     let doc = OpenApiJson(Arc::from(
         serde_json::to_string(&with_version(doc)).expect("the OpenAPI document serializes"),
     ));
+    let max_body = state.config().max_body_bytes;
+    with_common_layers(routes.layer(Extension(doc)), max_body).with_state(state)
+}
+
+/// What every route shares, outermost first: request id, trace span, panic catcher, body
+/// limit, and envelope answers for unknown routes and methods.
+pub fn with_common_layers<S: Clone + Send + Sync + 'static>(
+    routes: Router<S>,
+    max_body_bytes: usize,
+) -> Router<S> {
     routes
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
-        .layer(Extension(doc))
-        .layer(DefaultBodyLimit::max(state.config().max_body_bytes))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {
@@ -122,7 +131,6 @@ pub fn router(state: AppState) -> Router {
             }),
         )
         .layer(middleware::from_fn(request_id::assign))
-        .with_state(state)
 }
 
 /// A handler panicked: log what we can, answer `SRV_001` with no internals.
@@ -146,3 +154,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
 async fn openapi_json(Extension(OpenApiJson(doc)): Extension<OpenApiJson>) -> Response {
     ([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
 }
+
+#[cfg(test)]
+mod tests;
