@@ -12,7 +12,11 @@ use crate::{
 };
 
 #[derive(Debug, Parser)]
-#[command(name = "claudenest", version, about = "ClaudeNest host server and machine agent")]
+#[command(
+    name = "claudenest",
+    version,
+    about = "ClaudeNest host server and machine agent"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
@@ -33,7 +37,12 @@ pub struct Settings {
     #[arg(long, env = "CLAUDENEST_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file.
-    #[arg(long, env = "CLAUDENEST_DATABASE_URL", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CLAUDENEST_DATABASE_URL",
+        global = true,
+        hide_env_values = true
+    )]
     pub database_url: Option<String>,
     /// Log filter (EnvFilter syntax) [default: info]. `RUST_LOG` overrides it.
     #[arg(long, env = "CLAUDENEST_LOG", global = true)]

@@ -125,7 +125,10 @@ impl ApiError {
 
     /// `VAL_001` for a single field.
     pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
-        Self::validation(FieldErrors::from([(field.to_owned(), vec![message.into()])]))
+        Self::validation(FieldErrors::from([(
+            field.to_owned(),
+            vec![message.into()],
+        )]))
     }
 
     /// `RTE_001` with a `Retry-After` header.
@@ -281,7 +284,10 @@ mod tests {
         for code in ErrorCode::ALL {
             assert!(seen.insert(code.as_str()), "duplicate {}", code.as_str());
         }
-        assert_eq!(ErrorCode::Validation.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            ErrorCode::Validation.status(),
+            StatusCode::UNPROCESSABLE_ENTITY
+        );
         assert_eq!(ErrorCode::TaskAlreadyClaimed.status(), StatusCode::CONFLICT);
         assert_eq!(ErrorCode::RateLimited.as_str(), "RTE_001");
     }

@@ -109,7 +109,7 @@ async fn fresh_pg_database() -> Option<String> {
 
 /// Writes each story once and runs it on both stores: `mod name { fn sqlite(); fn postgres(); }`.
 ///
-/// ```ignore
+/// ```text
 /// on_both_stores! {
 ///     async fn users_round_trip(db: TestDb) { … }
 /// }
@@ -171,12 +171,9 @@ impl Reply {
 
     /// `error.code` of an error envelope.
     pub fn error_code(&self) -> &str {
-        self.body["error"]["code"].as_str().unwrap_or_else(|| {
-            panic!(
-                "not an error envelope ({}): {}",
-                self.status, self.text
-            )
-        })
+        self.body["error"]["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error envelope ({}): {}", self.status, self.text))
     }
 
     /// Asserts the status, printing the body when it differs.
@@ -221,7 +218,9 @@ impl TestApp {
         token: Option<&str>,
         body: Option<Value>,
     ) -> Reply {
-        let mut request = self.client.request(method, format!("{}{path}", self.base_url));
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.base_url));
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }

@@ -271,7 +271,11 @@ mod tests {
     async fn passwords_hash_with_argon2id_and_verify() {
         let phc = hash_password("correct horse".into()).await.unwrap();
         assert!(phc.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{phc}");
-        assert!(verify_password("correct horse".into(), phc.clone()).await.unwrap());
+        assert!(
+            verify_password("correct horse".into(), phc.clone())
+                .await
+                .unwrap()
+        );
         assert!(!verify_password("wrong horse".into(), phc).await.unwrap());
     }
 }

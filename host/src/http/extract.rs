@@ -116,8 +116,13 @@ where
                 let (field, message) = match err.kind() {
                     ErrorKind::ParseErrorAtKey {
                         key, expected_type, ..
-                    } => (key.clone(), format!("The {key} must be a valid {}.", short(expected_type))),
-                    ErrorKind::DeserializeError { key, message, .. } if message.contains("UUID") => {
+                    } => (
+                        key.clone(),
+                        format!("The {key} must be a valid {}.", short(expected_type)),
+                    ),
+                    ErrorKind::DeserializeError { key, message, .. }
+                        if message.contains("UUID") =>
+                    {
                         (key.clone(), format!("The {key} must be a valid UUID."))
                     }
                     ErrorKind::DeserializeError { key, message, .. } => {
@@ -130,7 +135,9 @@ where
                 };
                 Err(ApiError::invalid_field(&field, message))
             }
-            Err(other) => Err(ApiError::internal(anyhow::anyhow!("path extraction: {other}"))),
+            Err(other) => Err(ApiError::internal(anyhow::anyhow!(
+                "path extraction: {other}"
+            ))),
         }
     }
 }
@@ -138,7 +145,11 @@ where
 /// `uuid::Uuid` → `Uuid` for messages.
 fn short(type_name: &str) -> &str {
     let last = type_name.rsplit("::").next().unwrap_or(type_name);
-    if last.eq_ignore_ascii_case("uuid") { "UUID" } else { last }
+    if last.eq_ignore_ascii_case("uuid") {
+        "UUID"
+    } else {
+        last
+    }
 }
 
 /// Query parameters, with per-parameter messages on failure.
@@ -159,7 +170,10 @@ where
             .map(ApiQuery)
             .map_err(|err| {
                 let path = err.path().to_string();
-                field_error(if path == "." { "" } else { &path }, &err.inner().to_string())
+                field_error(
+                    if path == "." { "" } else { &path },
+                    &err.inner().to_string(),
+                )
             })
     }
 }

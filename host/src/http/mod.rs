@@ -152,7 +152,11 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
     responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
 )]
 async fn openapi_json(Extension(OpenApiJson(doc)): Extension<OpenApiJson>) -> Response {
-    ([(header::CONTENT_TYPE, "application/json")], doc.to_string()).into_response()
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.to_string(),
+    )
+        .into_response()
 }
 
 #[cfg(test)]

@@ -124,7 +124,10 @@ async fn enforce(limiter: &RateLimiter, key: [u8; 16], request: Request, next: N
         + decision.reset_in;
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", HeaderValue::from(decision.limit));
-    headers.insert("x-ratelimit-remaining", HeaderValue::from(decision.remaining));
+    headers.insert(
+        "x-ratelimit-remaining",
+        HeaderValue::from(decision.remaining),
+    );
     headers.insert("x-ratelimit-reset", HeaderValue::from(reset_at));
     response
 }

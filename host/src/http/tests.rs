@@ -81,7 +81,10 @@ async fn send(request: Request<Body>) -> (StatusCode, Value) {
     let response = app().oneshot(request).await.unwrap();
     let status = response.status();
     let bytes = to_bytes(response.into_body(), usize::MAX).await.unwrap();
-    (status, serde_json::from_slice(&bytes).expect("every answer is JSON"))
+    (
+        status,
+        serde_json::from_slice(&bytes).expect("every answer is JSON"),
+    )
 }
 
 async fn post_json(body: &str) -> (StatusCode, Value) {
@@ -99,7 +102,12 @@ fn assert_validation(status: StatusCode, body: &Value, field: &str) -> String {
     assert_eq!(body["success"], false);
     assert_eq!(body["error"]["code"], "VAL_001");
     assert_eq!(body["error"]["message"], "The given data was invalid.");
-    assert!(body["meta"]["request_id"].as_str().unwrap().starts_with("req_"));
+    assert!(
+        body["meta"]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req_")
+    );
     let messages = body["error"]["errors"][field]
         .as_array()
         .unwrap_or_else(|| panic!("no errors.{field} in {body}"));
@@ -109,16 +117,23 @@ fn assert_validation(status: StatusCode, body: &Value, field: &str) -> String {
 #[tokio::test]
 async fn valid_json_passes_through_to_the_handler() {
     let (status, body) =
-        post_json(r#"{"title":"t","count":3,"priority":"high","pty_size":{"cols":80,"rows":24}}"#).await;
+        post_json(r#"{"title":"t","count":3,"priority":"high","pty_size":{"cols":80,"rows":24}}"#)
+            .await;
     assert_eq!(status, StatusCode::OK, "{body}");
-    assert_eq!(body["data"], json!({"title":"t","count":3,"high":true,"sized":true}));
+    assert_eq!(
+        body["data"],
+        json!({"title":"t","count":3,"high":true,"sized":true})
+    );
 }
 
 #[tokio::test]
 async fn malformed_json_is_a_body_error() {
     let (status, body) = post_json(r#"{"title": "t", "count": "#).await;
     let message = assert_validation(status, &body, "body");
-    assert!(message.starts_with("The body is not valid JSON"), "{message}");
+    assert!(
+        message.starts_with("The body is not valid JSON"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
@@ -165,7 +180,10 @@ async fn unknown_fields_are_refused_where_the_type_says_so() {
 
 #[tokio::test]
 async fn oversize_bodies_answer_413_in_the_envelope() {
-    let big = format!(r#"{{"title":"{}","count":1,"priority":"low"}}"#, "a".repeat(4096));
+    let big = format!(
+        r#"{{"title":"{}","count":1,"priority":"low"}}"#,
+        "a".repeat(4096)
+    );
     let (status, body) = post_json(&big).await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
     assert_eq!(body["error"]["code"], "VAL_002");
@@ -173,18 +191,33 @@ async fn oversize_bodies_answer_413_in_the_envelope() {
 
 #[tokio::test]
 async fn bad_uuids_in_paths_are_validation_errors() {
-    let (status, body) = send(Request::get("/things/not-a-uuid").body(Body::empty()).unwrap()).await;
+    let (status, body) = send(
+        Request::get("/things/not-a-uuid")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     let message = assert_validation(status, &body, "id");
     assert_eq!(message, "The id must be a valid UUID.");
     let id = Uuid::now_v7();
-    let (status, body) = send(Request::get(format!("/things/{id}")).body(Body::empty()).unwrap()).await;
+    let (status, body) = send(
+        Request::get(format!("/things/{id}"))
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(body["data"], id.to_string());
 }
 
 #[tokio::test]
 async fn bad_query_parameters_are_named() {
-    let (status, body) = send(Request::get("/list?per_page=lots").body(Body::empty()).unwrap()).await;
+    let (status, body) = send(
+        Request::get("/list?per_page=lots")
+            .body(Body::empty())
+            .unwrap(),
+    )
+    .await;
     assert_validation(status, &body, "per_page");
 }
 
@@ -194,7 +227,12 @@ async fn panics_answer_srv_001_without_internals() {
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body["error"]["code"], "SRV_001");
     assert!(!body.to_string().contains("secret"), "{body}");
-    assert!(body["meta"]["request_id"].as_str().unwrap().starts_with("req_"));
+    assert!(
+        body["meta"]["request_id"]
+            .as_str()
+            .unwrap()
+            .starts_with("req_")
+    );
 }
 
 #[tokio::test]

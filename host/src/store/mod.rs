@@ -89,8 +89,12 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
     async fn tokens_of_user(&self, user_id: Uuid) -> StoreResult<Vec<ApiToken>>;
     /// Returns false when the user has no such (unrevoked) token.
-    async fn revoke_token(&self, user_id: Uuid, token_id: Uuid, at: DateTime<Utc>)
-    -> StoreResult<bool>;
+    async fn revoke_token(
+        &self,
+        user_id: Uuid,
+        token_id: Uuid,
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
 }
 
 /// Opens the store a database URL names and runs its migrations.

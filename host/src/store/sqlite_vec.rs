@@ -23,10 +23,13 @@ pub fn register() {
                 *mut *mut std::os::raw::c_char,
                 *const libsqlite3_sys::sqlite3_api_routines,
             ) -> std::os::raw::c_int;
-            let init: EntryPoint =
-                std::mem::transmute(sqlite_vec::sqlite3_vec_init as *const ());
+            let init: EntryPoint = std::mem::transmute(sqlite_vec::sqlite3_vec_init as *const ());
             libsqlite3_sys::sqlite3_auto_extension(Some(init))
         };
-        assert_eq!(rc, libsqlite3_sys::SQLITE_OK, "registering sqlite-vec failed");
+        assert_eq!(
+            rc,
+            libsqlite3_sys::SQLITE_OK,
+            "registering sqlite-vec failed"
+        );
     });
 }
