@@ -51,14 +51,11 @@ async fn start(args: &[&str]) -> Running {
     let client = http_client();
     let deadline = Instant::now() + Duration::from_secs(30);
     while Instant::now() < deadline {
-        if let Ok(r) = client
-            .get(format!("{}/api/health", running.base_url))
-            .send()
-            .await
+        let probe = client.get(format!("{}/api/health", running.base_url));
+        if let Ok(r) = probe.send().await
+            && r.status().is_success()
         {
-            if r.status().is_success() {
-                return running;
-            }
+            return running;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
