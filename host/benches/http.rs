@@ -56,6 +56,7 @@ async fn run() {
         log: "warn".into(),
         rate_limits: RateLimits {
             auth_per_minute: u32::MAX,
+            login_per_account_per_minute: u32::MAX,
             api_per_minute: u32::MAX,
         },
         ..Config::default()

@@ -5,11 +5,9 @@ use std::{io::Read as _, path::PathBuf, process::ExitCode};
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand};
 
-use crate::{
-    config::{Config, Overrides},
-    domain::accounts,
-    store,
-};
+use serde::Serialize;
+
+use crate::{config::Config, domain::accounts, store};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -24,17 +22,21 @@ pub struct Cli {
     pub command: Option<Command>,
 }
 
-/// Server settings. Each is a flag and a `CLAUDENEST_*` variable; both beat the config file.
-#[derive(Debug, Args)]
+/// The most used settings as flags; each is also a `CLAUDENEST_*` variable. Every other
+/// setting comes from the config file or the environment (docs/configuration.md).
+#[derive(Debug, Args, Serialize)]
 pub struct Settings {
-    /// TOML configuration file (keys as in docs/configuration.md).
+    /// TOML configuration file.
     #[arg(long, env = "CLAUDENEST_CONFIG", global = true)]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
     /// Address and port to listen on [default: 127.0.0.1:8000].
     #[arg(long, env = "CLAUDENEST_BIND", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub bind: Option<std::net::SocketAddr>,
     /// Data directory for the embedded SQLite store [default: ~/.local/share/claudenest].
     #[arg(long, env = "CLAUDENEST_DATA_DIR", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
     /// `postgres://…` for PostgreSQL, `sqlite://…` for another SQLite file.
     #[arg(
@@ -43,44 +45,25 @@ pub struct Settings {
         global = true,
         hide_env_values = true
     )]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub database_url: Option<String>,
+    /// Base URL users reach this server at (for links in e-mails) [default: http://{bind}].
+    #[arg(long, env = "CLAUDENEST_PUBLIC_URL", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
     /// Log filter (EnvFilter syntax) [default: info]. `RUST_LOG` overrides it.
     #[arg(long, env = "CLAUDENEST_LOG", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
-    /// Log as JSON lines.
-    #[arg(long, env = "CLAUDENEST_LOG_JSON", global = true)]
-    pub log_json: Option<bool>,
     /// Seconds in-flight requests get to finish on shutdown [default: 10].
     #[arg(long, env = "CLAUDENEST_SHUTDOWN_TIMEOUT_SECS", global = true)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout_secs: Option<u64>,
-    /// Largest accepted request body in bytes [default: 2097152].
-    #[arg(long, env = "CLAUDENEST_MAX_BODY_BYTES", global = true)]
-    pub max_body_bytes: Option<usize>,
-    /// Authentication requests per minute per client IP [default: 10].
-    #[arg(long, env = "CLAUDENEST_RATE_LIMIT_AUTH_PER_MINUTE", global = true)]
-    pub rate_limit_auth_per_minute: Option<u32>,
-    /// Authenticated API requests per minute per token [default: 1000].
-    #[arg(long, env = "CLAUDENEST_RATE_LIMIT_API_PER_MINUTE", global = true)]
-    pub rate_limit_api_per_minute: Option<u32>,
 }
 
 impl Settings {
-    fn overrides(&self) -> Overrides {
-        Overrides {
-            bind: self.bind,
-            data_dir: self.data_dir.clone(),
-            database_url: self.database_url.clone(),
-            log: self.log.clone(),
-            log_json: self.log_json,
-            shutdown_timeout_secs: self.shutdown_timeout_secs,
-            max_body_bytes: self.max_body_bytes,
-            rate_limit_auth_per_minute: self.rate_limit_auth_per_minute,
-            rate_limit_api_per_minute: self.rate_limit_api_per_minute,
-        }
-    }
-
     pub fn load(&self) -> anyhow::Result<Config> {
-        Config::load(self.config.as_deref(), self.overrides())
+        Config::load(self.config.as_deref(), self)
     }
 }
 

@@ -1,6 +1,7 @@
 //! Layered configuration: built-in defaults → optional TOML file → `CLAUDENEST_*` environment
-//! variables → command-line flags. Clap resolves the last two (a flag beats its env var), so this
-//! module only has to lay the file under whatever clap produced.
+//! variables → command-line flags (later wins). Nested keys use `__` in variable names:
+//! `CLAUDENEST_OAUTH__GITHUB__CLIENT_ID` is `[oauth.github] client_id`. Unknown keys are an
+//! error, so a typo is never silently ignored. Every key is listed in docs/configuration.md.
 
 use std::{
     fmt,
@@ -9,34 +10,46 @@ use std::{
     time::Duration,
 };
 
-use anyhow::Context as _;
-use serde::Deserialize;
+use figment::{
+    Figment,
+    providers::{Env, Format as _, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
 
 /// Everything the host server needs to run. Build it with [`Config::load`] (or by hand in tests).
-#[derive(Clone)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Config {
     /// Address the HTTP server listens on.
     pub bind: SocketAddr,
     /// Where the embedded SQLite database (and later caches) live.
     pub data_dir: PathBuf,
     /// `sqlite://…` or `postgres://…`; `None` means the SQLite file in `data_dir`.
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
+    /// Base URL users reach the service at, for links in e-mails. Default: `http://{bind}`.
+    pub public_url: Option<String>,
     /// `tracing` EnvFilter directive, e.g. `info,claudenest=debug`.
     pub log: String,
     /// Emit logs as JSON lines instead of human-readable text.
     pub log_json: bool,
-    /// How long shutdown waits for in-flight requests before giving up on them.
-    pub shutdown_timeout: Duration,
+    /// Seconds shutdown waits for in-flight requests before giving up on them.
+    pub shutdown_timeout_secs: u64,
     /// Largest accepted request body.
     pub max_body_bytes: usize,
     pub rate_limits: RateLimits,
+    pub auth: AuthSettings,
+    pub mail: MailSettings,
+    pub oauth: OAuthSettings,
 }
 
 /// Requests per minute for each rate-limited group (API §13).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RateLimits {
     /// Authentication endpoints, counted per client IP.
     pub auth_per_minute: u32,
+    /// Login attempts per account (e-mail), on top of the per-IP limit.
+    pub login_per_account_per_minute: u32,
     /// Authenticated API, counted per bearer token.
     pub api_per_minute: u32,
 }
@@ -45,9 +58,65 @@ impl Default for RateLimits {
     fn default() -> Self {
         Self {
             auth_per_minute: 10,
+            login_per_account_per_minute: 5,
             api_per_minute: 1000,
         }
     }
+}
+
+/// Lifetimes of what sign-in hands out.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthSettings {
+    /// Days a token from login/register/OAuth lives.
+    pub session_token_days: u32,
+    /// Days it lives when the login asked to be remembered.
+    pub remember_token_days: u32,
+    /// Minutes a password-reset link stays valid.
+    pub reset_token_minutes: u32,
+}
+
+impl Default for AuthSettings {
+    fn default() -> Self {
+        Self {
+            session_token_days: 30,
+            remember_token_days: 365,
+            reset_token_minutes: 60,
+        }
+    }
+}
+
+/// Outgoing mail. Without `smtp_url`, password-reset links are written to the log instead.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MailSettings {
+    /// `smtp://user:pass@host:587?tls=required`, `smtps://…`, or `smtp://127.0.0.1:2525`.
+    pub smtp_url: Option<Secret>,
+    /// Sender address. Default: `ClaudeNest <no-reply@localhost>`.
+    pub from: Option<String>,
+}
+
+/// OAuth providers (API §2.1). A provider without settings answers a clear error.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuthSettings {
+    pub github: Option<OAuthProvider>,
+    pub google: Option<OAuthProvider>,
+}
+
+/// One OAuth provider. The endpoint URLs default to the provider's public ones.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthProvider {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// Where the provider sends the browser back: `{public_url}/api/auth/{provider}/callback`.
+    pub redirect_url: Option<String>,
+    pub auth_url: Option<String>,
+    pub token_url: Option<String>,
+    pub userinfo_url: Option<String>,
+    /// GitHub only: the list of the user's addresses with their verified flags.
+    pub emails_url: Option<String>,
 }
 
 impl Default for Config {
@@ -56,45 +125,51 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: default_data_dir(),
             database_url: None,
+            public_url: None,
             log: "info".into(),
             log_json: false,
-            shutdown_timeout: Duration::from_secs(10),
+            shutdown_timeout_secs: 10,
             max_body_bytes: 2 * 1024 * 1024,
             rate_limits: RateLimits::default(),
+            auth: AuthSettings::default(),
+            mail: MailSettings::default(),
+            oauth: OAuthSettings::default(),
         }
     }
 }
 
-/// The database URL can carry a password: keep it out of `Debug` output and therefore out of logs.
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("bind", &self.bind)
-            .field("data_dir", &self.data_dir)
-            .field(
-                "database_url",
-                &self.database_url.as_deref().map(redact_url),
-            )
-            .field("log", &self.log)
-            .field("log_json", &self.log_json)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("max_body_bytes", &self.max_body_bytes)
-            .field("rate_limits", &self.rate_limits)
-            .finish()
+/// A string that never shows in `Debug` output, and therefore never in logs.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
     }
 }
 
-/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`.
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&redact_url(&self.0))
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; anything else → `***`.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
+        return "***".into();
     };
     match rest.split_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
             Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
-            None => url.to_owned(),
+            None => format!("{scheme}://{userinfo}@{host}"),
         },
-        None => url.to_owned(),
+        None => format!("{scheme}://{rest}"),
     }
 }
 
@@ -109,100 +184,68 @@ pub fn default_data_dir() -> PathBuf {
     PathBuf::from("claudenest-data")
 }
 
-/// Settings as they can appear in the TOML file, the environment or on the command line.
-/// Every field is optional; `None` means "not set at this layer".
-#[derive(Debug, Default, Deserialize, Clone, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct Overrides {
-    pub bind: Option<SocketAddr>,
-    pub data_dir: Option<PathBuf>,
-    pub database_url: Option<String>,
-    pub log: Option<String>,
-    pub log_json: Option<bool>,
-    pub shutdown_timeout_secs: Option<u64>,
-    pub max_body_bytes: Option<usize>,
-    pub rate_limit_auth_per_minute: Option<u32>,
-    pub rate_limit_api_per_minute: Option<u32>,
-}
-
-impl Overrides {
-    /// Reads a TOML file; unknown keys are an error so a typo is never silently ignored.
-    pub fn from_file(path: &Path) -> anyhow::Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("reading config file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("parsing config file {}", path.display()))
-    }
-
-    /// Fields set in `upper` win over fields set in `self`.
-    pub fn layered_under(self, upper: Overrides) -> Overrides {
-        Overrides {
-            bind: upper.bind.or(self.bind),
-            data_dir: upper.data_dir.or(self.data_dir),
-            database_url: upper.database_url.or(self.database_url),
-            log: upper.log.or(self.log),
-            log_json: upper.log_json.or(self.log_json),
-            shutdown_timeout_secs: upper.shutdown_timeout_secs.or(self.shutdown_timeout_secs),
-            max_body_bytes: upper.max_body_bytes.or(self.max_body_bytes),
-            rate_limit_auth_per_minute: upper
-                .rate_limit_auth_per_minute
-                .or(self.rate_limit_auth_per_minute),
-            rate_limit_api_per_minute: upper
-                .rate_limit_api_per_minute
-                .or(self.rate_limit_api_per_minute),
-        }
-    }
-}
+/// Top-level keys, so `CLAUDENEST_*` variables that are not settings (`CLAUDENEST_CONFIG`,
+/// test variables) are not mistaken for typos.
+const KEYS: &[&str] = &[
+    "bind",
+    "data_dir",
+    "database_url",
+    "public_url",
+    "log",
+    "log_json",
+    "shutdown_timeout_secs",
+    "max_body_bytes",
+    "rate_limits",
+    "auth",
+    "mail",
+    "oauth",
+];
 
 impl Config {
-    /// Defaults, then the optional file, then `cli` (environment and flags as clap resolved them).
-    pub fn load(file: Option<&Path>, cli: Overrides) -> anyhow::Result<Self> {
-        let file = match file {
-            Some(path) => Overrides::from_file(path)?,
-            None => Overrides::default(),
-        };
-        Ok(Config::default().apply(file.layered_under(cli)))
+    /// Defaults, then `file`, then `CLAUDENEST_*` variables, then `flags` (a TOML-shaped table of
+    /// the flags that were given).
+    pub fn load(file: Option<&Path>, flags: impl Serialize) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            anyhow::ensure!(
+                path.exists(),
+                "config file {} does not exist",
+                path.display()
+            );
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        let env = Env::prefixed("CLAUDENEST_").split("__").filter(|key| {
+            KEYS.iter()
+                .any(|k| key.as_str().split('.').next() == Some(*k))
+        });
+        let config: Config = figment
+            .merge(env)
+            .merge(Serialized::defaults(flags))
+            .extract()
+            .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+        Ok(config)
     }
 
-    /// Applies every field that is set.
-    pub fn apply(mut self, o: Overrides) -> Self {
-        if let Some(v) = o.bind {
-            self.bind = v;
-        }
-        if let Some(v) = o.data_dir {
-            self.data_dir = v;
-        }
-        if let Some(v) = o.database_url.filter(|u| !u.is_empty()) {
-            self.database_url = Some(v);
-        }
-        if let Some(v) = o.log {
-            self.log = v;
-        }
-        if let Some(v) = o.log_json {
-            self.log_json = v;
-        }
-        if let Some(v) = o.shutdown_timeout_secs {
-            self.shutdown_timeout = Duration::from_secs(v);
-        }
-        if let Some(v) = o.max_body_bytes {
-            self.max_body_bytes = v;
-        }
-        if let Some(v) = o.rate_limit_auth_per_minute {
-            self.rate_limits.auth_per_minute = v;
-        }
-        if let Some(v) = o.rate_limit_api_per_minute {
-            self.rate_limits.api_per_minute = v;
-        }
-        self
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
     }
 
     /// The URL of the store to open: the configured one, or the SQLite file in the data dir.
     pub fn effective_database_url(&self) -> String {
         match &self.database_url {
-            Some(url) => url.clone(),
-            None => format!(
+            Some(url) if !url.expose().is_empty() => url.expose().to_owned(),
+            _ => format!(
                 "sqlite://{}",
                 self.data_dir.join("claudenest.sqlite3").display()
             ),
+        }
+    }
+
+    /// Base URL for links that leave the server (reset e-mails, OAuth redirects).
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.bind),
         }
     }
 }
@@ -211,45 +254,61 @@ impl Config {
 mod tests {
     use super::*;
 
+    fn write(dir: &Path, text: &str) -> PathBuf {
+        let file = dir.join("c.toml");
+        std::fs::write(&file, text).unwrap();
+        file
+    }
+
     #[test]
     fn later_layers_win_and_unset_fields_fall_through() {
-        let dir = std::env::temp_dir().join(format!("cn-config-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(
-            &file,
-            "bind = \"127.0.0.1:9000\"\nlog = \"debug\"\nrate_limit_api_per_minute = 5\n",
-        )
-        .unwrap();
-        let cli = Overrides {
-            bind: Some("127.0.0.1:9100".parse().unwrap()),
-            ..Default::default()
-        };
-        let config = Config::load(Some(&file), cli).unwrap();
-        assert_eq!(config.bind.port(), 9100, "flag/env beats file");
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(
+            dir.path(),
+            "bind = \"127.0.0.1:9000\"\nlog = \"debug\"\n[rate_limits]\napi_per_minute = 5\n\
+             [oauth.github]\nclient_id = \"id\"\nclient_secret = \"shh\"\n",
+        );
+        let flags = serde_json::json!({"bind": "127.0.0.1:9100"});
+        let config = Config::load(Some(&file), flags).unwrap();
+        assert_eq!(config.bind.port(), 9100, "flag beats file");
         assert_eq!(config.log, "debug", "file beats default");
         assert_eq!(config.rate_limits.api_per_minute, 5);
         assert_eq!(config.rate_limits.auth_per_minute, 10, "default kept");
+        let github = config.oauth.github.as_ref().unwrap();
+        assert_eq!(github.client_secret.expose(), "shh");
+        assert!(config.oauth.google.is_none());
     }
 
     #[test]
     fn unknown_file_keys_are_rejected() {
-        let dir = std::env::temp_dir().join(format!("cn-config-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).unwrap();
-        let file = dir.join("c.toml");
-        std::fs::write(&file, "bnd = \"127.0.0.1:9000\"\n").unwrap();
-        let err = Config::load(Some(&file), Overrides::default()).unwrap_err();
+        let dir = tempfile::tempdir().unwrap();
+        let file = write(dir.path(), "bnd = \"127.0.0.1:9000\"\n");
+        let err = Config::load(Some(&file), serde_json::json!({})).unwrap_err();
         assert!(format!("{err:#}").contains("unknown field"), "{err:#}");
+        let missing = Config::load(Some(&dir.path().join("nope.toml")), serde_json::json!({}));
+        assert!(missing.is_err());
     }
 
     #[test]
-    fn database_password_never_reaches_debug_output() {
-        let config = Config {
-            database_url: Some("postgres://app:hunter2@127.0.0.1/cn".into()),
+    fn secrets_never_reach_debug_output() {
+        let mut config = Config {
+            database_url: Some(Secret::new("postgres://app:hunter2@127.0.0.1/cn")),
             ..Config::default()
         };
+        config.oauth.google = Some(OAuthProvider {
+            client_id: "id".into(),
+            client_secret: Secret::new("s3cr3t"),
+            redirect_url: None,
+            auth_url: None,
+            token_url: None,
+            userinfo_url: None,
+            emails_url: None,
+        });
         let shown = format!("{config:?}");
-        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("s3cr3t"),
+            "{shown}"
+        );
         assert!(shown.contains("postgres://app:***@127.0.0.1/cn"));
     }
 }

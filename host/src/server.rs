@@ -44,7 +44,7 @@ impl Server {
     /// Serves until `shutdown` is cancelled, then drains and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
         let Self { state, listener } = self;
-        let drain = state.config().shutdown_timeout;
+        let drain = state.config().shutdown_timeout();
         let store = state.store_arc();
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let graceful = shutdown.clone();

@@ -9,7 +9,7 @@ use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use claudenest::{
     app::AppState,
-    config::{Config, RateLimits},
+    config::{Config, RateLimits, Secret},
     domain::accounts,
     server::Server,
     store::{self, Store, User},
@@ -56,9 +56,10 @@ impl TestDb {
         Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             data_dir: self.dir.path().to_owned(),
-            database_url: Some(self.url.clone()),
+            database_url: Some(Secret::new(self.url.clone())),
             rate_limits: RateLimits {
                 auth_per_minute: 10_000,
+                login_per_account_per_minute: 10_000,
                 api_per_minute: 10_000,
             },
             ..Config::default()

@@ -176,7 +176,7 @@ fn migrate_applies_the_schema_and_bad_configuration_is_a_clear_error() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field `bindd`"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown field: found `bindd`"));
 
     let out = command(home.path())
         .env("CLAUDENEST_DATABASE_URL", "mysql://x")
