@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::{
     config::Config,
+    domain::{mail::Mailer, oauth::OAuth},
     http::rate_limit::RateLimiter,
     store::{self, Store},
 };
@@ -18,7 +19,10 @@ struct Inner {
     config: Config,
     store: Arc<dyn Store>,
     auth_limiter: Arc<RateLimiter>,
+    login_limiter: Arc<RateLimiter>,
     api_limiter: Arc<RateLimiter>,
+    mailer: Mailer,
+    oauth: OAuth,
 }
 
 impl AppState {
@@ -31,20 +35,28 @@ impl AppState {
                 crate::config::redact_url(&url)
             )
         })?;
-        Ok(Self::new(config, store))
+        Self::new(config, store)
     }
 
-    pub fn new(config: Config, store: Arc<dyn Store>) -> Self {
-        let auth_limiter = RateLimiter::new(config.rate_limits.auth_per_minute);
-        let api_limiter = RateLimiter::new(config.rate_limits.api_per_minute);
-        Self {
+    /// Builds the state around an open store; fails on unusable mail or OAuth settings.
+    pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        let limits = &config.rate_limits;
+        let auth_limiter = RateLimiter::new(limits.auth_per_minute);
+        let login_limiter = RateLimiter::new(limits.login_per_account_per_minute);
+        let api_limiter = RateLimiter::new(limits.api_per_minute);
+        let mailer = Mailer::from_settings(&config.mail)?;
+        let oauth = OAuth::new(config.oauth.clone(), config.public_url())?;
+        Ok(Self {
             inner: Arc::new(Inner {
                 config,
                 store,
                 auth_limiter,
+                login_limiter,
                 api_limiter,
+                mailer,
+                oauth,
             }),
-        }
+        })
     }
 
     pub fn config(&self) -> &Config {
@@ -65,5 +77,18 @@ impl AppState {
 
     pub fn api_limiter(&self) -> Arc<RateLimiter> {
         self.inner.api_limiter.clone()
+    }
+
+    /// Login attempts per account, on top of the per-IP auth limit.
+    pub fn login_limiter(&self) -> &RateLimiter {
+        &self.inner.login_limiter
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.inner.mailer
+    }
+
+    pub fn oauth(&self) -> &OAuth {
+        &self.inner.oauth
     }
 }

@@ -59,6 +59,10 @@ error_codes! {
     Unauthenticated = ("AUTH_005", UNAUTHORIZED, "Unauthenticated"),
     /// The token is valid but lacks the ability the endpoint needs.
     Forbidden = ("AUTH_006", FORBIDDEN, "This token is not allowed to do that"),
+    /// No such token among the caller's.
+    TokenNotFound = ("AUTH_007", NOT_FOUND, "Token not found"),
+    /// The provider's e-mail belongs to an account it cannot be linked to automatically.
+    OAuthAccountConflict = ("AUTH_008", CONFLICT, "An account with this email already exists"),
     MachineNotFound = ("MCH_001", NOT_FOUND, "Machine not found"),
     MachineOffline = ("MCH_002", BAD_REQUEST, "Machine is offline"),
     WakeOnLanUnsupported = ("MCH_003", BAD_REQUEST, "Machine does not support Wake-on-LAN"),

@@ -3,7 +3,7 @@
 //! Tokens are `cn_` + 48 characters from the OS CSPRNG, shown once, stored only as their
 //! SHA-256. Passwords are argon2id with OWASP's parameters, hashed off the async threads.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 use argon2::{
     Argon2, PasswordHash, PasswordHasher, PasswordVerifier,
@@ -16,8 +16,9 @@ use sqlx::types::Json;
 use subtle::ConstantTimeEq;
 use uuid::Uuid;
 
-use super::clock;
+use super::{abilities, clock};
 use crate::{
+    config::AuthSettings,
     error::{ApiError, ErrorCode, Result, Validator},
     store::{ApiToken, Store, StoreError, User},
 };
@@ -63,7 +64,7 @@ pub struct Principal {
 impl Principal {
     /// `*` grants everything; otherwise the exact ability must be listed.
     pub fn can(&self, ability: &str) -> bool {
-        self.abilities.iter().any(|a| a == "*" || a == ability)
+        abilities::grants(&self.abilities, ability)
     }
 
     /// `AUTH_006` unless the token carries `ability`.
@@ -144,33 +145,49 @@ pub fn is_plausible_email(email: &str) -> bool {
         && email.len() <= 254
 }
 
-/// Creates a password account. An e-mail already in use answers `VAL_001` on `email`.
-pub async fn create_account(store: &dyn Store, new: NewAccount) -> Result<User> {
-    let name = new.name.trim().to_owned();
-    let email = normalize_email(&new.email);
-    Validator::new()
-        .check(
-            (2..=255).contains(&name.chars().count()),
+impl NewAccount {
+    /// Adds this account's field problems to `v` (without failing yet).
+    fn validate(&self, v: &mut Validator) {
+        v.check(
+            (2..=255).contains(&self.name.trim().chars().count()),
             "name",
             "The name must be between 2 and 255 characters.",
         )
         .check(
-            is_plausible_email(&email),
+            is_plausible_email(&normalize_email(&self.email)),
             "email",
             "The email must be a valid email address.",
         )
         .check(
-            new.password.chars().count() >= 8,
+            (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&self.password.chars().count()),
             "password",
-            "The password must be at least 8 characters.",
-        )
-        .finish()?;
+            format!(
+                "The password must be between {MIN_PASSWORD_CHARS} and {MAX_PASSWORD_CHARS} characters."
+            ),
+        );
+    }
+}
+
+pub const MIN_PASSWORD_CHARS: usize = 8;
+/// argon2 takes any length; this bounds the work one request can ask for.
+pub const MAX_PASSWORD_CHARS: usize = 1024;
+
+/// Creates a password account. An e-mail already in use answers `VAL_001` on `email`.
+pub async fn create_account(store: &dyn Store, new: NewAccount) -> Result<User> {
+    let mut v = Validator::new();
+    new.validate(&mut v);
+    v.finish()?;
+    insert_account(store, new).await
+}
+
+/// Stores an already validated account.
+async fn insert_account(store: &dyn Store, new: NewAccount) -> Result<User> {
     let password_hash = hash_password(new.password).await?;
     let now = clock::now();
     let user = User {
         id: Uuid::now_v7(),
-        name,
-        email,
+        name: new.name.trim().to_owned(),
+        email: normalize_email(&new.email),
         password_hash: Some(password_hash),
         avatar_url: None,
         email_verified_at: None,
@@ -184,6 +201,145 @@ pub async fn create_account(store: &dyn Store, new: NewAccount) -> Result<User> 
             "The email has already been taken.",
         )),
         Err(err) => Err(err.into()),
+    }
+}
+
+/// A signed-in user and the token that proves it (login, register, OAuth callback).
+pub struct SignIn {
+    pub user: User,
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Issues an all-abilities session token that lives `days`.
+pub async fn start_session(store: &dyn Store, user: User, name: &str, days: u32) -> Result<SignIn> {
+    let expires_at = clock::now() + Duration::days(days.into());
+    let (_, token) = issue_token(store, user.id, name, vec!["*".into()], Some(expires_at)).await?;
+    Ok(SignIn {
+        user,
+        token,
+        expires_at,
+    })
+}
+
+/// `POST /api/auth/register`: opens an account and signs it in.
+pub async fn register(
+    store: &dyn Store,
+    account: NewAccount,
+    password_confirmation: &str,
+    settings: &AuthSettings,
+) -> Result<SignIn> {
+    let mut v = Validator::new();
+    account.validate(&mut v);
+    v.check(
+        account.password == password_confirmation,
+        "password_confirmation",
+        "The password confirmation does not match.",
+    );
+    v.finish()?;
+    let user = insert_account(store, account).await?;
+    start_session(store, user, "registration", settings.session_token_days).await
+}
+
+/// `POST /api/auth/login`. Unknown e-mail and wrong password are the same `AUTH_002`, and
+/// both cost one argon2 verification, so neither the answer nor its timing tells them apart.
+pub async fn login(
+    store: &dyn Store,
+    email: &str,
+    password: String,
+    remember: bool,
+    settings: &AuthSettings,
+) -> Result<SignIn> {
+    let user = store.user_by_email(&normalize_email(email)).await?;
+    let phc = user
+        .as_ref()
+        .and_then(|u| u.password_hash.clone())
+        .unwrap_or_else(|| DUMMY_HASH.clone());
+    let matches = verify_password(password, phc).await?;
+    let user = match user {
+        Some(user) if matches && user.password_hash.is_some() => user,
+        _ => return Err(ApiError::new(ErrorCode::InvalidCredentials)),
+    };
+    let days = if remember {
+        settings.remember_token_days
+    } else {
+        settings.session_token_days
+    };
+    start_session(store, user, "login", days).await
+}
+
+/// A real argon2id hash of a random password, verified against when the account does not
+/// exist so that path costs what a real check costs.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
+    let salt = SaltString::generate(&mut OsRng);
+    let secret = TokenSecret::generate("").plain;
+    argon2()
+        .hash_password(secret.as_bytes(), &salt)
+        .expect("hashing a random password")
+        .to_string()
+});
+
+/// `POST /api/auth/logout`: revokes the token the request was made with.
+pub async fn logout(store: &dyn Store, principal: &Principal) -> Result<()> {
+    store
+        .revoke_token(principal.user.id, principal.token_id, clock::now())
+        .await?;
+    Ok(())
+}
+
+/// `GET /api/auth/tokens`.
+pub async fn list_tokens(store: &dyn Store, principal: &Principal) -> Result<Vec<ApiToken>> {
+    principal.require(abilities::TOKENS_READ)?;
+    Ok(store.tokens_of_user(principal.user.id).await?)
+}
+
+/// `POST /api/auth/tokens`: a new personal token with at most the caller's abilities.
+pub async fn create_token(
+    store: &dyn Store,
+    principal: &Principal,
+    name: &str,
+    wanted: Option<Vec<String>>,
+    expires_in_days: Option<i64>,
+) -> Result<(ApiToken, String)> {
+    principal.require(abilities::TOKENS_WRITE)?;
+    let wanted = wanted.unwrap_or_else(|| vec!["*".into()]);
+    let mut v = Validator::new();
+    v.check(
+        (1..=255).contains(&name.trim().chars().count()),
+        "name",
+        "The name must be between 1 and 255 characters.",
+    )
+    .check(!wanted.is_empty(), "abilities", "The abilities must not be empty.");
+    for ability in wanted.iter().filter(|a| !abilities::is_known(a)) {
+        v.add("abilities", format!("Unknown ability `{ability}`."));
+    }
+    if let Some(days) = expires_in_days {
+        v.check(
+            (1..=3650).contains(&days),
+            "expires_in_days",
+            "The expires in days must be between 1 and 3650.",
+        );
+    }
+    v.finish()?;
+    if let Some(missing) = wanted.iter().find(|a| !principal.can(a)) {
+        return Err(ApiError::new(ErrorCode::Forbidden).with_message(format!(
+            "This token cannot grant the `{missing}` ability it does not have."
+        )));
+    }
+    let expires_at = expires_in_days.map(|days| clock::now() + Duration::days(days));
+    issue_token(store, principal.user.id, name.trim(), wanted, expires_at).await
+}
+
+/// `DELETE /api/auth/tokens/{id}`: another user's token id is "not found", like a missing one.
+pub async fn revoke_token(store: &dyn Store, principal: &Principal, token_id: Uuid) -> Result<()> {
+    principal.require(abilities::TOKENS_WRITE)?;
+    if store
+        .revoke_token(principal.user.id, token_id, clock::now())
+        .await?
+    {
+        Ok(())
+    } else {
+        Err(ApiError::new(ErrorCode::TokenNotFound))
     }
 }
 

@@ -1,4 +1,8 @@
 //! The rules of the service. Handlers call these functions; these call the [`crate::store::Store`].
 
+pub mod abilities;
 pub mod accounts;
+pub mod mail;
+pub mod oauth;
+pub mod password_reset;
 pub mod clock;

@@ -1,21 +1,26 @@
-//! Authentication extractors and the account endpoints built so far.
+//! Accounts, tokens and sign-in (API §2): the `AuthUser` extractor and the `/api/auth/*` routes.
 
-use axum::{extract::FromRequestParts, http::request::Parts};
+use axum::{extract::FromRequestParts, extract::State, http::request::Parts};
 use chrono::{DateTime, Utc};
-use serde::Serialize;
-use utoipa::ToSchema;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
-    envelope::{Envelope, Reply},
+    envelope::{Envelope, Null, Reply},
+    extract::{ApiJson, ApiPath, ApiQuery},
     rate_limit::bearer_token,
 };
 use crate::{
     app::AppState,
-    domain::accounts::{self, Principal},
+    domain::{
+        accounts::{self, NewAccount, Principal, SignIn},
+        oauth::Provider,
+        password_reset::{self, ResetForm},
+    },
     error::{ApiError, ErrorCode, ErrorEnvelope, Result},
-    store::User,
+    store::{ApiToken, User},
 };
 
 /// A request made with a valid user token (`Authorization: Bearer cn_…`).
@@ -35,10 +40,27 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
-/// Routes that need a user token.
-pub fn authenticated_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(me))
+/// Sign-in routes: rate limited per client IP (API §13).
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(register))
+        .routes(routes!(login))
+        .routes(routes!(forgot_password))
+        .routes(routes!(reset_password))
+        .routes(routes!(oauth_redirect))
+        .routes(routes!(oauth_callback))
 }
+
+/// Routes that need a user token: rate limited per token.
+pub fn authenticated_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(me))
+        .routes(routes!(logout))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+}
+
+// --- views --------------------------------------------------------------------------------
 
 /// A user as the API shows it (never the password hash).
 #[derive(Debug, Serialize, ToSchema)]
@@ -67,20 +89,370 @@ pub struct MeData {
     pub user: UserView,
 }
 
+/// What login, registration and the OAuth callback answer (API §2.1).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignInData {
+    pub user: UserView,
+    /// `cn_…`: shown this once.
+    pub token: String,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl From<SignIn> for SignInData {
+    fn from(s: SignIn) -> Self {
+        Self {
+            user: UserView::from(&s.user),
+            token: s.token,
+            expires_at: s.expires_at,
+        }
+    }
+}
+
+/// A token in the list (API §2.6); never its secret.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenView {
+    pub id: Uuid,
+    pub name: String,
+    pub abilities: Vec<String>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub is_active: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<ApiToken> for TokenView {
+    fn from(t: ApiToken) -> Self {
+        Self {
+            is_active: t.is_active(crate::domain::clock::now()),
+            id: t.id,
+            name: t.name,
+            abilities: t.abilities.0,
+            last_used_at: t.last_used_at,
+            expires_at: t.expires_at,
+            created_at: t.created_at,
+        }
+    }
+}
+
+/// A new token, with its secret shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct NewTokenData {
+    pub id: Uuid,
+    /// `cn_…`: shown this once, stored only as a hash.
+    pub token: String,
+    pub name: String,
+    pub abilities: Vec<String>,
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MessageData {
+    pub message: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RedirectData {
+    /// Send the browser here; it comes back to `/api/auth/{provider}/callback`.
+    pub redirect_url: String,
+}
+
+// --- requests -----------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct RegisterRequest {
+    #[schema(example = "John Doe")]
+    pub name: String,
+    #[schema(example = "user@example.com")]
+    pub email: String,
+    /// At least 8 characters.
+    pub password: String,
+    pub password_confirmation: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+    /// A longer-lived token (365 days instead of 30 by default).
+    #[serde(default)]
+    pub remember: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateTokenRequest {
+    pub name: String,
+    /// Defaults to `["*"]`; never more than the calling token has.
+    pub abilities: Option<Vec<String>>,
+    /// 1..=3650; omitted means the token does not expire.
+    pub expires_in_days: Option<i64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ForgotPasswordRequest {
+    pub email: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ResetPasswordRequest {
+    pub email: String,
+    /// The token from the e-mailed link.
+    pub token: String,
+    pub password: String,
+    pub password_confirmation: String,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct CallbackQuery {
+    /// The authorization code from the provider.
+    pub code: String,
+    /// The `state` the redirect URL carried.
+    pub state: String,
+}
+
+// --- handlers -----------------------------------------------------------------------------
+
+/// Create an account and sign it in (API §2.3).
+#[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, body = Envelope<SignInData>),
+        (status = 422, description = "Invalid fields or e-mail taken", body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    ))]
+pub async fn register(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<Reply<SignInData>> {
+    let account = NewAccount {
+        name: req.name,
+        email: req.email,
+        password: req.password,
+    };
+    let signed_in = accounts::register(
+        state.store(),
+        account,
+        &req.password_confirmation,
+        &state.config().auth,
+    )
+    .await?;
+    Ok(Reply::created(signed_in.into()))
+}
+
+/// Sign in with e-mail and password (API §2.2).
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = Envelope<SignInData>),
+        (status = 401, description = "AUTH_002: wrong e-mail or password", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+        (status = 429, description = "Per IP or per account", body = ErrorEnvelope),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Reply<SignInData>> {
+    let email = accounts::normalize_email(&req.email);
+    state
+        .login_limiter()
+        .check(&[b"login:", email.as_bytes()])?;
+    let signed_in = accounts::login(
+        state.store(),
+        &email,
+        req.password,
+        req.remember,
+        &state.config().auth,
+    )
+    .await?;
+    Ok(Reply::ok(signed_in.into()))
+}
+
+/// Ask for a password-reset link. Answers the same whether or not the address has an account.
+#[utoipa::path(post, path = "/auth/forgot-password", tag = "auth", request_body = ForgotPasswordRequest,
+    responses(
+        (status = 200, body = Envelope<MessageData>),
+        (status = 400, description = "AUTH_003: the mail server refused the message", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    ))]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ForgotPasswordRequest>,
+) -> Result<Reply<MessageData>> {
+    let config = state.config();
+    password_reset::request_link(
+        state.store(),
+        state.mailer(),
+        &config.auth,
+        &config.public_url(),
+        &req.email,
+    )
+    .await?;
+    Ok(Reply::ok(MessageData {
+        message: "If the address has an account, a reset link is on its way.".into(),
+    }))
+}
+
+/// Set a new password with the e-mailed token; every existing token of the account is revoked.
+#[utoipa::path(post, path = "/auth/reset-password", tag = "auth", request_body = ResetPasswordRequest,
+    responses(
+        (status = 200, body = Envelope<MessageData>),
+        (status = 400, description = "AUTH_004: invalid, expired or used token", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    ))]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    ApiJson(req): ApiJson<ResetPasswordRequest>,
+) -> Result<Reply<MessageData>> {
+    password_reset::reset(
+        state.store(),
+        ResetForm {
+            email: req.email,
+            token: req.token,
+            password: req.password,
+            password_confirmation: req.password_confirmation,
+        },
+    )
+    .await?;
+    Ok(Reply::ok(MessageData {
+        message: "Your password has been reset. Sign in again.".into(),
+    }))
+}
+
+/// Start OAuth sign-in (API §2.1): the provider URL, with `state` and a PKCE challenge.
+#[utoipa::path(get, path = "/auth/{provider}/redirect", tag = "auth",
+    params(("provider" = String, Path, description = "`github` or `google`")),
+    responses(
+        (status = 200, body = Envelope<RedirectData>),
+        (status = 400, description = "AUTH_001: unknown or unconfigured provider", body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    ))]
+pub async fn oauth_redirect(
+    State(state): State<AppState>,
+    ApiPath(provider): ApiPath<String>,
+) -> Result<Reply<RedirectData>> {
+    let provider: Provider = provider.parse()?;
+    let redirect_url = state.oauth().redirect_url(state.store(), provider).await?;
+    Ok(Reply::ok(RedirectData { redirect_url }))
+}
+
+/// Finish OAuth sign-in: verifies `state`, exchanges `code`, signs in or creates the user.
+#[utoipa::path(get, path = "/auth/{provider}/callback", tag = "auth",
+    params(("provider" = String, Path, description = "`github` or `google`"), CallbackQuery),
+    responses(
+        (status = 200, body = Envelope<SignInData>),
+        (status = 400, description = "AUTH_001: unknown or unconfigured provider", body = ErrorEnvelope),
+        (status = 401, description = "AUTH_002: the provider refused the code", body = ErrorEnvelope),
+        (status = 409, description = "AUTH_008: unverified address of an existing account", body = ErrorEnvelope),
+        (status = 422, description = "Missing code, or invalid/expired state", body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    ))]
+pub async fn oauth_callback(
+    State(state): State<AppState>,
+    ApiPath(provider): ApiPath<String>,
+    ApiQuery(query): ApiQuery<CallbackQuery>,
+) -> Result<Reply<SignInData>> {
+    let provider: Provider = provider.parse()?;
+    let signed_in = state
+        .oauth()
+        .callback(
+            state.store(),
+            &state.config().auth,
+            provider,
+            &query.code,
+            &query.state,
+        )
+        .await?;
+    Ok(Reply::ok(signed_in.into()))
+}
+
 /// The signed-in user (API §2.5).
-#[utoipa::path(
-    get,
-    path = "/auth/me",
-    tag = "auth",
-    security(("bearer" = [])),
+#[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, body = Envelope<MeData>),
-        (status = 401, description = "Missing, unknown, revoked or expired token", body = ErrorEnvelope),
-        (status = 429, description = "Rate limit exceeded", body = ErrorEnvelope),
-    )
-)]
+        (status = 401, description = "AUTH_005: missing, unknown, revoked or expired token", body = ErrorEnvelope),
+        (status = 429, body = ErrorEnvelope),
+    ))]
 pub async fn me(AuthUser(principal): AuthUser) -> Reply<MeData> {
     Reply::ok(MeData {
         user: UserView::from(&principal.user),
     })
+}
+
+/// Revoke the token this request was made with (API §2.4).
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "`data` is null", body = Envelope<Null>),
+        (status = 401, body = ErrorEnvelope),
+    ))]
+pub async fn logout(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+) -> Result<Reply<Null>> {
+    accounts::logout(state.store(), &principal).await?;
+    Ok(Reply::ok(Null))
+}
+
+/// The caller's tokens, newest first (API §2.6). Needs `tokens:read`.
+#[utoipa::path(get, path = "/auth/tokens", tag = "auth", security(("bearer" = [])),
+    responses(
+        (status = 200, body = Envelope<Vec<TokenView>>),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "AUTH_006: lacks `tokens:read`", body = ErrorEnvelope),
+    ))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+) -> Result<Reply<Vec<TokenView>>> {
+    let tokens = accounts::list_tokens(state.store(), &principal).await?;
+    Ok(Reply::ok(tokens.into_iter().map(TokenView::from).collect()))
+}
+
+/// Create a personal token (API §2.6). Needs `tokens:write`.
+#[utoipa::path(post, path = "/auth/tokens", tag = "auth", security(("bearer" = [])),
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, body = Envelope<NewTokenData>),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "AUTH_006: lacks `tokens:write` or an ability it asks for", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    ))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiJson(req): ApiJson<CreateTokenRequest>,
+) -> Result<Reply<NewTokenData>> {
+    let (token, secret) = accounts::create_token(
+        state.store(),
+        &principal,
+        &req.name,
+        req.abilities,
+        req.expires_in_days,
+    )
+    .await?;
+    Ok(Reply::created(NewTokenData {
+        id: token.id,
+        token: secret,
+        name: token.name,
+        abilities: token.abilities.0,
+        expires_at: token.expires_at,
+    }))
+}
+
+/// Revoke one of the caller's tokens (API §2.6). Needs `tokens:write`.
+#[utoipa::path(delete, path = "/auth/tokens/{id}", tag = "auth", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, description = "`data` is null", body = Envelope<Null>),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, body = ErrorEnvelope),
+        (status = 404, description = "AUTH_007: no such token of yours", body = ErrorEnvelope),
+        (status = 422, description = "Malformed id", body = ErrorEnvelope),
+    ))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Reply<Null>> {
+    accounts::revoke_token(state.store(), &principal, id).await?;
+    Ok(Reply::ok(Null))
 }

@@ -198,3 +198,23 @@ mod tests {
         );
     }
 }
+
+/// `"data": null`, for answers that have nothing to return (logout, revoke).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Null;
+
+impl Serialize for Null {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_none()
+    }
+}
+
+impl utoipa::PartialSchema for Null {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::Null)
+            .into()
+    }
+}
+
+impl ToSchema for Null {}

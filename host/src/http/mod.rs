@@ -71,13 +71,20 @@ impl Modify for BearerAuth {
 /// Every route of the service with its OpenAPI description, before splitting.
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let public = health::router().routes(routes!(openapi_json));
+    let sign_in = auth::public_router().route_layer(middleware::from_fn_with_state(
+        state.auth_limiter(),
+        rate_limit::per_client_ip,
+    ));
     let authenticated = auth::authenticated_router().route_layer(middleware::from_fn_with_state(
         state.api_limiter(),
         rate_limit::per_token,
     ));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
         "/api",
-        OpenApiRouter::new().merge(public).merge(authenticated),
+        OpenApiRouter::new()
+            .merge(public)
+            .merge(sign_in)
+            .merge(authenticated),
     )
 }
 

@@ -86,6 +86,19 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// Counts one request for a key made of `parts`; `RTE_001` once over the limit. For limits
+    /// a handler applies itself (e.g. login attempts per account).
+    pub fn check(&self, parts: &[&[u8]]) -> Result<(), ApiError> {
+        let decision = self.hit(digest(parts), Instant::now());
+        if decision.allowed {
+            Ok(())
+        } else {
+            Err(ApiError::rate_limited(decision.reset_in.max(1)))
+        }
+    }
+}
+
 /// Middleware for the authentication group: counted per client IP.
 pub async fn per_client_ip(
     State(limiter): State<Arc<RateLimiter>>,

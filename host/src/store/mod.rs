@@ -11,7 +11,7 @@
 mod model;
 mod postgres;
 mod shared;
-mod sql;
+pub(crate) mod sql;
 mod sqlite;
 mod sqlite_vec;
 
@@ -81,6 +81,20 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_user(&self, user: &User) -> StoreResult<()>;
     async fn user_by_id(&self, id: Uuid) -> StoreResult<Option<User>>;
     async fn user_by_email(&self, email: &str) -> StoreResult<Option<User>>;
+    /// Sets `email_verified_at` unless already set, and `avatar_url` unless already set.
+    async fn confirm_user_email(
+        &self,
+        user_id: Uuid,
+        at: DateTime<Utc>,
+        avatar_url: Option<&str>,
+    ) -> StoreResult<()>;
+    /// Replaces the password hash and revokes every token of the user, atomically.
+    async fn reset_password(
+        &self,
+        user_id: Uuid,
+        password_hash: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
 
     async fn insert_token(&self, token: &ApiToken) -> StoreResult<()>;
     /// The token with this SHA-256 hash, revoked or not; the caller judges validity.
@@ -95,6 +109,41 @@ pub trait Store: Send + Sync + 'static {
         token_id: Uuid,
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
+
+    // --- OAuth -----------------------------------------------------------------------------
+
+    /// Creates an account and its first identity together, or neither.
+    async fn insert_user_with_identity(
+        &self,
+        user: &User,
+        identity: &OAuthIdentity,
+    ) -> StoreResult<()>;
+    async fn insert_oauth_identity(&self, identity: &OAuthIdentity) -> StoreResult<()>;
+    async fn user_by_oauth_identity(
+        &self,
+        provider: &str,
+        subject: &str,
+    ) -> StoreResult<Option<User>>;
+    /// Stores a started authorization (and sweeps expired ones).
+    async fn insert_oauth_state(&self, state: &OAuthState) -> StoreResult<()>;
+    /// Removes and returns the authorization with this state hash: each state works once.
+    async fn take_oauth_state(&self, state_hash: &[u8]) -> StoreResult<Option<OAuthState>>;
+
+    // --- password resets --------------------------------------------------------------------
+
+    async fn insert_password_reset(&self, reset: &PasswordReset) -> StoreResult<()>;
+    /// Marks the user's reset with this hash used, if it is unused and unexpired at `now`.
+    async fn consume_password_reset(
+        &self,
+        user_id: Uuid,
+        token_hash: &[u8],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PasswordReset>>;
+}
+
+/// Ties a backend to its sqlx database type, for helpers shared through `store_impl!`.
+pub trait Backend {
+    type Db: sqlx::Database;
 }
 
 /// Opens the store a database URL names and runs its migrations.

@@ -39,3 +39,36 @@ impl ApiToken {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at > now)
     }
 }
+
+/// A user's account at an OAuth provider.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OAuthIdentity {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    /// `github` or `google`.
+    pub provider: String,
+    /// The provider's stable id for the user.
+    pub subject: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A started OAuth authorization, waiting for its callback.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OAuthState {
+    pub state_hash: Vec<u8>,
+    pub provider: String,
+    pub pkce_verifier: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A password-reset link that was sent. Only the SHA-256 of its secret is kept.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PasswordReset {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub token_hash: Vec<u8>,
+    pub expires_at: DateTime<Utc>,
+    pub used_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}

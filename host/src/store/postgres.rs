@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use super::{StoreKind, StoreResult, shared::store_impl};
+use super::{StoreKind, shared::{prelude::*, store_impl}};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
@@ -21,6 +21,10 @@ impl PgStore {
             .await?;
         Ok(Self { pool })
     }
+}
+
+impl super::Backend for PgStore {
+    type Db = sqlx::Postgres;
 }
 
 store_impl!(PgStore {

@@ -7,7 +7,7 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{StoreKind, StoreResult, shared::store_impl, sqlite_vec};
+use super::{StoreKind, shared::{prelude::*, store_impl}, sqlite_vec};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
@@ -39,6 +39,10 @@ impl SqliteStore {
             .await?;
         Ok(Self { pool })
     }
+}
+
+impl super::Backend for SqliteStore {
+    type Db = sqlx::Sqlite;
 }
 
 store_impl!(SqliteStore {
