@@ -5,6 +5,8 @@
 //! run and exports `CLAUDENEST_TEST_PG_URL`; every test gets its own database in it. Without
 //! that variable the PostgreSQL half fails under `CI=true` and says `NOT RUN` elsewhere.
 
+pub mod fakes;
+
 use std::{net::SocketAddr, path::PathBuf, sync::Arc};
 
 use claudenest::{
@@ -192,10 +194,12 @@ impl TestApp {
 
     /// Starts a server whose configuration `adjust` may change first.
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let mut config = db.config();
+        // The real address, so links the server makes (OAuth redirects, e-mails) point here.
+        config.bind = listener.local_addr().expect("local addr");
         adjust(&mut config);
         let state = AppState::open(config).await.expect("open app state");
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let server = Server::from_parts(state.clone(), listener);
         let addr = server.local_addr().unwrap();
         let shutdown = CancellationToken::new();

@@ -3,7 +3,7 @@
 use chrono::Duration;
 use claudenest::{
     domain::clock,
-    store::{ApiToken, StoreError, StoreKind, User},
+    store::{ApiToken, OAuthIdentity, OAuthState, PasswordReset, StoreError, StoreKind, User},
 };
 use claudenest_e2e::{Backend, on_both_stores};
 use sqlx::types::Json;
@@ -118,5 +118,90 @@ on_both_stores! {
         store.touch_token(t.id, later - Duration::minutes(1)).await.unwrap();
         let seen = store.token_by_hash(&[3; 32]).await.unwrap().unwrap();
         assert_eq!(seen.last_used_at, Some(later));
+    }
+
+    async fn oauth_identities_link_users_and_creation_is_all_or_nothing(db: TestDb) {
+        let store = db.open().await;
+        let ada = user("ada@example.com");
+        let identity = |user_id, subject: &str| OAuthIdentity {
+            id: Uuid::now_v7(), user_id, provider: "github".into(),
+            subject: subject.into(), created_at: clock::now(),
+        };
+        store.insert_user_with_identity(&ada, &identity(ada.id, "1")).await.unwrap();
+        assert_eq!(store.user_by_oauth_identity("github", "1").await.unwrap(), Some(ada.clone()));
+        assert_eq!(store.user_by_oauth_identity("google", "1").await.unwrap(), None);
+
+        // Same e-mail: the user insert fails, so the identity must not exist either.
+        let twin = user("ada@example.com");
+        let err = store.insert_user_with_identity(&twin, &identity(twin.id, "2")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+        assert_eq!(store.user_by_oauth_identity("github", "2").await.unwrap(), None);
+
+        // One identity per provider subject.
+        let err = store.insert_oauth_identity(&identity(ada.id, "1")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+
+        let mut unverified = user("bob@example.com");
+        unverified.email_verified_at = None;
+        store.insert_user(&unverified).await.unwrap();
+        let at = clock::now();
+        store.confirm_user_email(unverified.id, at, Some("https://a/b.png")).await.unwrap();
+        let later = at + Duration::hours(1);
+        store.confirm_user_email(unverified.id, later, Some("https://other.png")).await.unwrap();
+        let bob = store.user_by_id(unverified.id).await.unwrap().unwrap();
+        assert_eq!(bob.email_verified_at, Some(at), "the first verification date is kept");
+        assert_eq!(bob.avatar_url.as_deref(), Some("https://a/b.png"));
+    }
+
+    async fn oauth_states_are_single_use_and_swept_when_expired(db: TestDb) {
+        let store = db.open().await;
+        let now = clock::now();
+        let state = |hash: u8, expires_at| OAuthState {
+            state_hash: vec![hash; 32], provider: "google".into(), pkce_verifier: format!("v{hash}"),
+            created_at: now, expires_at,
+        };
+        store.insert_oauth_state(&state(1, now - Duration::seconds(1))).await.unwrap();
+        // Starting another authorization sweeps the expired one.
+        store.insert_oauth_state(&state(2, now + Duration::minutes(10))).await.unwrap();
+        assert_eq!(store.take_oauth_state(&[1; 32]).await.unwrap(), None);
+        let taken = store.take_oauth_state(&[2; 32]).await.unwrap().unwrap();
+        assert_eq!(taken.pkce_verifier, "v2");
+        assert_eq!(store.take_oauth_state(&[2; 32]).await.unwrap(), None, "single use");
+    }
+
+    async fn password_resets_are_consumed_once_by_their_user_before_expiry(db: TestDb) {
+        let store = db.open().await;
+        let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+        store.insert_user(&ada).await.unwrap();
+        store.insert_user(&bob).await.unwrap();
+        let now = clock::now();
+        let reset = |hash: u8, expires_at| PasswordReset {
+            id: Uuid::now_v7(), user_id: ada.id, token_hash: vec![hash; 32],
+            expires_at, used_at: None, created_at: now,
+        };
+        store.insert_password_reset(&reset(1, now + Duration::minutes(60))).await.unwrap();
+        store.insert_password_reset(&reset(2, now - Duration::seconds(1))).await.unwrap();
+        assert_eq!(store.consume_password_reset(bob.id, &[1; 32], now).await.unwrap(), None, "not bob's");
+        assert_eq!(store.consume_password_reset(ada.id, &[2; 32], now).await.unwrap(), None, "expired");
+        let used = store.consume_password_reset(ada.id, &[1; 32], now).await.unwrap().unwrap();
+        assert_eq!(used.used_at, Some(now));
+        assert_eq!(store.consume_password_reset(ada.id, &[1; 32], now).await.unwrap(), None, "used");
+    }
+
+    async fn resetting_a_password_revokes_every_token_of_that_user_only(db: TestDb) {
+        let store = db.open().await;
+        let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+        store.insert_user(&ada).await.unwrap();
+        store.insert_user(&bob).await.unwrap();
+        for (owner, hash) in [(ada.id, 1), (ada.id, 2), (bob.id, 3)] {
+            store.insert_token(&token(owner, hash)).await.unwrap();
+        }
+        let at = clock::now();
+        store.reset_password(ada.id, "$argon2id$new", at).await.unwrap();
+        let ada_now = store.user_by_id(ada.id).await.unwrap().unwrap();
+        assert_eq!(ada_now.password_hash.as_deref(), Some("$argon2id$new"));
+        assert_eq!(ada_now.updated_at, at);
+        assert!(store.tokens_of_user(ada.id).await.unwrap().iter().all(|t| t.revoked_at == Some(at)));
+        assert!(store.tokens_of_user(bob.id).await.unwrap().iter().all(|t| t.revoked_at.is_none()));
     }
 }

@@ -309,7 +309,11 @@ pub async fn create_token(
         "name",
         "The name must be between 1 and 255 characters.",
     )
-    .check(!wanted.is_empty(), "abilities", "The abilities must not be empty.");
+    .check(
+        !wanted.is_empty(),
+        "abilities",
+        "The abilities must not be empty.",
+    );
     for ability in wanted.iter().filter(|a| !abilities::is_known(a)) {
         v.add("abilities", format!("Unknown ability `{ability}`."));
     }

@@ -1,9 +1,7 @@
 //! Outgoing e-mail over SMTP (lettre). Without an SMTP URL, messages are logged instead, so a
 //! first run can still reset passwords by reading the log.
 
-use lettre::{
-    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox,
-};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor, message::Mailbox};
 
 use crate::config::MailSettings;
 

@@ -2,7 +2,7 @@
 
 pub mod abilities;
 pub mod accounts;
+pub mod clock;
 pub mod mail;
 pub mod oauth;
 pub mod password_reset;
-pub mod clock;

@@ -140,10 +140,16 @@ impl OAuth {
             configured.clone().unwrap_or_else(|| default.to_owned())
         };
         let redirect = settings.redirect_url.clone().unwrap_or_else(|| {
-            format!("{}/api/auth/{}/callback", self.public_url, provider.as_str())
+            format!(
+                "{}/api/auth/{}/callback",
+                self.public_url,
+                provider.as_str()
+            )
         });
         let client = BasicClient::new(ClientId::new(settings.client_id.clone()))
-            .set_client_secret(ClientSecret::new(settings.client_secret.expose().to_owned()))
+            .set_client_secret(ClientSecret::new(
+                settings.client_secret.expose().to_owned(),
+            ))
             .set_auth_uri(AuthUrl::new(url(&settings.auth_url, defaults.auth)).map_err(bad_url)?)
             .set_token_uri(
                 TokenUrl::new(url(&settings.token_url, defaults.token)).map_err(bad_url)?,
@@ -200,9 +206,8 @@ impl OAuth {
         state: &str,
     ) -> Result<SignIn> {
         let (endpoints, _) = self.endpoints(provider)?;
-        let invalid_state = || {
-            ApiError::invalid_field("state", "The state is invalid or expired; sign in again.")
-        };
+        let invalid_state =
+            || ApiError::invalid_field("state", "The state is invalid or expired; sign in again.");
         let pending = store
             .take_oauth_state(&accounts::hash_token(state))
             .await?
@@ -270,19 +275,16 @@ impl OAuth {
                     .json()
                     .await?;
                 // GitHub's profile e-mail carries no verified flag; the e-mails list does.
-                let mut verified_primary = None;
+                let mut primary = None;
                 if let Some(url) = &endpoints.emails {
                     let emails: Vec<GithubEmail> =
                         get(url).send().await?.error_for_status()?.json().await?;
-                    verified_primary = emails
-                        .into_iter()
-                        .find(|e| e.primary && e.verified)
-                        .map(|e| e.email);
+                    primary = emails.into_iter().find(|e| e.primary);
                 }
                 Ok(ProviderUser {
                     subject: info.id.to_string(),
-                    email_verified: verified_primary.is_some(),
-                    email: verified_primary.or(info.email),
+                    email_verified: primary.as_ref().is_some_and(|e| e.verified),
+                    email: primary.map(|e| e.email).or(info.email),
                     name: info.name.or(Some(info.login)),
                     avatar_url: info.avatar_url,
                 })
@@ -305,7 +307,9 @@ struct Endpoints {
 }
 
 fn bad_url(err: oauth2::url::ParseError) -> ApiError {
-    ApiError::internal(anyhow::anyhow!("OAuth endpoint URL in the configuration: {err}"))
+    ApiError::internal(anyhow::anyhow!(
+        "OAuth endpoint URL in the configuration: {err}"
+    ))
 }
 
 #[derive(Deserialize)]

@@ -84,7 +84,11 @@ pub struct ResetForm {
 pub async fn reset(store: &dyn Store, form: ResetForm) -> Result<()> {
     let chars = form.password.chars().count();
     Validator::new()
-        .check(!form.token.is_empty(), "token", "The token field is required.")
+        .check(
+            !form.token.is_empty(),
+            "token",
+            "The token field is required.",
+        )
         .check(
             (accounts::MIN_PASSWORD_CHARS..=accounts::MAX_PASSWORD_CHARS).contains(&chars),
             "password",

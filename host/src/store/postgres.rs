@@ -4,7 +4,10 @@ use std::time::Duration;
 
 use sqlx::{PgPool, postgres::PgPoolOptions};
 
-use super::{StoreKind, shared::{prelude::*, store_impl}};
+use super::{
+    StoreKind,
+    shared::{prelude::*, store_impl},
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 

@@ -12,8 +12,7 @@ pub const USER_BY_EMAIL: &str = "SELECT * FROM users WHERE email = $1";
 pub const CONFIRM_USER_EMAIL: &str = "UPDATE users SET \
      email_verified_at = COALESCE(email_verified_at, $2), \
      avatar_url = COALESCE(avatar_url, $3), updated_at = $2 WHERE id = $1";
-pub const SET_PASSWORD: &str =
-    "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
+pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
 
 pub const INSERT_TOKEN: &str = "INSERT INTO api_tokens \
      (id, user_id, name, token_hash, abilities, last_used_at, expires_at, revoked_at, created_at) \

@@ -7,7 +7,11 @@ use sqlx::{
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
 };
 
-use super::{StoreKind, shared::{prelude::*, store_impl}, sqlite_vec};
+use super::{
+    StoreKind,
+    shared::{prelude::*, store_impl},
+    sqlite_vec,
+};
 
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
