@@ -29,6 +29,7 @@ struct Target {
     name: &'static str,
     url: String,
     bearer: Option<String>,
+    status: u16,
 }
 
 #[derive(Clone, Copy)]
@@ -96,16 +97,25 @@ async fn run() {
             name: "axum hello-world (baseline)",
             url: format!("http://{hello_addr}/hello"),
             bearer: None,
+            status: 200,
+        },
+        Target {
+            name: "GET /api/unknown (layers, no DB)",
+            url: format!("http://{cn_addr}/api/unknown"),
+            bearer: None,
+            status: 404,
         },
         Target {
             name: "GET /api/health",
             url: format!("http://{cn_addr}/api/health"),
             bearer: None,
+            status: 200,
         },
         Target {
             name: "GET /api/auth/me (token auth)",
             url: format!("http://{cn_addr}/api/auth/me"),
             bearer: Some(token),
+            status: 200,
         },
     ];
 
@@ -144,7 +154,49 @@ async fn run() {
             f.p99.as_secs_f64() / base.p99.as_secs_f64(),
         );
     }
+    sign_in_costs(&client, cn_addr, medians[0]).await;
     shutdown.cancel();
+}
+
+/// What signing in costs: argon2id alone, and a whole `POST /api/auth/login`, sequentially.
+async fn sign_in_costs(client: &reqwest::Client, cn_addr: SocketAddr, base: Figures) {
+    const N: usize = 15;
+    let phc = accounts::hash_password("bench password".into())
+        .await
+        .unwrap();
+    let mut argon = Vec::with_capacity(N);
+    for _ in 0..N {
+        let t = Instant::now();
+        assert!(
+            accounts::verify_password("bench password".into(), phc.clone())
+                .await
+                .unwrap()
+        );
+        argon.push(t.elapsed());
+    }
+    let mut logins = Vec::with_capacity(N);
+    for _ in 0..N {
+        let t = Instant::now();
+        let response = client
+            .post(format!("http://{cn_addr}/api/auth/login"))
+            .json(&serde_json::json!({"email": "bench@example.com", "password": "bench password"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.bytes().await.unwrap();
+        logins.push(t.elapsed());
+    }
+    argon.sort_unstable();
+    logins.sort_unstable();
+    let (argon, login) = (argon[N / 2], logins[N / 2]);
+    println!("\nsign-in, median of {N} sequential runs (argon2id m=19 MiB, t=2, p=1)");
+    println!(
+        "argon2id verify: {:>8.1} ms   POST /api/auth/login: {:>8.1} ms   login / baseline p50: {:.0}x",
+        argon.as_secs_f64() * 1e3,
+        login.as_secs_f64() * 1e3,
+        login.as_secs_f64() / base.p50.as_secs_f64(),
+    );
 }
 
 /// Closed loop: `CONCURRENCY` workers send `total` requests between them.
@@ -154,7 +206,7 @@ async fn load(client: &reqwest::Client, target: &Target, total: usize) -> Figure
     let workers: Vec<_> = (0..CONCURRENCY)
         .map(|_| {
             let (client, next) = (client.clone(), next.clone());
-            let (url, bearer) = (target.url.clone(), target.bearer.clone());
+            let (url, bearer, status) = (target.url.clone(), target.bearer.clone(), target.status);
             tokio::spawn(async move {
                 let mut latencies = Vec::with_capacity(total / CONCURRENCY + 1);
                 while next.fetch_add(1, std::sync::atomic::Ordering::Relaxed) < total {
@@ -164,7 +216,7 @@ async fn load(client: &reqwest::Client, target: &Target, total: usize) -> Figure
                         request = request.bearer_auth(token);
                     }
                     let response = request.send().await.expect("request");
-                    assert!(response.status().is_success(), "{}", response.status());
+                    assert_eq!(response.status().as_u16(), status, "{url}");
                     response.bytes().await.expect("body");
                     latencies.push(t.elapsed());
                 }

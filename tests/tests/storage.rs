@@ -81,8 +81,8 @@ on_both_stores! {
         let (t1, t2) = (token(ada.id, 1), token(ada.id, 2));
         store.insert_token(&t1).await.unwrap();
         store.insert_token(&t2).await.unwrap();
-        assert_eq!(store.token_by_hash(&[1; 32]).await.unwrap(), Some(t1.clone()));
-        assert_eq!(store.token_by_hash(&[9; 32]).await.unwrap(), None);
+        assert_eq!(store.token_with_owner(&[1; 32]).await.unwrap(), Some((t1.clone(), ada.clone())));
+        assert_eq!(store.token_with_owner(&[9; 32]).await.unwrap(), None);
 
         let listed = store.tokens_of_user(ada.id).await.unwrap();
         assert_eq!(listed, vec![t2.clone(), t1.clone()], "newest first");
@@ -90,10 +90,10 @@ on_both_stores! {
 
         let now = clock::now();
         assert!(!store.revoke_token(bob.id, t1.id, now).await.unwrap(), "not bob's token");
-        assert!(store.token_by_hash(&[1; 32]).await.unwrap().unwrap().revoked_at.is_none());
+        assert!(store.token_with_owner(&[1; 32]).await.unwrap().unwrap().0.revoked_at.is_none());
         assert!(store.revoke_token(ada.id, t1.id, now).await.unwrap());
         assert!(!store.revoke_token(ada.id, t1.id, now).await.unwrap(), "already revoked");
-        let revoked = store.token_by_hash(&[1; 32]).await.unwrap().unwrap();
+        let (revoked, _) = store.token_with_owner(&[1; 32]).await.unwrap().unwrap();
         assert_eq!(revoked.revoked_at, Some(now));
         assert!(!revoked.is_active(now));
     }
@@ -116,7 +116,7 @@ on_both_stores! {
         let later = clock::now() + Duration::minutes(5);
         store.touch_token(t.id, later).await.unwrap();
         store.touch_token(t.id, later - Duration::minutes(1)).await.unwrap();
-        let seen = store.token_by_hash(&[3; 32]).await.unwrap().unwrap();
+        let (seen, _) = store.token_with_owner(&[3; 32]).await.unwrap().unwrap();
         assert_eq!(seen.last_used_at, Some(later));
     }
 

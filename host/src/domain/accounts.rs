@@ -89,8 +89,8 @@ pub async fn authenticate(store: &dyn Store, bearer: &str) -> Result<Principal> 
         return Err(unauthenticated("unknown token prefix"));
     }
     let hash = hash_token(bearer);
-    let token = store
-        .token_by_hash(&hash)
+    let (token, user) = store
+        .token_with_owner(&hash)
         .await?
         .ok_or_else(|| unauthenticated("no such token"))?;
     // The lookup already matched on the hash; this constant-time comparison keeps the
@@ -102,10 +102,6 @@ pub async fn authenticate(store: &dyn Store, bearer: &str) -> Result<Principal> 
     if !token.is_active(now) {
         return Err(unauthenticated("token revoked or expired"));
     }
-    let user = store
-        .user_by_id(token.user_id)
-        .await?
-        .ok_or_else(|| unauthenticated("token owner gone"))?;
     if token
         .last_used_at
         .is_none_or(|last| now - last >= TOUCH_INTERVAL)

@@ -1,6 +1,6 @@
 //! Storage: one domain-level trait, two backends.
 //!
-//! [`Store`] speaks in what the service does (`insert_user`, `token_by_hash`), never in SQL.
+//! [`Store`] speaks in what the service does (`insert_user`, `token_with_owner`), never in SQL.
 //! [`SqliteStore`] is the embedded default; [`PgStore`] is the production store that several host
 //! processes can share. Both run the same migrations (`migrations/sqlite`, `migrations/postgres`,
 //! same file names) and the same test suite (`tests/tests/storage.rs`).
@@ -97,8 +97,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
 
     async fn insert_token(&self, token: &ApiToken) -> StoreResult<()>;
-    /// The token with this SHA-256 hash, revoked or not; the caller judges validity.
-    async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiToken>>;
+    /// The token with this SHA-256 hash (revoked or not: the caller judges validity) and its
+    /// owner, in one round trip: this is the authentication path.
+    async fn token_with_owner(&self, hash: &[u8]) -> StoreResult<Option<(ApiToken, User)>>;
     /// Records use; only moves `last_used_at` forward.
     async fn touch_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
     async fn tokens_of_user(&self, user_id: Uuid) -> StoreResult<Vec<ApiToken>>;

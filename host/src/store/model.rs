@@ -40,6 +40,45 @@ impl ApiToken {
     }
 }
 
+/// A token and the user it belongs to, read in one round trip (every authenticated request).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TokenWithOwner {
+    #[sqlx(flatten)]
+    pub token: ApiToken,
+    #[sqlx(flatten)]
+    owner: OwnerColumns,
+}
+
+impl TokenWithOwner {
+    pub fn into_parts(self) -> (ApiToken, User) {
+        let o = self.owner;
+        let user = User {
+            id: o.owner_id,
+            name: o.owner_name,
+            email: o.owner_email,
+            password_hash: o.owner_password_hash,
+            avatar_url: o.owner_avatar_url,
+            email_verified_at: o.owner_email_verified_at,
+            created_at: o.owner_created_at,
+            updated_at: o.owner_updated_at,
+        };
+        (self.token, user)
+    }
+}
+
+/// The `users` columns of [`TokenWithOwner`], prefixed so they do not clash with the token's.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+struct OwnerColumns {
+    owner_id: Uuid,
+    owner_name: String,
+    owner_email: String,
+    owner_password_hash: Option<String>,
+    owner_avatar_url: Option<String>,
+    owner_email_verified_at: Option<DateTime<Utc>>,
+    owner_created_at: DateTime<Utc>,
+    owner_updated_at: DateTime<Utc>,
+}
+
 /// A user's account at an OAuth provider.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct OAuthIdentity {

@@ -13,7 +13,8 @@ pub(super) mod prelude {
     pub(crate) use uuid::Uuid;
 
     pub(crate) use crate::store::{
-        ApiToken, OAuthIdentity, OAuthState, PasswordReset, Store, StoreResult, User, sql,
+        ApiToken, OAuthIdentity, OAuthState, PasswordReset, Store, StoreResult, TokenWithOwner,
+        User, sql,
     };
 }
 
@@ -83,9 +84,13 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            async fn token_by_hash(&self, hash: &[u8]) -> StoreResult<Option<ApiToken>> {
-                let row = sqlx::query_as(sql::TOKEN_BY_HASH).bind(hash);
-                Ok(row.fetch_optional(&self.pool).await?)
+            async fn token_with_owner(
+                &self,
+                hash: &[u8],
+            ) -> StoreResult<Option<(ApiToken, User)>> {
+                let row = sqlx::query_as::<_, TokenWithOwner>(sql::TOKEN_WITH_OWNER_BY_HASH);
+                let row = row.bind(hash).fetch_optional(&self.pool).await?;
+                Ok(row.map(TokenWithOwner::into_parts))
             }
 
             async fn touch_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {

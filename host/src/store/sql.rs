@@ -17,7 +17,12 @@ pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at 
 pub const INSERT_TOKEN: &str = "INSERT INTO api_tokens \
      (id, user_id, name, token_hash, abilities, last_used_at, expires_at, revoked_at, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
-pub const TOKEN_BY_HASH: &str = "SELECT * FROM api_tokens WHERE token_hash = $1";
+pub const TOKEN_WITH_OWNER_BY_HASH: &str = "SELECT t.*, \
+     u.id AS owner_id, u.name AS owner_name, u.email AS owner_email, \
+     u.password_hash AS owner_password_hash, u.avatar_url AS owner_avatar_url, \
+     u.email_verified_at AS owner_email_verified_at, u.created_at AS owner_created_at, \
+     u.updated_at AS owner_updated_at \
+     FROM api_tokens t JOIN users u ON u.id = t.user_id WHERE t.token_hash = $1";
 pub const TOUCH_TOKEN: &str = "UPDATE api_tokens SET last_used_at = $2 \
      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
 pub const TOKENS_OF_USER: &str =
