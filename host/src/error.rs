@@ -67,6 +67,8 @@ error_codes! {
     MachineOffline = ("MCH_002", BAD_REQUEST, "Machine is offline"),
     WakeOnLanUnsupported = ("MCH_003", BAD_REQUEST, "Machine does not support Wake-on-LAN"),
     MachineAlreadyOnline = ("MCH_004", BAD_REQUEST, "Machine is already online"),
+    /// The pairing code is unknown, used or expired.
+    PairingNotFound = ("MCH_005", NOT_FOUND, "Pairing code not found or expired"),
     SessionNotFound = ("SES_001", NOT_FOUND, "Session not found"),
     SessionTerminated = ("SES_002", BAD_REQUEST, "Session already terminated"),
     ProjectNotFound = ("PRJ_001", NOT_FOUND, "Project not found"),

@@ -16,6 +16,8 @@ pub mod config;
 pub mod domain;
 pub mod error;
 pub mod http;
+pub mod links;
+pub mod protocol;
 pub mod server;
 pub mod store;
 pub mod telemetry;

@@ -46,6 +46,8 @@ impl Server {
         let Self { state, listener } = self;
         let drain = state.config().shutdown_timeout();
         let store = state.store_arc();
+        let app_shutdown = state.shutdown().clone();
+        let tracker = state.tasks().clone();
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let graceful = shutdown.clone();
         let serving = tokio::spawn(async move {
@@ -57,8 +59,18 @@ impl Server {
         tokio::select! {
             finished = &mut serving => finished.context("server task")??,
             () = shutdown.cancelled() => {
-                tracing::info!(drain_timeout = ?drain, "draining in-flight requests");
-                match tokio::time::timeout(drain, &mut serving).await {
+                tracing::info!(drain_timeout = ?drain, "draining in-flight requests and links");
+                // WebSocket tasks outlive their HTTP request: tell them to close, and wait
+                // for them as for requests (axum's graceful shutdown does not).
+                app_shutdown.cancel();
+                tracker.close();
+                let drained = tokio::time::timeout(drain, async {
+                    let served = (&mut serving).await;
+                    tracker.wait().await;
+                    served
+                })
+                .await;
+                match drained {
                     Ok(finished) => finished.context("server task")??,
                     Err(_) => {
                         tracing::warn!("drain timeout reached; dropping remaining connections");

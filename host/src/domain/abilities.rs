@@ -27,6 +27,8 @@ pub const ALL: &[&str] = &[
 
 pub const TOKENS_READ: &str = "tokens:read";
 pub const TOKENS_WRITE: &str = "tokens:write";
+pub const MACHINES_READ: &str = "machines:read";
+pub const MACHINES_WRITE: &str = "machines:write";
 
 pub fn is_known(ability: &str) -> bool {
     ALL.contains(&ability)

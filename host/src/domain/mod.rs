@@ -3,6 +3,7 @@
 pub mod abilities;
 pub mod accounts;
 pub mod clock;
+pub mod machines;
 pub mod mail;
 pub mod oauth;
 pub mod password_reset;

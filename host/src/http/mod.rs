@@ -3,10 +3,12 @@
 //! Routes are registered only through `utoipa_axum`'s `OpenApiRouter`, so the OpenAPI document
 //! served at `/api/openapi.json` is generated from the same registrations the router uses.
 
+pub mod agent_link;
 pub mod auth;
 pub mod envelope;
 pub mod extract;
 pub mod health;
+pub mod machines;
 pub mod rate_limit;
 pub mod request_id;
 
@@ -46,6 +48,8 @@ use request_id::RequestId;
     tags(
         (name = "health", description = "Liveness"),
         (name = "auth", description = "Accounts and tokens (API §2)"),
+        (name = "machines", description = "Machines, pairing and Wake-on-LAN (API §3)"),
+        (name = "agent", description = "What machine agents call with their `mn_` token"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -71,14 +75,18 @@ impl Modify for BearerAuth {
 /// Every route of the service with its OpenAPI description, before splitting.
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let public = health::router().routes(routes!(openapi_json));
-    let sign_in = auth::public_router().route_layer(middleware::from_fn_with_state(
-        state.auth_limiter(),
-        rate_limit::per_client_ip,
-    ));
-    let authenticated = auth::authenticated_router().route_layer(middleware::from_fn_with_state(
-        state.api_limiter(),
-        rate_limit::per_token,
-    ));
+    let sign_in = auth::public_router()
+        .merge(machines::pairing_router())
+        .route_layer(middleware::from_fn_with_state(
+            state.auth_limiter(),
+            rate_limit::per_client_ip,
+        ));
+    let authenticated = auth::authenticated_router()
+        .merge(machines::router())
+        .route_layer(middleware::from_fn_with_state(
+            state.api_limiter(),
+            rate_limit::per_token,
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
         "/api",
         OpenApiRouter::new()

@@ -22,6 +22,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use model::*;
+
+use crate::protocol::Environment;
 pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
@@ -140,6 +142,52 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &[u8],
         now: DateTime<Utc>,
     ) -> StoreResult<Option<PasswordReset>>;
+
+    // --- machines ---------------------------------------------------------------------------
+
+    /// Fails with `Conflict` when the user already has a machine of that name.
+    async fn insert_machine(&self, machine: &Machine) -> StoreResult<()>;
+    async fn machine(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<Machine>>;
+    /// The machine an `mn_` token belongs to (the agent link and machine-token calls).
+    async fn machine_by_token_hash(&self, hash: &[u8]) -> StoreResult<Option<Machine>>;
+    /// One page of the user's machines (by name) and how many match in all.
+    async fn machines_page(
+        &self,
+        user_id: Uuid,
+        filter: &MachineFilter,
+        limit: u64,
+        offset: u64,
+    ) -> StoreResult<(Vec<Machine>, u64)>;
+    /// Saves the user-editable settings of `machine`; `Conflict` on a taken name.
+    async fn update_machine_settings(&self, machine: &Machine) -> StoreResult<bool>;
+    async fn delete_machine(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool>;
+    async fn set_machine_token(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+        token_hash: &[u8],
+        at: DateTime<Utc>,
+    ) -> StoreResult<bool>;
+    /// The agent said hello: store its environment and mark the machine online.
+    async fn record_machine_hello(
+        &self,
+        id: Uuid,
+        environment: &Environment,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    /// The link is alive (a pong came back): move `last_seen_at` and keep `online` fresh.
+    async fn record_machine_seen(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
+    async fn set_machine_status(
+        &self,
+        id: Uuid,
+        status: &str,
+        at: DateTime<Utc>,
+    ) -> StoreResult<()>;
+
+    /// Stores a pairing request (and sweeps expired ones).
+    async fn insert_pairing(&self, pairing: &Pairing) -> StoreResult<()>;
+    /// Removes and returns the pairing with this code hash: each code works once.
+    async fn take_pairing(&self, code_hash: &[u8]) -> StoreResult<Option<Pairing>>;
 }
 
 /// Ties a backend to its sqlx database type, for helpers shared through `store_impl!`.

@@ -4,6 +4,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use uuid::Uuid;
 
+use crate::protocol::Ipv4Network;
+
 /// A person with an account.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct User {
@@ -110,4 +112,62 @@ pub struct PasswordReset {
     pub expires_at: DateTime<Utc>,
     pub used_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
+}
+
+/// A computer where Claude Code runs (API §3). Settings come from the user; the environment
+/// fields from the agent's `hello`.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Machine {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    /// SHA-256 of the `mn_` token.
+    pub token_hash: Vec<u8>,
+    pub platform: Option<String>,
+    pub hostname: Option<String>,
+    pub arch: Option<String>,
+    pub node_version: Option<String>,
+    pub agent_version: Option<String>,
+    pub claude_version: Option<String>,
+    pub claude_path: Option<String>,
+    pub capabilities: Json<Vec<String>>,
+    pub max_sessions: i32,
+    pub mac_addresses: Json<Vec<String>>,
+    pub networks: Json<Vec<Ipv4Network>>,
+    pub wol_mac: Option<String>,
+    pub wol_broadcast: String,
+    pub wol_port: i32,
+    /// As last recorded; see `domain::machines::MachineStatus::of` for what it means now.
+    pub status: String,
+    pub status_at: DateTime<Utc>,
+    pub connected_at: Option<DateTime<Utc>>,
+    pub last_seen_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Which machines a list shows.
+#[derive(Debug, Clone, Default)]
+pub struct MachineFilter {
+    /// Case-insensitive substring of the name or hostname.
+    pub search: Option<String>,
+    /// `online`, `offline` or `connecting`, judged with the cut-offs below.
+    pub status: Option<String>,
+    /// An `online` record older than this is offline (its host stopped confirming it).
+    pub online_after: DateTime<Utc>,
+    /// A `connecting` record older than this is offline (the wake did not work).
+    pub connecting_after: DateTime<Utc>,
+}
+
+/// An agent waiting for its user to enter the code it shows.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Pairing {
+    pub code_hash: Vec<u8>,
+    /// SHA-256 of the `mn_` token the agent generated and keeps; the host never sees it.
+    pub token_hash: Vec<u8>,
+    pub hostname: Option<String>,
+    pub platform: Option<String>,
+    pub arch: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
 }

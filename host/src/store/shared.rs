@@ -12,9 +12,14 @@ pub(super) mod prelude {
     pub(crate) use chrono::{DateTime, Utc};
     pub(crate) use uuid::Uuid;
 
-    pub(crate) use crate::store::{
-        ApiToken, OAuthIdentity, OAuthState, PasswordReset, Store, StoreResult, TokenWithOwner,
-        User, sql,
+    pub(crate) use sqlx::types::Json;
+
+    pub(crate) use crate::{
+        protocol::Environment,
+        store::{
+            ApiToken, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing, PasswordReset,
+            Store, StoreResult, TokenWithOwner, User, sql,
+        },
     };
 }
 
@@ -179,6 +184,188 @@ macro_rules! store_impl {
             ) -> StoreResult<Option<PasswordReset>> {
                 let row = sqlx::query_as(sql::CONSUME_PASSWORD_RESET).bind(user_id);
                 Ok(row.bind(token_hash).bind(now).fetch_optional(&self.pool).await?)
+            }
+
+            async fn insert_machine(&self, m: &Machine) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_MACHINE)
+                    .bind(m.id)
+                    .bind(m.user_id)
+                    .bind(&m.name)
+                    .bind(&m.token_hash)
+                    .bind(&m.platform)
+                    .bind(&m.hostname)
+                    .bind(&m.arch)
+                    .bind(&m.node_version)
+                    .bind(&m.agent_version)
+                    .bind(&m.claude_version)
+                    .bind(&m.claude_path)
+                    .bind(&m.capabilities)
+                    .bind(m.max_sessions)
+                    .bind(&m.mac_addresses)
+                    .bind(&m.networks)
+                    .bind(&m.wol_mac)
+                    .bind(&m.wol_broadcast)
+                    .bind(m.wol_port)
+                    .bind(&m.status)
+                    .bind(m.status_at)
+                    .bind(m.connected_at)
+                    .bind(m.last_seen_at)
+                    .bind(m.created_at)
+                    .bind(m.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn machine(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<Machine>> {
+                let row = sqlx::query_as(sql::MACHINE_OF_USER).bind(user_id).bind(id);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn machine_by_token_hash(&self, hash: &[u8]) -> StoreResult<Option<Machine>> {
+                let row = sqlx::query_as(sql::MACHINE_BY_TOKEN_HASH).bind(hash);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn machines_page(
+                &self,
+                user_id: Uuid,
+                filter: &MachineFilter,
+                limit: u64,
+                offset: u64,
+            ) -> StoreResult<(Vec<Machine>, u64)> {
+                type Db = <$backend as $crate::store::Backend>::Db;
+                // Same WHERE for the count and the page.
+                let conditions = |q: &mut sqlx::QueryBuilder<Db>| {
+                    q.push(" WHERE user_id = ").push_bind(user_id);
+                    if let Some(search) = &filter.search {
+                        let pattern = format!("%{}%", $crate::store::sql::escape_like(&search.to_lowercase()));
+                        q.push(" AND (LOWER(name) LIKE ").push_bind(pattern.clone())
+                            .push(" ESCAPE '\\' OR LOWER(COALESCE(hostname, '')) LIKE ")
+                            .push_bind(pattern).push(" ESCAPE '\\')");
+                    }
+                    let online = |q: &mut sqlx::QueryBuilder<Db>| {
+                        q.push("(status = 'online' AND status_at > ").push_bind(filter.online_after).push(")");
+                    };
+                    let connecting = |q: &mut sqlx::QueryBuilder<Db>| {
+                        q.push("(status = 'connecting' AND status_at > ")
+                            .push_bind(filter.connecting_after).push(")");
+                    };
+                    match filter.status.as_deref() {
+                        Some("online") => { q.push(" AND "); online(q); }
+                        Some("connecting") => { q.push(" AND "); connecting(q); }
+                        Some(_) => {
+                            q.push(" AND NOT "); online(q);
+                            q.push(" AND NOT "); connecting(q);
+                        }
+                        None => {}
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM machines");
+                conditions(&mut count);
+                let (total,): (i64,) = count.build_query_as().fetch_one(&self.pool).await?;
+                let mut page = sqlx::QueryBuilder::<Db>::new("SELECT * FROM machines");
+                conditions(&mut page);
+                page.push(" ORDER BY name, id LIMIT ").push_bind(limit as i64)
+                    .push(" OFFSET ").push_bind(offset as i64);
+                let rows = page.build_query_as().fetch_all(&self.pool).await?;
+                Ok((rows, total as u64))
+            }
+
+            async fn update_machine_settings(&self, m: &Machine) -> StoreResult<bool> {
+                let done = sqlx::query(sql::UPDATE_MACHINE_SETTINGS)
+                    .bind(m.user_id)
+                    .bind(m.id)
+                    .bind(&m.name)
+                    .bind(m.max_sessions)
+                    .bind(&m.capabilities)
+                    .bind(&m.wol_mac)
+                    .bind(&m.wol_broadcast)
+                    .bind(m.wol_port)
+                    .bind(m.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_machine(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_MACHINE).bind(user_id).bind(id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn set_machine_token(
+                &self,
+                user_id: Uuid,
+                id: Uuid,
+                token_hash: &[u8],
+                at: DateTime<Utc>,
+            ) -> StoreResult<bool> {
+                let query = sqlx::query(sql::SET_MACHINE_TOKEN).bind(user_id).bind(id);
+                let done = query.bind(token_hash).bind(at).execute(&self.pool).await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn record_machine_hello(
+                &self,
+                id: Uuid,
+                env: &Environment,
+                at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(sql::RECORD_MACHINE_HELLO)
+                    .bind(id)
+                    .bind(&env.platform)
+                    .bind(&env.hostname)
+                    .bind(&env.arch)
+                    .bind(&env.node_version)
+                    .bind(&env.agent_version)
+                    .bind(&env.claude_version)
+                    .bind(&env.claude_path)
+                    .bind(Json(&env.capabilities))
+                    .bind(i32::try_from(env.max_sessions).unwrap_or(i32::MAX))
+                    .bind(Json(&env.mac_addresses))
+                    .bind(Json(&env.networks))
+                    .bind(at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn record_machine_seen(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
+                let query = sqlx::query(sql::RECORD_MACHINE_SEEN).bind(id).bind(at);
+                query.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn set_machine_status(
+                &self,
+                id: Uuid,
+                status: &str,
+                at: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let query = sqlx::query(sql::SET_MACHINE_STATUS).bind(id).bind(status).bind(at);
+                query.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_pairing(&self, p: &Pairing) -> StoreResult<()> {
+                let sweep = sqlx::query(sql::SWEEP_PAIRINGS).bind(p.created_at);
+                sweep.execute(&self.pool).await?;
+                sqlx::query(sql::INSERT_PAIRING)
+                    .bind(&p.code_hash)
+                    .bind(&p.token_hash)
+                    .bind(&p.hostname)
+                    .bind(&p.platform)
+                    .bind(&p.arch)
+                    .bind(p.created_at)
+                    .bind(p.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn take_pairing(&self, code_hash: &[u8]) -> StoreResult<Option<Pairing>> {
+                let row = sqlx::query_as(sql::TAKE_PAIRING).bind(code_hash);
+                Ok(row.fetch_optional(&self.pool).await?)
             }
         }
 

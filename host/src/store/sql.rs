@@ -49,3 +49,50 @@ pub const INSERT_PASSWORD_RESET: &str = "INSERT INTO password_resets \
 /// Marks the user's unused, unexpired reset used and returns it; nothing when not usable.
 pub const CONSUME_PASSWORD_RESET: &str = "UPDATE password_resets SET used_at = $3 \
      WHERE user_id = $1 AND token_hash = $2 AND used_at IS NULL AND expires_at > $3 RETURNING *";
+
+pub const INSERT_MACHINE: &str = "INSERT INTO machines (id, user_id, name, token_hash, \
+     platform, hostname, arch, node_version, agent_version, claude_version, claude_path, \
+     capabilities, max_sessions, mac_addresses, networks, wol_mac, wol_broadcast, wol_port, \
+     status, status_at, connected_at, last_seen_at, created_at, updated_at) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, \
+     $20, $21, $22, $23, $24)";
+pub const MACHINE_OF_USER: &str = "SELECT * FROM machines WHERE user_id = $1 AND id = $2";
+pub const MACHINE_BY_TOKEN_HASH: &str = "SELECT * FROM machines WHERE token_hash = $1";
+/// The settings a user may change.
+pub const UPDATE_MACHINE_SETTINGS: &str = "UPDATE machines SET name = $3, max_sessions = $4, \
+     capabilities = $5, wol_mac = $6, wol_broadcast = $7, wol_port = $8, updated_at = $9 \
+     WHERE user_id = $1 AND id = $2";
+pub const DELETE_MACHINE: &str = "DELETE FROM machines WHERE user_id = $1 AND id = $2";
+pub const SET_MACHINE_TOKEN: &str =
+    "UPDATE machines SET token_hash = $3, updated_at = $4 WHERE user_id = $1 AND id = $2";
+/// The agent's `hello`: environment, online. Its capabilities and max_sessions are adopted
+/// only on the machine's first hello; after that the user's settings win.
+pub const RECORD_MACHINE_HELLO: &str = "UPDATE machines SET platform = $2, hostname = $3, \
+     arch = $4, node_version = $5, agent_version = $6, claude_version = $7, claude_path = $8, \
+     capabilities = CASE WHEN connected_at IS NULL THEN $9 ELSE capabilities END, \
+     max_sessions = CASE WHEN connected_at IS NULL THEN $10 ELSE max_sessions END, \
+     mac_addresses = $11, networks = $12, status = 'online', status_at = $13, \
+     connected_at = $13, last_seen_at = $13, updated_at = $13 WHERE id = $1";
+pub const RECORD_MACHINE_SEEN: &str =
+    "UPDATE machines SET last_seen_at = $2, status_at = $2 WHERE id = $1 AND status = 'online'";
+pub const SET_MACHINE_STATUS: &str =
+    "UPDATE machines SET status = $2, status_at = $3 WHERE id = $1";
+
+pub const INSERT_PAIRING: &str = "INSERT INTO pairings \
+     (code_hash, token_hash, hostname, platform, arch, created_at, expires_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
+pub const SWEEP_PAIRINGS: &str = "DELETE FROM pairings WHERE expires_at <= $1";
+/// Single use: the row is gone once read.
+pub const TAKE_PAIRING: &str = "DELETE FROM pairings WHERE code_hash = $1 RETURNING *";
+
+/// Escapes `%`, `_` and `\` for a `LIKE … ESCAPE '\'` pattern.
+pub fn escape_like(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}

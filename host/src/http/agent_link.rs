@@ -1,0 +1,260 @@
+//! `GET /api/agent/link`: the agent's WebSocket, authenticated by its `mn_` token in the
+//! `Authorization` header (never the query string). Speaks [`crate::protocol`].
+
+use std::time::Duration;
+
+use axum::{
+    extract::{
+        FromRequestParts, State, WebSocketUpgrade,
+        ws::{CloseFrame, Message, WebSocket},
+    },
+    http::request::Parts,
+    response::Response,
+};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::rate_limit::bearer_token;
+use crate::{
+    app::AppState,
+    domain::machines,
+    error::{ApiError, ErrorCode, ErrorEnvelope, Result},
+    links::{Link, LinkError},
+    protocol::{
+        self, AGENT_MESSAGE_TYPES, AgentMessage, HostMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
+        close, codes,
+    },
+    store::Machine,
+};
+
+/// A request made with a machine token (`Authorization: Bearer mn_…`): it acts only on its
+/// own machine.
+pub struct MachineAuth(pub Machine);
+
+impl FromRequestParts<AppState> for MachineAuth {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let token = bearer_token(&parts.headers)
+            .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated))?;
+        machines::authenticate_machine(state.store(), token)
+            .await
+            .map(MachineAuth)
+    }
+}
+
+/// Open the agent link (WebSocket upgrade). See docs/agent-protocol.md.
+#[utoipa::path(get, path = "/agent/link", tag = "agent", security(("bearer" = [])),
+    responses(
+        (status = 101, description = "Switching to the agent link protocol"),
+        (status = 401, description = "AUTH_005: missing or unknown machine token", body = ErrorEnvelope),
+    ))]
+pub async fn open_link(
+    State(state): State<AppState>,
+    MachineAuth(machine): MachineAuth,
+    upgrade: WebSocketUpgrade,
+) -> Response {
+    let tracker = state.tasks().clone();
+    upgrade
+        .max_message_size(MAX_FRAME_BYTES)
+        .max_frame_size(MAX_FRAME_BYTES)
+        .on_upgrade(move |socket| tracker.track_future(run_link(state, machine, socket)))
+}
+
+async fn send(socket: &mut WebSocket, message: &HostMessage) -> bool {
+    socket
+        .send(Message::Text(protocol::encode(message).into()))
+        .await
+        .is_ok()
+}
+
+async fn close_with(socket: &mut WebSocket, code: u16, reason: &str) {
+    let _ = send(
+        socket,
+        &HostMessage::Goodbye {
+            reason: reason.to_owned(),
+        },
+    )
+    .await;
+    let _ = socket
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        })))
+        .await;
+}
+
+fn error(reply_to: Option<u64>, code: &str, message: impl Into<String>) -> HostMessage {
+    HostMessage::Error {
+        reply_to,
+        code: code.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Waits for the agent's `hello`; `None` (after telling the agent why) when it does not come.
+async fn await_hello(socket: &mut WebSocket, timeout: Duration) -> Option<protocol::Environment> {
+    let first = tokio::time::timeout(timeout, socket.recv()).await;
+    let text = match first {
+        Ok(Some(Ok(Message::Text(text)))) => text,
+        Ok(_) => return None,
+        Err(_) => {
+            close_with(socket, close::PROTOCOL, "no hello within the deadline").await;
+            return None;
+        }
+    };
+    match protocol::decode::<AgentMessage>(&text, AGENT_MESSAGE_TYPES) {
+        Ok(AgentMessage::Hello {
+            protocol_version,
+            environment,
+        }) if protocol_version == PROTOCOL_VERSION => Some(environment),
+        Ok(AgentMessage::Hello {
+            protocol_version, ..
+        }) => {
+            let reason = format!(
+                "protocol version {protocol_version} is not supported (host speaks {PROTOCOL_VERSION})"
+            );
+            let _ = send(socket, &error(None, codes::UNEXPECTED, reason.clone())).await;
+            close_with(socket, close::PROTOCOL, &reason).await;
+            None
+        }
+        Ok(_) => {
+            close_with(socket, close::PROTOCOL, "the first message must be hello").await;
+            None
+        }
+        Err(err) => {
+            let _ = send(socket, &error(err.reply_to, err.code, err.message)).await;
+            close_with(socket, close::PROTOCOL, "the first message must be hello").await;
+            None
+        }
+    }
+}
+
+#[tracing::instrument(skip_all, fields(machine_id = %machine.id))]
+async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
+    let settings = state.config().agent_link.clone();
+    let Some(environment) = await_hello(
+        &mut socket,
+        Duration::from_secs(settings.hello_timeout_secs),
+    )
+    .await
+    else {
+        return;
+    };
+    if let Err(err) = machines::link_opened(state.store(), machine.id, &environment).await {
+        tracing::error!(error = %err, "recording hello failed");
+        close_with(&mut socket, 1011, "internal error").await;
+        return;
+    }
+    let (link, mut outbox) = state.links().register(machine.id, close::REPLACED);
+    tracing::info!(hostname = %environment.hostname, "agent linked");
+    let presence = *state.presence();
+    let welcome = HostMessage::Welcome {
+        protocol_version: PROTOCOL_VERSION,
+        machine_id: machine.id,
+        ping_interval_secs: presence.ping_interval.as_secs(),
+    };
+    if send(&mut socket, &welcome).await {
+        serve(&state, &link, &mut socket, &mut outbox, presence).await;
+    }
+    if state.links().unregister(&link) {
+        if let Err(err) = machines::link_closed(state.store(), machine.id).await {
+            tracing::error!(error = %err, "recording the link's end failed");
+        }
+        tracing::info!("agent link closed; machine offline");
+    } else {
+        tracing::info!("agent link replaced by a newer one");
+    }
+}
+
+/// The link's main loop: frames in, frames out, pings, and the reasons to stop.
+async fn serve(
+    state: &AppState,
+    link: &Link,
+    socket: &mut WebSocket,
+    outbox: &mut tokio::sync::mpsc::Receiver<HostMessage>,
+    presence: machines::PresenceSettings,
+) {
+    let mut ticker = tokio::time::interval(presence.ping_interval);
+    ticker.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    ticker.tick().await;
+    let mut nonce = 0u64;
+    // The ping awaiting its pong, and when it is overdue.
+    let mut awaiting: Option<(u64, Instant)> = None;
+    loop {
+        let overdue = awaiting.map(|(_, at)| at);
+        tokio::select! {
+            incoming = socket.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Binary(_))) => {
+                        let _ = send(socket, &error(None, codes::BAD_MESSAGE, "binary frames are not part of the protocol")).await;
+                        continue;
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return,
+                };
+                match protocol::decode::<AgentMessage>(&text, AGENT_MESSAGE_TYPES) {
+                    Ok(AgentMessage::Pong { nonce: n }) => {
+                        if awaiting.is_some_and(|(expected, _)| expected == n) {
+                            awaiting = None;
+                            if let Err(err) = machines::link_alive(state.store(), link.machine_id).await {
+                                tracing::warn!(error = %err, "recording presence failed");
+                            }
+                        }
+                    }
+                    Ok(AgentMessage::Reply { reply_to, result }) => {
+                        if !link.resolve(reply_to, Ok(result)) {
+                            tracing::debug!(reply_to, "reply nobody waits for (timed out?)");
+                        }
+                    }
+                    Ok(AgentMessage::Error { reply_to: Some(id), code, message }) => {
+                        link.resolve(id, Err(LinkError::Agent { code, message }));
+                    }
+                    Ok(AgentMessage::Error { reply_to: None, code, message }) => {
+                        tracing::warn!(code, message, "agent reported an error");
+                    }
+                    Ok(AgentMessage::Hello { .. }) => {
+                        let _ = send(socket, &error(None, codes::UNEXPECTED, "hello was already received")).await;
+                    }
+                    Err(err) => {
+                        tracing::debug!(code = err.code, message = %err.message, "undecodable frame");
+                        let _ = send(socket, &error(err.reply_to, err.code, err.message)).await;
+                    }
+                }
+            }
+            Some(message) = outbox.recv() => {
+                if !send(socket, &message).await {
+                    return;
+                }
+            }
+            _ = ticker.tick(), if awaiting.is_none() => {
+                nonce += 1;
+                awaiting = Some((nonce, Instant::now() + presence.pong_timeout));
+                if !send(socket, &HostMessage::Ping { nonce }).await {
+                    return;
+                }
+            }
+            () = sleep_until_some(overdue) => {
+                tracing::warn!("no pong within the deadline; closing the link");
+                close_with(socket, close::PONG_TIMEOUT, "pong timeout").await;
+                return;
+            }
+            () = link.closing().cancelled() => {
+                let (code, reason) = link.close_reason().unwrap_or((close::REVOKED, "closed".into()));
+                close_with(socket, code, &reason).await;
+                return;
+            }
+            () = state.shutdown().cancelled() => {
+                close_with(socket, close::SHUTDOWN, "host shutting down").await;
+                return;
+            }
+        }
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,327 @@
+//! The host ↔ agent link protocol, version [`PROTOCOL_VERSION`]: every message both ends
+//! exchange, defined once and compiled into both (the host and `claudenest agent` are one
+//! binary). Messages are JSON text frames tagged by `type`; see docs/agent-protocol.md.
+//!
+//! Rules both ends follow:
+//! - The agent's first message is `hello`; the host answers `welcome` (or `error` + close).
+//! - The host sends `ping`; the agent answers `pong` with the same nonce. A missed pong closes
+//!   the link and the machine goes offline.
+//! - `request` carries an `id`; the agent answers `reply` or `error` with `reply_to` = that id.
+//! - A message that cannot be decoded (unknown `type`, bad fields) is answered with `error`
+//!   (code `unknown_type` or `bad_message`), never dropped in silence.
+//! - Frames are at most [`MAX_FRAME_BYTES`].
+
+use std::net::Ipv4Addr;
+
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
+use serde_json::Value;
+use uuid::Uuid;
+
+/// Bumped on any incompatible change; the host refuses a `hello` with another version.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Largest frame either side accepts.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// WebSocket close codes the host uses.
+pub mod close {
+    /// Another link with the same machine token took over.
+    pub const REPLACED: u16 = 4000;
+    /// The machine token was regenerated or the machine deleted.
+    pub const REVOKED: u16 = 4001;
+    /// The agent spoke another protocol version, or not `hello` first.
+    pub const PROTOCOL: u16 = 4002;
+    /// No pong within the deadline.
+    pub const PONG_TIMEOUT: u16 = 4003;
+    /// The host is shutting down; reconnect later.
+    pub const SHUTDOWN: u16 = 1001;
+}
+
+/// What the agent tells the host about its machine (API §3.7 plus what presence and
+/// Wake-on-LAN need).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Environment {
+    pub platform: String,
+    pub hostname: String,
+    pub arch: String,
+    pub agent_version: String,
+    pub node_version: Option<String>,
+    pub claude_version: Option<String>,
+    pub claude_path: Option<String>,
+    pub capabilities: Vec<String>,
+    pub max_sessions: u32,
+    /// MAC addresses of the machine's non-loopback interfaces (`aa:bb:cc:dd:ee:ff`).
+    pub mac_addresses: Vec<String>,
+    /// IPv4 networks of its non-loopback interfaces, for finding a Wake-on-LAN relay.
+    pub networks: Vec<Ipv4Network>,
+}
+
+/// An interface address with its prefix length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Ipv4Network {
+    pub addr: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Ipv4Network {
+    /// Whether both addresses are in the same network (by the shorter prefix).
+    pub fn same_subnet(&self, other: &Ipv4Network) -> bool {
+        let prefix = self.prefix.min(other.prefix).min(32);
+        let mask = if prefix == 0 {
+            0
+        } else {
+            u32::MAX << (32 - u32::from(prefix))
+        };
+        u32::from(self.addr) & mask == u32::from(other.addr) & mask
+    }
+}
+
+/// Agent → host.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AgentMessage {
+    Hello {
+        protocol_version: u32,
+        environment: Environment,
+    },
+    Pong {
+        nonce: u64,
+    },
+    Reply {
+        reply_to: u64,
+        result: Value,
+    },
+    Error {
+        reply_to: Option<u64>,
+        code: String,
+        message: String,
+    },
+}
+
+/// Host → agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum HostMessage {
+    Welcome {
+        protocol_version: u32,
+        machine_id: Uuid,
+        ping_interval_secs: u64,
+    },
+    Ping {
+        nonce: u64,
+    },
+    Request {
+        id: u64,
+        request: AgentRequest,
+    },
+    Error {
+        reply_to: Option<u64>,
+        code: String,
+        message: String,
+    },
+    /// Sent just before the host closes the link, saying why.
+    Goodbye {
+        reason: String,
+    },
+}
+
+/// What the host can ask an agent to do. Each has a typed reply.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum AgentRequest {
+    /// Answers the payload back (link health, round-trip measurement).
+    Echo { payload: Value },
+    /// Re-reads and returns the machine's [`Environment`].
+    Environment,
+    /// Sends a Wake-on-LAN magic packet for `mac` to `target` (`ip:port`) from the agent's LAN.
+    Wake { mac: String, target: String },
+}
+
+/// Error codes in `error` messages.
+pub mod codes {
+    pub const UNKNOWN_TYPE: &str = "unknown_type";
+    pub const BAD_MESSAGE: &str = "bad_message";
+    pub const UNEXPECTED: &str = "unexpected";
+    pub const FAILED: &str = "failed";
+}
+
+/// Why a frame could not be decoded, with what is needed to answer it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecodeError {
+    /// `id` (or `reply_to`) of the offending frame, when it had one.
+    pub reply_to: Option<u64>,
+    pub code: &'static str,
+    pub message: String,
+}
+
+/// Decodes a frame, telling an unknown `type` apart from a malformed known one.
+pub fn decode<T: DeserializeOwned>(text: &str, known_types: &[&str]) -> Result<T, DecodeError> {
+    let value: Value = serde_json::from_str(text).map_err(|e| DecodeError {
+        reply_to: None,
+        code: codes::BAD_MESSAGE,
+        message: format!("not JSON: {e}"),
+    })?;
+    let reply_to = value
+        .get("id")
+        .or_else(|| value.get("reply_to"))
+        .and_then(Value::as_u64);
+    let kind = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    if !known_types.contains(&kind.as_str()) {
+        return Err(DecodeError {
+            reply_to,
+            code: codes::UNKNOWN_TYPE,
+            message: format!("unknown message type `{kind}` (protocol {PROTOCOL_VERSION})"),
+        });
+    }
+    serde_json::from_value(value).map_err(|e| DecodeError {
+        reply_to,
+        code: codes::BAD_MESSAGE,
+        message: format!("bad `{kind}` message: {e}"),
+    })
+}
+
+/// The `type` names of [`AgentMessage`].
+pub const AGENT_MESSAGE_TYPES: &[&str] = &["hello", "pong", "reply", "error"];
+/// The `type` names of [`HostMessage`].
+pub const HOST_MESSAGE_TYPES: &[&str] = &["welcome", "ping", "request", "error", "goodbye"];
+
+pub fn encode<T: Serialize>(message: &T) -> String {
+    serde_json::to_string(message).expect("protocol messages always serialize")
+}
+
+/// The Wake-on-LAN magic packet: 6 × `0xFF`, then the MAC 16 times.
+pub fn magic_packet(mac: [u8; 6]) -> [u8; 102] {
+    let mut packet = [0xFF; 102];
+    for chunk in packet[6..].chunks_exact_mut(6) {
+        chunk.copy_from_slice(&mac);
+    }
+    packet
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff`.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    if parts.len() != 6 {
+        return None;
+    }
+    let mut mac = [0; 6];
+    for (byte, part) in mac.iter_mut().zip(parts) {
+        if part.len() != 2 {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    Some(mac)
+}
+
+/// Sends the magic packet for `mac` to `target` over UDP (broadcast allowed).
+pub async fn send_magic_packet(mac: [u8; 6], target: std::net::SocketAddr) -> std::io::Result<()> {
+    let bind: std::net::SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let socket = tokio::net::UdpSocket::bind(bind).await?;
+    socket.set_broadcast(true)?;
+    socket.send_to(&magic_packet(mac), target).await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_message_type_round_trips_and_the_type_lists_are_complete() {
+        let agent = [
+            AgentMessage::Hello {
+                protocol_version: PROTOCOL_VERSION,
+                environment: Environment::default(),
+            },
+            AgentMessage::Pong { nonce: 1 },
+            AgentMessage::Reply {
+                reply_to: 2,
+                result: Value::Null,
+            },
+            AgentMessage::Error {
+                reply_to: None,
+                code: "x".into(),
+                message: "y".into(),
+            },
+        ];
+        for m in &agent {
+            let decoded: AgentMessage = decode(&encode(m), AGENT_MESSAGE_TYPES).unwrap();
+            assert_eq!(&decoded, m);
+        }
+        assert_eq!(agent.len(), AGENT_MESSAGE_TYPES.len());
+        let host = [
+            HostMessage::Welcome {
+                protocol_version: 1,
+                machine_id: Uuid::nil(),
+                ping_interval_secs: 15,
+            },
+            HostMessage::Ping { nonce: 3 },
+            HostMessage::Request {
+                id: 4,
+                request: AgentRequest::Wake {
+                    mac: "aa:bb:cc:dd:ee:ff".into(),
+                    target: "127.0.0.1:9".into(),
+                },
+            },
+            HostMessage::Error {
+                reply_to: Some(4),
+                code: "x".into(),
+                message: "y".into(),
+            },
+            HostMessage::Goodbye {
+                reason: "bye".into(),
+            },
+        ];
+        for m in &host {
+            let decoded: HostMessage = decode(&encode(m), HOST_MESSAGE_TYPES).unwrap();
+            assert_eq!(&decoded, m);
+        }
+        assert_eq!(host.len(), HOST_MESSAGE_TYPES.len());
+    }
+
+    #[test]
+    fn unknown_and_malformed_frames_are_told_apart() {
+        let err = decode::<AgentMessage>(
+            r#"{"type":"skills_discovered","id":7}"#,
+            AGENT_MESSAGE_TYPES,
+        )
+        .unwrap_err();
+        assert_eq!((err.code, err.reply_to), (codes::UNKNOWN_TYPE, Some(7)));
+        let err = decode::<AgentMessage>(r#"{"type":"pong"}"#, AGENT_MESSAGE_TYPES).unwrap_err();
+        assert_eq!(err.code, codes::BAD_MESSAGE);
+        let err = decode::<AgentMessage>("nope", AGENT_MESSAGE_TYPES).unwrap_err();
+        assert_eq!(err.code, codes::BAD_MESSAGE);
+    }
+
+    #[test]
+    fn magic_packets_and_macs() {
+        let mac = parse_mac("01:23:45:67:89:AB").unwrap();
+        assert_eq!(mac, [0x01, 0x23, 0x45, 0x67, 0x89, 0xab]);
+        assert_eq!(parse_mac("01-23-45-67-89-ab"), Some(mac));
+        assert_eq!(parse_mac("01:23:45:67:89"), None);
+        assert_eq!(parse_mac("01:23:45:67:89:zz"), None);
+        let packet = magic_packet(mac);
+        assert_eq!(&packet[..6], &[0xFF; 6]);
+        assert!(packet[6..].chunks(6).all(|c| c == mac));
+    }
+
+    #[test]
+    fn subnets() {
+        let net = |a: [u8; 4], p| Ipv4Network {
+            addr: a.into(),
+            prefix: p,
+        };
+        assert!(net([192, 168, 1, 10], 24).same_subnet(&net([192, 168, 1, 99], 24)));
+        assert!(!net([192, 168, 1, 10], 24).same_subnet(&net([192, 168, 2, 10], 24)));
+        assert!(net([10, 1, 2, 3], 8).same_subnet(&net([10, 9, 9, 9], 16)));
+    }
+}
