@@ -79,6 +79,45 @@ pub enum Command {
     /// Manage API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Run the machine agent: link this machine to a ClaudeNest host.
+    Agent(AgentArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The host's base URL, e.g. http://127.0.0.1:8000 [default: from the agent file].
+    #[arg(long, env = "CLAUDENEST_AGENT_SERVER")]
+    pub server: Option<String>,
+    /// The machine token (`mn_…`). Prefer the agent file or the environment: flags show in `ps`.
+    #[arg(long, env = "CLAUDENEST_AGENT_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The agent file (server, token, settings) [default: ~/.config/claudenest/agent.toml].
+    #[arg(long, env = "CLAUDENEST_AGENT_FILE")]
+    pub agent_file: Option<PathBuf>,
+    /// Path of the `claude` executable [default: found on PATH].
+    #[arg(long)]
+    pub claude_path: Option<PathBuf>,
+    /// A capability to report (repeatable), e.g. `--capability wake_on_lan`.
+    #[arg(long = "capability")]
+    pub capabilities: Vec<String>,
+    /// Sessions this machine accepts at once [default: 10].
+    #[arg(long)]
+    pub max_sessions: Option<u32>,
+    #[command(subcommand)]
+    pub action: Option<AgentAction>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AgentAction {
+    /// Pair this machine with your account using a short code, save the token, then run.
+    Pair {
+        /// Name for the machine [default: the hostname].
+        #[arg(long)]
+        name: Option<String>,
+        /// Exit after pairing instead of running the agent.
+        #[arg(long)]
+        no_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -142,6 +181,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
+        Command::Agent(args) => run_agent(args).await,
         Command::Serve => crate::server::serve(config).await,
         Command::Migrate => {
             let store = store::open(&config.effective_database_url()).await?;
@@ -162,7 +202,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 accounts::TokenSecret::generate("").plain
             };
             let store = store::open(&config.effective_database_url()).await?;
-            let name = name.unwrap_or_else(|| email.split('@').next().unwrap_or("").to_owned());
+            // Without --name: the address's local part, or the whole address when that is too short.
+            let name = name.unwrap_or_else(|| match email.split_once('@') {
+                Some((local, _)) if local.chars().count() >= 2 => local.to_owned(),
+                _ => email.clone(),
+            });
             let created = accounts::create_account(
                 store.as_ref(),
                 accounts::NewAccount {
@@ -213,4 +257,55 @@ fn describe_fields(err: &crate::error::ApiError) -> String {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
+    use crate::agent::{self, AgentFile, AgentSettings, environment::EnvironmentSettings};
+    let path = args.agent_file.clone().unwrap_or_else(AgentFile::default_path);
+    let mut file = AgentFile::load(&path)?;
+    let server = args
+        .server
+        .clone()
+        .or_else(|| file.server.clone())
+        .context("no server: pass --server URL (or pair first)")?;
+    if let Some(AgentAction::Pair { name, no_run }) = &args.action {
+        file = agent::pair(&server, &path, file, name.as_deref()).await?;
+        if *no_run {
+            return Ok(());
+        }
+    }
+    let token = args
+        .token
+        .clone()
+        .or_else(|| file.token.clone())
+        .context("no machine token: run `claudenest agent pair --server URL` first")?;
+    let mut capabilities = file.capabilities.clone();
+    capabilities.extend(args.capabilities.iter().cloned());
+    capabilities.sort();
+    capabilities.dedup();
+    let settings = AgentSettings {
+        server,
+        token,
+        environment: EnvironmentSettings {
+            claude_path: args.claude_path.clone().or(file.claude_path.clone()),
+            capabilities,
+            max_sessions: args.max_sessions.or(file.max_sessions).unwrap_or(10),
+        },
+    };
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let stop = shutdown.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        stop.cancel();
+    });
+    let term = shutdown.clone();
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut sig) = signal(SignalKind::terminate()) {
+            sig.recv().await;
+            term.cancel();
+        }
+    });
+    tracing::info!(server = %settings.server, "claudenest agent starting");
+    agent::run(settings, shutdown).await
 }

@@ -10,6 +10,7 @@
 //! [`server`] wires the floors together into a running service.
 #![deny(unsafe_code)]
 
+pub mod agent;
 pub mod app;
 pub mod cli;
 pub mod config;

@@ -440,9 +440,17 @@ pub async fn authenticate_machine(store: &dyn Store, bearer: &str) -> Result<Mac
 
 // --- presence (called by the agent link) -----------------------------------------------------
 
-pub async fn link_opened(store: &dyn Store, machine_id: Uuid, env: &Environment) -> Result<()> {
+/// The agent said hello. Capabilities it reports are added to the machine's (the user can
+/// add more, and the agent cannot take the user's away); `max_sessions` stays the user's.
+pub async fn link_opened(store: &dyn Store, machine: &Machine, env: &Environment) -> Result<()> {
+    let mut capabilities = machine.capabilities.0.clone();
+    for cap in &env.capabilities {
+        if !capabilities.contains(cap) {
+            capabilities.push(cap.clone());
+        }
+    }
     Ok(store
-        .record_machine_hello(machine_id, env, clock::now())
+        .record_machine_hello(machine.id, env, &capabilities, clock::now())
         .await?)
 }
 

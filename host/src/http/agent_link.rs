@@ -140,7 +140,7 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
     else {
         return;
     };
-    if let Err(err) = machines::link_opened(state.store(), machine.id, &environment).await {
+    if let Err(err) = machines::link_opened(state.store(), &machine, &environment).await {
         tracing::error!(error = %err, "recording hello failed");
         close_with(&mut socket, 1011, "internal error").await;
         return;

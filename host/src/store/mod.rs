@@ -168,11 +168,12 @@ pub trait Store: Send + Sync + 'static {
         token_hash: &[u8],
         at: DateTime<Utc>,
     ) -> StoreResult<bool>;
-    /// The agent said hello: store its environment and mark the machine online.
+    /// The agent said hello: store its environment and `capabilities`, mark the machine online.
     async fn record_machine_hello(
         &self,
         id: Uuid,
         environment: &Environment,
+        capabilities: &[String],
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
     /// The link is alive (a pong came back): move `last_seen_at` and keep `online` fresh.

@@ -309,6 +309,7 @@ macro_rules! store_impl {
                 &self,
                 id: Uuid,
                 env: &Environment,
+                capabilities: &[String],
                 at: DateTime<Utc>,
             ) -> StoreResult<()> {
                 sqlx::query(sql::RECORD_MACHINE_HELLO)
@@ -320,8 +321,7 @@ macro_rules! store_impl {
                     .bind(&env.agent_version)
                     .bind(&env.claude_version)
                     .bind(&env.claude_path)
-                    .bind(Json(&env.capabilities))
-                    .bind(i32::try_from(env.max_sessions).unwrap_or(i32::MAX))
+                    .bind(Json(capabilities))
                     .bind(Json(&env.mac_addresses))
                     .bind(Json(&env.networks))
                     .bind(at)

@@ -65,14 +65,12 @@ pub const UPDATE_MACHINE_SETTINGS: &str = "UPDATE machines SET name = $3, max_se
 pub const DELETE_MACHINE: &str = "DELETE FROM machines WHERE user_id = $1 AND id = $2";
 pub const SET_MACHINE_TOKEN: &str =
     "UPDATE machines SET token_hash = $3, updated_at = $4 WHERE user_id = $1 AND id = $2";
-/// The agent's `hello`: environment, online. Its capabilities and max_sessions are adopted
-/// only on the machine's first hello; after that the user's settings win.
+/// The agent's `hello`: environment and capabilities (as the domain merged them), online.
+/// `max_sessions` stays the user's setting.
 pub const RECORD_MACHINE_HELLO: &str = "UPDATE machines SET platform = $2, hostname = $3, \
      arch = $4, node_version = $5, agent_version = $6, claude_version = $7, claude_path = $8, \
-     capabilities = CASE WHEN connected_at IS NULL THEN $9 ELSE capabilities END, \
-     max_sessions = CASE WHEN connected_at IS NULL THEN $10 ELSE max_sessions END, \
-     mac_addresses = $11, networks = $12, status = 'online', status_at = $13, \
-     connected_at = $13, last_seen_at = $13, updated_at = $13 WHERE id = $1";
+     capabilities = $9, mac_addresses = $10, networks = $11, status = 'online', \
+     status_at = $12, connected_at = $12, last_seen_at = $12, updated_at = $12 WHERE id = $1";
 pub const RECORD_MACHINE_SEEN: &str =
     "UPDATE machines SET last_seen_at = $2, status_at = $2 WHERE id = $1 AND status = 'online'";
 pub const SET_MACHINE_STATUS: &str =

@@ -1,0 +1,421 @@
+//! The machine agent (`claudenest agent`): keeps one authenticated link to the host, says
+//! hello with the machine's environment, answers pings and requests, and reconnects forever
+//! with capped, jittered backoff.
+
+pub mod environment;
+
+use std::{
+    io::Write as _,
+    path::{Path, PathBuf},
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use tokio_tungstenite::{
+    MaybeTlsStream, WebSocketStream,
+    tungstenite::{
+        self, Message, client::IntoClientRequest as _, http::HeaderValue,
+        protocol::WebSocketConfig,
+    },
+};
+use tokio_util::sync::CancellationToken;
+
+use crate::{
+    domain::{accounts::TokenSecret, machines::MACHINE_TOKEN_PREFIX},
+    protocol::{
+        self, AgentMessage, AgentRequest, HOST_MESSAGE_TYPES, HostMessage, MAX_FRAME_BYTES,
+        PROTOCOL_VERSION, codes,
+    },
+};
+use environment::EnvironmentSettings;
+
+/// The agent's saved configuration (`~/.config/claudenest/agent.toml`, mode 0600).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFile {
+    pub server: Option<String>,
+    pub token: Option<String>,
+    pub claude_path: Option<PathBuf>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+    pub max_sessions: Option<u32>,
+}
+
+impl AgentFile {
+    /// `$XDG_CONFIG_HOME/claudenest/agent.toml`, else `~/.config/claudenest/agent.toml`.
+    pub fn default_path() -> PathBuf {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .unwrap_or_else(|| PathBuf::from("."));
+        base.join("claudenest/agent.toml")
+    }
+
+    /// The file, or defaults when it does not exist.
+    pub fn load(path: &Path) -> anyhow::Result<Self> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => toml::from_str(&text).with_context(|| format!("parsing {}", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Writes the file readable by its owner only (it holds the machine token).
+    pub fn save(&self, path: &Path) -> anyhow::Result<()> {
+        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .with_context(|| format!("creating {}", dir.display()))?;
+        }
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("writing {}", path.display()))?;
+        // An existing file keeps its old mode through `open`: tighten it explicitly.
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+        file.write_all(toml::to_string(self)?.as_bytes())?;
+        Ok(())
+    }
+}
+
+/// Everything a running agent needs.
+#[derive(Debug, Clone)]
+pub struct AgentSettings {
+    /// The host's base URL (`http://…` or `https://…`).
+    pub server: String,
+    pub token: String,
+    pub environment: EnvironmentSettings,
+}
+
+/// Link URL for a server base URL: `http` → `ws`, `https` → `wss`.
+pub fn link_url(server: &str) -> anyhow::Result<String> {
+    let base = server.trim_end_matches('/');
+    let ws = if let Some(rest) = base.strip_prefix("https://") {
+        format!("wss://{rest}")
+    } else if let Some(rest) = base.strip_prefix("http://") {
+        format!("ws://{rest}")
+    } else {
+        anyhow::bail!("the server URL must start with http:// or https:// (got {server})");
+    };
+    Ok(format!("{ws}/api/agent/link"))
+}
+
+/// Exponential backoff with full jitter, capped.
+pub struct Backoff {
+    base: Duration,
+    cap: Duration,
+    attempt: u32,
+}
+
+impl Backoff {
+    pub fn new(base: Duration, cap: Duration) -> Self {
+        Self {
+            base,
+            cap,
+            attempt: 0,
+        }
+    }
+
+    pub fn reset(&mut self) {
+        self.attempt = 0;
+    }
+
+    /// The next delay: uniform in [base/2, min(cap, base·2^attempt)].
+    pub fn next_delay(&mut self) -> Duration {
+        use rand::Rng as _;
+        let ceiling = self
+            .base
+            .saturating_mul(1u32 << self.attempt.min(16))
+            .min(self.cap);
+        self.attempt = self.attempt.saturating_add(1);
+        let floor = (self.base / 2).min(ceiling);
+        rand::rng().random_range(floor..=ceiling)
+    }
+}
+
+/// How one link ended.
+enum Ended {
+    Shutdown,
+    /// The link was up (hello answered) and then closed.
+    Closed { code: Option<u16>, reason: String },
+}
+
+/// Runs until `shutdown`: connect, serve, and on any failure reconnect after a backoff.
+pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let url = link_url(&settings.server)?;
+    let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    loop {
+        match connect_and_serve(&url, &settings, &shutdown).await {
+            Ok(Ended::Shutdown) => return Ok(()),
+            Ok(Ended::Closed { code, reason }) => {
+                tracing::warn!(?code, reason, "link closed; reconnecting");
+                backoff.reset();
+            }
+            Err(err) => tracing::warn!(error = format!("{err:#}"), "link failed"),
+        }
+        let delay = backoff.next_delay();
+        tracing::info!(?delay, "reconnecting after");
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = shutdown.cancelled() => return Ok(()),
+        }
+    }
+}
+
+type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
+    let mut request = url.into_client_request()?;
+    request.headers_mut().insert(
+        "authorization",
+        HeaderValue::from_str(&format!("Bearer {token}"))?,
+    );
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(MAX_FRAME_BYTES))
+        .max_frame_size(Some(MAX_FRAME_BYTES));
+    match tokio_tungstenite::connect_async_with_config(request, Some(config), false).await {
+        Ok((socket, _)) => Ok(socket),
+        Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
+            anyhow::bail!("the host refused the machine token (401): pair again or set a new token")
+        }
+        Err(err) => Err(err).with_context(|| format!("connecting to {url}")),
+    }
+}
+
+async fn send(socket: &mut Socket, message: &AgentMessage) -> anyhow::Result<()> {
+    socket
+        .send(Message::Text(protocol::encode(message).into()))
+        .await?;
+    Ok(())
+}
+
+async fn connect_and_serve(
+    url: &str,
+    settings: &AgentSettings,
+    shutdown: &CancellationToken,
+) -> anyhow::Result<Ended> {
+    let mut socket = tokio::select! {
+        socket = connect(url, &settings.token) => socket?,
+        () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+    };
+    let environment = environment::detect(&settings.environment).await;
+    send(
+        &mut socket,
+        &AgentMessage::Hello {
+            protocol_version: PROTOCOL_VERSION,
+            environment,
+        },
+    )
+    .await?;
+    // Replies to requests are produced by spawned tasks, so a slow request never delays a pong.
+    let (replies_tx, mut replies) = mpsc::channel::<AgentMessage>(64);
+    loop {
+        tokio::select! {
+            frame = socket.next() => {
+                let text = match frame {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Close(frame))) => {
+                        return Ok(Ended::Closed {
+                            code: frame.as_ref().map(|f| u16::from(f.code)),
+                            reason: frame.map(|f| f.reason.to_string()).unwrap_or_default(),
+                        });
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(err)) => return Err(err.into()),
+                    None => return Ok(Ended::Closed { code: None, reason: "connection lost".into() }),
+                };
+                match protocol::decode::<HostMessage>(&text, HOST_MESSAGE_TYPES) {
+                    Ok(HostMessage::Welcome { machine_id, .. }) => {
+                        tracing::info!(%machine_id, "linked to the host");
+                    }
+                    Ok(HostMessage::Ping { nonce }) => {
+                        send(&mut socket, &AgentMessage::Pong { nonce }).await?;
+                    }
+                    Ok(HostMessage::Request { id, request }) => {
+                        let replies = replies_tx.clone();
+                        let env_settings = settings.environment.clone();
+                        tokio::spawn(async move {
+                            let answer = match handle_request(request, &env_settings).await {
+                                Ok(result) => AgentMessage::Reply { reply_to: id, result },
+                                Err(err) => AgentMessage::Error {
+                                    reply_to: Some(id),
+                                    code: codes::FAILED.into(),
+                                    message: format!("{err:#}"),
+                                },
+                            };
+                            let _ = replies.send(answer).await;
+                        });
+                    }
+                    Ok(HostMessage::Error { reply_to, code, message }) => {
+                        tracing::warn!(?reply_to, code, message, "host reported an error");
+                    }
+                    Ok(HostMessage::Goodbye { reason }) => {
+                        tracing::info!(reason, "host is closing the link");
+                    }
+                    Err(err) => {
+                        send(&mut socket, &AgentMessage::Error {
+                            reply_to: err.reply_to,
+                            code: err.code.into(),
+                            message: err.message,
+                        }).await?;
+                    }
+                }
+            }
+            Some(reply) = replies.recv() => send(&mut socket, &reply).await?,
+            () = shutdown.cancelled() => {
+                let _ = socket.close(None).await;
+                return Ok(Ended::Shutdown);
+            }
+        }
+    }
+}
+
+/// Does what the host asked.
+async fn handle_request(
+    request: AgentRequest,
+    env: &EnvironmentSettings,
+) -> anyhow::Result<serde_json::Value> {
+    match request {
+        AgentRequest::Echo { payload } => Ok(payload),
+        AgentRequest::Environment => Ok(serde_json::to_value(environment::detect(env).await)?),
+        AgentRequest::Wake { mac, target } => {
+            let mac = protocol::parse_mac(&mac).context("bad MAC address")?;
+            let target = target.parse().context("bad wake target")?;
+            protocol::send_magic_packet(mac, target).await?;
+            tracing::info!(%target, "sent a wake-on-lan packet for the host");
+            Ok(serde_json::json!({ "sent": true }))
+        }
+    }
+}
+
+/// `claudenest agent pair`: makes a machine token here, registers its hash with the host under
+/// a short code, waits for the user to enter the code, and saves the token (0600).
+pub async fn pair(
+    server: &str,
+    file_path: &Path,
+    mut file: AgentFile,
+    name_hint: Option<&str>,
+) -> anyhow::Result<AgentFile> {
+    let secret = TokenSecret::generate(MACHINE_TOKEN_PREFIX);
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(15))
+        .build()?;
+    let base = server.trim_end_matches('/');
+    let hostname = name_hint
+        .map(str::to_owned)
+        .unwrap_or_else(|| gethostname::gethostname().to_string_lossy().into_owned());
+    let started: serde_json::Value = client
+        .post(format!("{base}/api/pairing"))
+        .json(&serde_json::json!({
+            "token_hash": hex::encode(secret.hash),
+            "hostname": hostname,
+            "platform": environment::platform(),
+            "arch": environment::arch(),
+        }))
+        .send()
+        .await
+        .context("reaching the host")?
+        .error_for_status()
+        .context("the host refused to start pairing")?
+        .json()
+        .await?;
+    let code = started["data"]["code"]
+        .as_str()
+        .context("the host did not send a pairing code")?
+        .to_owned();
+    println!("Pairing code: {code}");
+    println!(
+        "Enter it in ClaudeNest within 5 minutes (POST {base}/api/pairing/{code}/complete)."
+    );
+    let _ = std::io::stdout().flush();
+    let deadline = tokio::time::Instant::now() + machines_pairing_ttl();
+    loop {
+        let answer = client
+            .get(format!("{base}/api/agent/machine"))
+            .bearer_auth(&secret.plain)
+            .send()
+            .await;
+        if let Ok(response) = answer
+            && response.status().is_success()
+        {
+            let body: serde_json::Value = response.json().await?;
+            println!(
+                "Paired as machine \"{}\" ({}).",
+                body["data"]["name"].as_str().unwrap_or(""),
+                body["data"]["id"].as_str().unwrap_or("")
+            );
+            break;
+        }
+        anyhow::ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the pairing code expired before it was entered"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    file.server = Some(base.to_owned());
+    file.token = Some(secret.plain);
+    file.save(file_path)?;
+    println!("Saved the machine token to {} (mode 0600).", file_path.display());
+    Ok(file)
+}
+
+fn machines_pairing_ttl() -> Duration {
+    crate::domain::machines::PAIRING_TTL
+        .to_std()
+        .unwrap_or(Duration::from_secs(300))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_urls() {
+        assert_eq!(
+            link_url("http://127.0.0.1:8000/").unwrap(),
+            "ws://127.0.0.1:8000/api/agent/link"
+        );
+        assert_eq!(
+            link_url("https://nest.example.com").unwrap(),
+            "wss://nest.example.com/api/agent/link"
+        );
+        assert!(link_url("ftp://x").is_err());
+    }
+
+    #[test]
+    fn backoff_grows_with_jitter_and_stays_capped() {
+        let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+        for _ in 0..50 {
+            let d = b.next_delay();
+            assert!(d >= Duration::from_millis(250) && d <= Duration::from_secs(30), "{d:?}");
+        }
+        b.reset();
+        assert!(b.next_delay() <= Duration::from_millis(500));
+    }
+
+    #[test]
+    fn the_saved_file_is_private() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("conf/agent.toml");
+        let file = AgentFile {
+            server: Some("http://127.0.0.1:1".into()),
+            token: Some("mn_secret".into()),
+            ..AgentFile::default()
+        };
+        file.save(&path).unwrap();
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+        assert_eq!(AgentFile::load(&path).unwrap().token.as_deref(), Some("mn_secret"));
+    }
+}
