@@ -38,6 +38,15 @@ pub struct TestDb {
 }
 
 impl TestDb {
+    /// Stands in for a database moved out of a stopped [`TestApp`].
+    fn placeholder() -> Self {
+        Self {
+            backend: Backend::Sqlite,
+            url: String::new(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     /// `None` only for PostgreSQL outside CI when no server was provided (reported as NOT RUN).
     pub async fn create(backend: Backend) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -195,6 +204,10 @@ impl TestApp {
     /// Starts a server whose configuration `adjust` may change first.
     pub async fn spawn_with(db: TestDb, adjust: impl FnOnce(&mut Config)) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        Self::start(db, listener, adjust).await
+    }
+
+    async fn start(db: TestDb, listener: TcpListener, adjust: impl FnOnce(&mut Config)) -> Self {
         let mut config = db.config();
         // The real address, so links the server makes (OAuth redirects, e-mails) point here.
         config.bind = listener.local_addr().expect("local addr");
@@ -279,11 +292,60 @@ impl TestApp {
         (user, token)
     }
 
-    /// Stops the server and waits for it to finish.
-    pub async fn stop(mut self) {
+    /// Stops the server and waits for it to finish; returns its database for a restart.
+    pub async fn stop(mut self) -> TestDb {
         self.shutdown.cancel();
         if let Some(task) = self.task.take() {
             task.await.expect("server task").expect("server run");
+        }
+        // Drop would cancel again; harmless. Move the database out for reuse.
+        let db = std::mem::replace(&mut self.db, TestDb::placeholder());
+        db
+    }
+
+    /// Stops the server and starts a new one on the same address and database, as after a
+    /// host restart. `adjust` configures the new one.
+    pub async fn restart(self, adjust: impl FnOnce(&mut Config)) -> Self {
+        let addr = self.addr;
+        let db = self.stop().await;
+        let mut last_err = None;
+        // The port was just released; binding it again can take a moment.
+        for _ in 0..50 {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => return Self::start(db, listener, adjust).await,
+                Err(err) => last_err = Some(err),
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        panic!("could not bind {addr} again: {last_err:?}");
+    }
+
+    /// Signed-in helper: registers a machine, returns its id and `mn_` token.
+    pub async fn register_machine(&self, token: &str, body: Value) -> (Uuid, String) {
+        let reply = self.post("/api/machines", Some(token), body).await;
+        reply.expect(201);
+        let id = reply.body["data"]["machine"]["id"].as_str().unwrap().parse().unwrap();
+        let secret = reply.body["data"]["token"].as_str().unwrap().to_owned();
+        (id, secret)
+    }
+
+    /// The machine's `status` as the API reports it.
+    pub async fn machine_status(&self, token: &str, id: Uuid) -> String {
+        let reply = self.get(&format!("/api/machines/{id}"), Some(token)).await;
+        reply.expect(200);
+        reply.body["data"]["status"].as_str().unwrap().to_owned()
+    }
+
+    /// Polls until the machine's status is `want` (panics after `within`).
+    pub async fn wait_for_status(&self, token: &str, id: Uuid, want: &str, within: std::time::Duration) {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let status = self.machine_status(token, id).await;
+            if status == want {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "machine {id} is {status}, not {want}, after {within:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }
 }
@@ -333,6 +395,96 @@ pub fn claudenest_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// A running `claudenest agent` process with a private HOME; killed on drop.
+pub struct AgentProcess {
+    pub child: std::process::Child,
+    pub home: tempfile::TempDir,
+    log: PathBuf,
+}
+
+impl AgentProcess {
+    /// `claudenest agent --server <app> --token <token> [extra…]`.
+    pub fn start(app: &TestApp, token: &str, extra: &[&str]) -> Self {
+        let home = tempfile::tempdir().expect("temp dir");
+        let log = home.path().join("agent.log");
+        let child = agent_command(home.path(), &log)
+            .args(["agent", "--server", &app.base_url, "--token", token])
+            .args(extra)
+            .spawn()
+            .expect("spawn claudenest agent");
+        Self { child, home, log }
+    }
+
+    /// Runs `claudenest agent pair …` and returns the process once it printed its code.
+    pub fn pair(app: &TestApp, extra: &[&str]) -> (Self, String) {
+        let home = tempfile::tempdir().expect("temp dir");
+        let log = home.path().join("agent.log");
+        let mut child = agent_command(home.path(), &log)
+            .args(["agent", "--server", &app.base_url])
+            .args(extra)
+            .args(["pair"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn claudenest agent pair");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
+        let code = lines
+            .find_map(|l| l.ok()?.strip_prefix("Pairing code: ").map(str::to_owned))
+            .expect("the agent printed a pairing code");
+        // Keep draining stdout so the agent never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        (Self { child, home, log }, code)
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGSTOP / SIGCONT: a frozen agent keeps its socket open but answers nothing.
+    pub fn signal(&self, name: &str) {
+        let ok = std::process::Command::new("kill")
+            .args([&format!("-{name}"), &self.child.id().to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill -{name}");
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for AgentProcess {
+    fn drop(&mut self) {
+        self.signal_quietly();
+        self.kill();
+    }
+}
+
+impl AgentProcess {
+    fn signal_quietly(&self) {
+        let _ = std::process::Command::new("kill")
+            .args(["-CONT", &self.child.id().to_string()])
+            .stderr(std::process::Stdio::null())
+            .status();
+    }
+}
+
+fn agent_command(home: &std::path::Path, log: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(claudenest_binary());
+    let log = std::fs::File::create(log).expect("agent log");
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(log);
+    cmd
 }
 
 /// A loopback port that was free a moment ago.
