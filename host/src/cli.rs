@@ -261,7 +261,10 @@ fn describe_fields(err: &crate::error::ApiError) -> String {
 
 async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
     use crate::agent::{self, AgentFile, AgentSettings, environment::EnvironmentSettings};
-    let path = args.agent_file.clone().unwrap_or_else(AgentFile::default_path);
+    let path = args
+        .agent_file
+        .clone()
+        .unwrap_or_else(AgentFile::default_path);
     let mut file = AgentFile::load(&path)?;
     let server = args
         .server

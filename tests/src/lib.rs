@@ -299,8 +299,7 @@ impl TestApp {
             task.await.expect("server task").expect("server run");
         }
         // Drop would cancel again; harmless. Move the database out for reuse.
-        let db = std::mem::replace(&mut self.db, TestDb::placeholder());
-        db
+        std::mem::replace(&mut self.db, TestDb::placeholder())
     }
 
     /// Stops the server and starts a new one on the same address and database, as after a
@@ -324,7 +323,11 @@ impl TestApp {
     pub async fn register_machine(&self, token: &str, body: Value) -> (Uuid, String) {
         let reply = self.post("/api/machines", Some(token), body).await;
         reply.expect(201);
-        let id = reply.body["data"]["machine"]["id"].as_str().unwrap().parse().unwrap();
+        let id = reply.body["data"]["machine"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         let secret = reply.body["data"]["token"].as_str().unwrap().to_owned();
         (id, secret)
     }
@@ -337,14 +340,23 @@ impl TestApp {
     }
 
     /// Polls until the machine's status is `want` (panics after `within`).
-    pub async fn wait_for_status(&self, token: &str, id: Uuid, want: &str, within: std::time::Duration) {
+    pub async fn wait_for_status(
+        &self,
+        token: &str,
+        id: Uuid,
+        want: &str,
+        within: std::time::Duration,
+    ) {
         let deadline = std::time::Instant::now() + within;
         loop {
             let status = self.machine_status(token, id).await;
             if status == want {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "machine {id} is {status}, not {want}, after {within:?}");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "machine {id} is {status}, not {want}, after {within:?}"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         }
     }

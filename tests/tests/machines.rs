@@ -51,7 +51,10 @@ struct RawLink {
 }
 
 impl RawLink {
-    async fn connect(app: &TestApp, token: &str) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
+    async fn connect(
+        app: &TestApp,
+        token: &str,
+    ) -> Result<Self, tokio_tungstenite::tungstenite::Error> {
         let url = format!("ws://{}/api/agent/link", app.addr);
         let mut request = url.into_client_request().unwrap();
         request
@@ -62,7 +65,10 @@ impl RawLink {
     }
 
     async fn send(&mut self, value: Value) {
-        self.socket.send(Message::Text(value.to_string().into())).await.unwrap();
+        self.socket
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
     }
 
     /// The next protocol message, skipping pings (answered) unless `keep_pings`.
@@ -90,11 +96,14 @@ impl RawLink {
     }
 
     async fn hello(&mut self) -> Value {
-        self.send(json!({"type": "hello", "protocol_version": 1, "environment": {
+        self.send(
+            json!({"type": "hello", "protocol_version": 1, "environment": {
             "platform": "linux", "hostname": "raw", "arch": "x64", "agent_version": "test",
             "node_version": null, "claude_version": null, "claude_path": null,
             "capabilities": ["gpu"], "max_sessions": 3, "mac_addresses": ["02:00:00:00:00:01"],
-            "networks": [{"addr": "198.51.100.7", "prefix": 24}]}})).await;
+            "networks": [{"addr": "198.51.100.7", "prefix": 24}]}}),
+        )
+        .await;
         self.next().await.unwrap()
     }
 }
@@ -234,9 +243,17 @@ on_both_stores! {
         assert_eq!(own.body["data"]["id"], id.to_string());
         app.get("/api/agent/machine", Some(&ada)).await.expect(401);
 
+        // Request/reply over the link.
+        let ping = app.post(&format!("/api/machines/{id}/ping"), Some(&ada), json!({})).await;
+        ping.expect(200);
+        assert!(ping.body["data"]["round_trip_ms"].as_f64().unwrap() > 0.0);
+
         // The link is the presence: kill the agent, the machine is offline.
         agent.kill();
         app.wait_for_status(&ada, id, "offline", SOON).await;
+        let offline = app.post(&format!("/api/machines/{id}/ping"), Some(&ada), json!({})).await;
+        offline.expect(400);
+        assert_eq!(offline.error_code(), "MCH_002");
     }
 
     async fn missed_pongs_take_a_machine_offline_and_the_agent_comes_back(db: TestDb) {
@@ -429,7 +446,13 @@ on_both_stores! {
 
 #[tokio::test]
 async fn a_second_agent_with_the_same_token_takes_over_cleanly() {
-    let app = TestApp::spawn_with(TestDb::create(claudenest_e2e::Backend::Sqlite).await.unwrap(), fast_links).await;
+    let app = TestApp::spawn_with(
+        TestDb::create(claudenest_e2e::Backend::Sqlite)
+            .await
+            .unwrap(),
+        fast_links,
+    )
+    .await;
     let (_, ada) = app.user_with_token("ada@example.com").await;
     let (id, token) = app.register_machine(&ada, json!({"name": "box"})).await;
     let mut raw = RawLink::connect(&app, &token).await.unwrap();
@@ -438,6 +461,11 @@ async fn a_second_agent_with_the_same_token_takes_over_cleanly() {
     assert_eq!(raw.next().await.unwrap()["type"], "goodbye");
     tokio::time::sleep(Duration::from_millis(500)).await;
     app.wait_for_status(&ada, id, "online", SOON).await;
-    let env = app.get(&format!("/api/machines/{id}/environment"), Some(&ada)).await;
-    assert_ne!(env.body["data"]["hostname"], "raw", "the real agent's hello replaced the raw one");
+    let env = app
+        .get(&format!("/api/machines/{id}/environment"), Some(&ada))
+        .await;
+    assert_ne!(
+        env.body["data"]["hostname"], "raw",
+        "the real agent's hello replaced the raw one"
+    );
 }

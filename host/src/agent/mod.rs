@@ -17,8 +17,7 @@ use tokio::sync::mpsc;
 use tokio_tungstenite::{
     MaybeTlsStream, WebSocketStream,
     tungstenite::{
-        self, Message, client::IntoClientRequest as _, http::HeaderValue,
-        protocol::WebSocketConfig,
+        self, Message, client::IntoClientRequest as _, http::HeaderValue, protocol::WebSocketConfig,
     },
 };
 use tokio_util::sync::CancellationToken;
@@ -58,7 +57,9 @@ impl AgentFile {
     /// The file, or defaults when it does not exist.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         match std::fs::read_to_string(path) {
-            Ok(text) => toml::from_str(&text).with_context(|| format!("parsing {}", path.display())),
+            Ok(text) => {
+                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
         }
@@ -147,7 +148,10 @@ impl Backoff {
 enum Ended {
     Shutdown,
     /// The link was up (hello answered) and then closed.
-    Closed { code: Option<u16>, reason: String },
+    Closed {
+        code: Option<u16>,
+        reason: String,
+    },
 }
 
 /// Runs until `shutdown`: connect, serve, and on any failure reconnect after a backoff.
@@ -334,9 +338,7 @@ pub async fn pair(
         .context("the host did not send a pairing code")?
         .to_owned();
     println!("Pairing code: {code}");
-    println!(
-        "Enter it in ClaudeNest within 5 minutes (POST {base}/api/pairing/{code}/complete)."
-    );
+    println!("Enter it in ClaudeNest within 5 minutes (POST {base}/api/pairing/{code}/complete).");
     let _ = std::io::stdout().flush();
     let deadline = tokio::time::Instant::now() + machines_pairing_ttl();
     loop {
@@ -365,7 +367,10 @@ pub async fn pair(
     file.server = Some(base.to_owned());
     file.token = Some(secret.plain);
     file.save(file_path)?;
-    println!("Saved the machine token to {} (mode 0600).", file_path.display());
+    println!(
+        "Saved the machine token to {} (mode 0600).",
+        file_path.display()
+    );
     Ok(file)
 }
 
@@ -397,7 +402,10 @@ mod tests {
         let mut b = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
         for _ in 0..50 {
             let d = b.next_delay();
-            assert!(d >= Duration::from_millis(250) && d <= Duration::from_secs(30), "{d:?}");
+            assert!(
+                d >= Duration::from_millis(250) && d <= Duration::from_secs(30),
+                "{d:?}"
+            );
         }
         b.reset();
         assert!(b.next_delay() <= Duration::from_millis(500));
@@ -416,6 +424,9 @@ mod tests {
         file.save(&path).unwrap();
         let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600);
-        assert_eq!(AgentFile::load(&path).unwrap().token.as_deref(), Some("mn_secret"));
+        assert_eq!(
+            AgentFile::load(&path).unwrap().token.as_deref(),
+            Some("mn_secret")
+        );
     }
 }

@@ -19,7 +19,7 @@ use super::{
 use crate::{
     config::AgentLinkSettings,
     error::{ApiError, ErrorCode, Result, Validator},
-    links::AgentLinks,
+    links::{AgentLinks, LinkError},
     protocol::{self, AgentRequest, Environment, Ipv4Network, close},
     store::{Machine, MachineFilter, Pairing, Store, StoreError},
 };
@@ -463,6 +463,42 @@ pub async fn link_closed(store: &dyn Store, machine_id: Uuid) -> Result<()> {
         .set_machine_status(machine_id, MachineStatus::Offline.as_str(), clock::now())
         .await?)
 }
+
+/// Asks the machine's agent to echo a payload and measures the round trip (link health).
+/// `MCH_002` when the machine has no live link.
+pub async fn ping(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<StdDuration> {
+    let machine = get(store, principal, id).await?;
+    let payload = serde_json::json!({ "nonce": rand::random::<u64>() });
+    let started = std::time::Instant::now();
+    let echoed = links
+        .request(
+            machine.id,
+            AgentRequest::Echo {
+                payload: payload.clone(),
+            },
+            PING_TIMEOUT,
+        )
+        .await
+        .map_err(|err| match err {
+            LinkError::NotConnected => ApiError::new(ErrorCode::MachineOffline),
+            other => ApiError::new(ErrorCode::MachineOffline)
+                .with_message(format!("The agent did not answer: {other}")),
+        })?;
+    if echoed != payload {
+        return Err(ApiError::internal(anyhow::anyhow!(
+            "agent echoed {echoed} instead of {payload}"
+        )));
+    }
+    Ok(started.elapsed())
+}
+
+/// How long `ping` waits for the agent.
+const PING_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 
 // --- pairing ---------------------------------------------------------------------------------
 

@@ -37,6 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(regenerate_token))
         .routes(routes!(environment))
         .routes(routes!(wake))
+        .routes(routes!(ping))
         .routes(routes!(complete_pairing))
         .routes(routes!(own_machine))
         .routes(routes!(super::agent_link::open_link))
@@ -225,7 +226,7 @@ fn wake_settings(view: WakeOnLanView) -> WakeSettings {
 /// Either a signed-in user or a machine's own agent.
 pub enum Caller {
     User(crate::domain::accounts::Principal),
-    Machine(Machine),
+    Machine(Box<Machine>),
 }
 
 impl FromRequestParts<AppState> for Caller {
@@ -236,7 +237,7 @@ impl FromRequestParts<AppState> for Caller {
             bearer_token(&parts.headers).is_some_and(|t| t.starts_with(MACHINE_TOKEN_PREFIX));
         if is_machine {
             let MachineAuth(machine) = MachineAuth::from_request_parts(parts, state).await?;
-            Ok(Caller::Machine(machine))
+            Ok(Caller::Machine(Box::new(machine)))
         } else {
             let AuthUser(principal) = AuthUser::from_request_parts(parts, state).await?;
             Ok(Caller::User(principal))
@@ -393,7 +394,7 @@ pub async fn environment(
 ) -> Result<Reply<EnvironmentView>> {
     let m = match caller {
         Caller::User(principal) => machines::get(state.store(), &principal, id).await?,
-        Caller::Machine(own) if own.id == id => own,
+        Caller::Machine(own) if own.id == id => *own,
         Caller::Machine(_) => return Err(ApiError::new(ErrorCode::MachineNotFound)),
     };
     Ok(Reply::ok(EnvironmentView {
@@ -436,6 +437,31 @@ pub async fn wake(
         message: "Wake-on-LAN signal sent".into(),
         machine: MachineView::new(woken.machine, state.presence()),
         relayed_by: woken.relayed_by,
+    }))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PingData {
+    /// Host → agent → host, in milliseconds.
+    pub round_trip_ms: f64,
+}
+
+/// Check the agent link: the agent echoes a payload and the round trip is measured.
+#[utoipa::path(post, path = "/machines/{id}/ping", tag = "machines", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses(
+        (status = 200, body = Envelope<PingData>),
+        (status = 400, description = "MCH_002: no live agent link", body = ErrorEnvelope),
+        (status = 404, body = ErrorEnvelope),
+    ))]
+pub async fn ping(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Reply<PingData>> {
+    let elapsed = machines::ping(state.store(), state.links().as_ref(), &principal, id).await?;
+    Ok(Reply::ok(PingData {
+        round_trip_ms: elapsed.as_secs_f64() * 1e3,
     }))
 }
 

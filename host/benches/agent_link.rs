@@ -1,0 +1,243 @@
+//! Agent links: the host → agent → host request/reply round trip, and how many idle links one
+//! host process holds per 100 MB of RSS.
+//!
+//! Runs the real `claudenest` binary as the host (so its RSS is its own), a real
+//! `claudenest agent` for the round trip, and N protocol clients from this process for the
+//! idle links. Baseline in the same run: an authenticated REST call that does not touch the
+//! link (`GET /api/machines/{id}`).
+
+use std::{
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use claudenest::{
+    domain::{
+        accounts::{self, Principal},
+        machines::{self, NewMachine},
+    },
+    protocol::{AgentMessage, Environment, PROTOCOL_VERSION},
+    store,
+};
+use futures_util::{SinkExt as _, StreamExt as _};
+use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+
+const IDLE_LINKS: usize = 2000;
+const ROUND_TRIPS: usize = 2000;
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("claudenest.sqlite3").display()
+    );
+
+    // Accounts and machines are made up front, straight through the domain.
+    let store = store::open(&url).await.unwrap();
+    let user = accounts::create_account(
+        store.as_ref(),
+        accounts::NewAccount {
+            name: "Bench".into(),
+            email: "bench@example.com".into(),
+            password: "bench password".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let (token_row, token) =
+        accounts::issue_token(store.as_ref(), user.id, "bench", vec!["*".into()], None)
+            .await
+            .unwrap();
+    let principal = Principal {
+        user: user.clone(),
+        token_id: token_row.id,
+        abilities: vec!["*".to_owned()].into(),
+    };
+    let mut machines = Vec::new();
+    for i in 0..=IDLE_LINKS {
+        let new = NewMachine {
+            name: format!("m{i}"),
+            ..NewMachine::default()
+        };
+        machines.push(
+            machines::register(store.as_ref(), &principal, new)
+                .await
+                .unwrap(),
+        );
+    }
+    store.close().await;
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let host = Killed(
+        Command::new(env!("CARGO_BIN_EXE_claudenest"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("CLAUDENEST_DATABASE_URL", &url)
+            .env("CLAUDENEST_LOG", "warn")
+            .env("CLAUDENEST_RATE_LIMITS__API_PER_MINUTE", "1000000")
+            // Idle means idle: no ping during the measurement.
+            .env("CLAUDENEST_AGENT_LINK__PING_INTERVAL_SECS", "600")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client
+        .get(format!("{base}/api/health"))
+        .send()
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "host did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // --- round trip through a real agent --------------------------------------------------
+    let (agent_machine, agent_token) = &machines[0];
+    let _agent = Killed(
+        Command::new(env!("CARGO_BIN_EXE_claudenest"))
+            .args(["agent", "--server", &base, "--token", agent_token])
+            .env("CLAUDENEST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let ping_url = format!("{base}/api/machines/{}/ping", agent_machine.id);
+    let plain_url = format!("{base}/api/machines/{}", agent_machine.id);
+    loop {
+        let r = client
+            .post(&ping_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        if r.status().is_success() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "agent did not link");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (mut link_rt, mut via_rest, mut plain) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..ROUND_TRIPS {
+        let t = Instant::now();
+        let body: serde_json::Value = client
+            .post(&ping_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        via_rest.push(t.elapsed());
+        let ms = body["data"]["round_trip_ms"].as_f64().unwrap();
+        link_rt.push(Duration::from_secs_f64(ms / 1e3));
+        let t = Instant::now();
+        let r = client
+            .get(&plain_url)
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert!(r.status().is_success());
+        r.bytes().await.unwrap();
+        plain.push(t.elapsed());
+    }
+    for v in [&mut link_rt, &mut via_rest, &mut plain] {
+        v.sort_unstable();
+    }
+    println!("\nround trip, {ROUND_TRIPS} sequential requests (one real agent process)");
+    println!(
+        "{:<46} {:>9} {:>9} {:>10}",
+        "", "p50 µs", "p99 µs", "p50 ratio"
+    );
+    let base_p50 = percentile(&plain, 50).as_secs_f64();
+    for (name, v) in [
+        ("GET /api/machines/{id} (baseline, no link)", &plain),
+        ("POST /api/machines/{id}/ping (REST + link)", &via_rest),
+        ("host→agent→host inside the host", &link_rt),
+    ] {
+        println!(
+            "{name:<46} {:>9} {:>9} {:>10.2}",
+            percentile(v, 50).as_micros(),
+            percentile(v, 99).as_micros(),
+            percentile(v, 50).as_secs_f64() / base_p50
+        );
+    }
+
+    // --- idle links per 100 MB -------------------------------------------------------------
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = rss_kib(host.0.id());
+    let mut sockets = Vec::with_capacity(IDLE_LINKS);
+    let hello = serde_json::to_string(&AgentMessage::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        environment: Environment {
+            platform: "linux".into(),
+            hostname: "bench".into(),
+            arch: "x64".into(),
+            agent_version: "bench".into(),
+            max_sessions: 1,
+            ..Environment::default()
+        },
+    })
+    .unwrap();
+    let started = Instant::now();
+    for (_, machine_token) in &machines[1..] {
+        let mut request = format!("ws://127.0.0.1:{port}/api/agent/link")
+            .into_client_request()
+            .unwrap();
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {machine_token}").parse().unwrap(),
+        );
+        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+        socket
+            .send(Message::Text(hello.clone().into()))
+            .await
+            .unwrap();
+        let welcome = socket.next().await.unwrap().unwrap();
+        assert!(welcome.to_text().unwrap().contains("welcome"));
+        sockets.push(socket);
+    }
+    let linking = started.elapsed();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let after = rss_kib(host.0.id());
+    let per_link = (after.saturating_sub(before)) as f64 / IDLE_LINKS as f64;
+    println!("\nidle links: {IDLE_LINKS} linked in {linking:?} (hello + welcome each)");
+    println!(
+        "host RSS {:.1} MB → {:.1} MB: {:.1} KiB per link, {:.0} links per 100 MB",
+        before as f64 / 1024.0,
+        after as f64 / 1024.0,
+        per_link,
+        100.0 * 1024.0 / per_link.max(0.001)
+    );
+    drop(sockets);
+}
