@@ -3,7 +3,11 @@
 use chrono::Duration;
 use claudenest::{
     domain::clock,
-    store::{ApiToken, OAuthIdentity, OAuthState, PasswordReset, StoreError, StoreKind, User},
+    protocol::{Environment, Ipv4Network},
+    store::{
+        ApiToken, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing, PasswordReset,
+        StoreError, StoreKind, User,
+    },
 };
 use claudenest_e2e::{Backend, on_both_stores};
 use sqlx::types::Json;
@@ -20,6 +24,46 @@ fn user(email: &str) -> User {
         email_verified_at: Some(now),
         created_at: now,
         updated_at: now,
+    }
+}
+
+fn machine(user_id: Uuid, name: &str, hash: u8) -> Machine {
+    let now = clock::now();
+    Machine {
+        id: Uuid::now_v7(),
+        user_id,
+        name: name.into(),
+        token_hash: vec![hash; 32],
+        platform: None,
+        hostname: Some(format!("{name}.lan")),
+        arch: None,
+        node_version: None,
+        agent_version: None,
+        claude_version: None,
+        claude_path: None,
+        capabilities: Json(vec!["gpu".into()]),
+        max_sessions: 10,
+        mac_addresses: Json(vec![]),
+        networks: Json(vec![]),
+        wol_mac: None,
+        wol_broadcast: "255.255.255.255".into(),
+        wol_port: 9,
+        status: "offline".into(),
+        status_at: now,
+        connected_at: None,
+        last_seen_at: None,
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+fn filter(status: Option<&str>, search: Option<&str>) -> MachineFilter {
+    let now = clock::now();
+    MachineFilter {
+        search: search.map(str::to_owned),
+        status: status.map(str::to_owned),
+        online_after: now - Duration::seconds(50),
+        connecting_after: now - Duration::minutes(5),
     }
 }
 
@@ -203,5 +247,107 @@ on_both_stores! {
         assert_eq!(ada_now.updated_at, at);
         assert!(store.tokens_of_user(ada.id).await.unwrap().iter().all(|t| t.revoked_at == Some(at)));
         assert!(store.tokens_of_user(bob.id).await.unwrap().iter().all(|t| t.revoked_at.is_none()));
+    }
+
+    async fn machines_are_owner_scoped_unique_per_user_and_round_trip(db: TestDb) {
+        let store = db.open().await;
+        let (ada, bob) = (user("ada@example.com"), user("bob@example.com"));
+        store.insert_user(&ada).await.unwrap();
+        store.insert_user(&bob).await.unwrap();
+        let desk = machine(ada.id, "desk", 1);
+        store.insert_machine(&desk).await.unwrap();
+        assert_eq!(store.machine(ada.id, desk.id).await.unwrap(), Some(desk.clone()));
+        assert_eq!(store.machine(bob.id, desk.id).await.unwrap(), None, "owner-scoped");
+        assert_eq!(store.machine_by_token_hash(&[1; 32]).await.unwrap(), Some(desk.clone()));
+
+        let err = store.insert_machine(&machine(ada.id, "desk", 2)).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+        store.insert_machine(&machine(bob.id, "desk", 3)).await.unwrap();
+
+        let mut renamed = desk.clone();
+        renamed.name = "study".into();
+        renamed.wol_port = 4009;
+        renamed.user_id = bob.id;
+        assert!(!store.update_machine_settings(&renamed).await.unwrap(), "not bob's to change");
+        renamed.user_id = ada.id;
+        assert!(store.update_machine_settings(&renamed).await.unwrap());
+        assert_eq!(store.machine(ada.id, desk.id).await.unwrap().unwrap().wol_port, 4009);
+
+        let now = clock::now();
+        assert!(!store.set_machine_token(bob.id, desk.id, &[9; 32], now).await.unwrap());
+        assert!(store.set_machine_token(ada.id, desk.id, &[9; 32], now).await.unwrap());
+        assert_eq!(store.machine_by_token_hash(&[1; 32]).await.unwrap(), None, "old token dead");
+        assert!(!store.delete_machine(bob.id, desk.id).await.unwrap());
+        assert!(store.delete_machine(ada.id, desk.id).await.unwrap());
+        assert_eq!(store.machine(ada.id, desk.id).await.unwrap(), None);
+    }
+
+    async fn machine_lists_filter_page_and_judge_presence_by_age(db: TestDb) {
+        let store = db.open().await;
+        let ada = user("ada@example.com");
+        store.insert_user(&ada).await.unwrap();
+        let names = ["alpha", "beta_box", "gamma", "delta"];
+        let mut ids = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let m = machine(ada.id, name, i as u8 + 1);
+            ids.push(m.id);
+            store.insert_machine(&m).await.unwrap();
+        }
+        let env = Environment {
+            platform: "linux".into(), hostname: "alpha-host".into(), arch: "x64".into(),
+            agent_version: "1".into(), capabilities: vec!["mcp".into()], max_sessions: 3,
+            mac_addresses: vec!["02:00:00:00:00:01".into()],
+            networks: vec![Ipv4Network { addr: [10, 0, 0, 2].into(), prefix: 24 }],
+            ..Environment::default()
+        };
+        let now = clock::now();
+        store.record_machine_hello(ids[0], &env, &["gpu".into(), "mcp".into()], now).await.unwrap();
+        store.set_machine_status(ids[1], "connecting", now).await.unwrap();
+        // Online long ago and never confirmed since: reads offline.
+        store.record_machine_hello(ids[2], &env, &[], now - Duration::minutes(10)).await.unwrap();
+
+        let alpha = store.machine(ada.id, ids[0]).await.unwrap().unwrap();
+        assert_eq!(alpha.hostname.as_deref(), Some("alpha-host"));
+        assert_eq!(alpha.capabilities.0, vec!["gpu", "mcp"]);
+        assert_eq!(alpha.max_sessions, 10, "hello does not change max_sessions");
+        assert_eq!(alpha.networks.0, env.networks);
+        assert_eq!(alpha.connected_at, Some(now));
+
+        let names_of = |rows: &[Machine]| rows.iter().map(|m| m.name.clone()).collect::<Vec<_>>();
+        let (online, total) = store.machines_page(ada.id, &filter(Some("online"), None), 10, 0).await.unwrap();
+        assert_eq!((names_of(&online), total), (vec!["alpha".to_owned()], 1));
+        let (connecting, _) = store.machines_page(ada.id, &filter(Some("connecting"), None), 10, 0).await.unwrap();
+        assert_eq!(names_of(&connecting), ["beta_box"]);
+        let (offline, _) = store.machines_page(ada.id, &filter(Some("offline"), None), 10, 0).await.unwrap();
+        assert_eq!(names_of(&offline), ["delta", "gamma"]);
+
+        let (page, total) = store.machines_page(ada.id, &filter(None, None), 2, 2).await.unwrap();
+        assert_eq!((names_of(&page), total), (vec!["delta".to_owned(), "gamma".to_owned()], 4));
+        let (found, _) = store.machines_page(ada.id, &filter(None, Some("ALPHA-HOST")), 10, 0).await.unwrap();
+        assert_eq!(names_of(&found), ["alpha"], "search covers the hostname, any case");
+        let (found, _) = store.machines_page(ada.id, &filter(None, Some("a_b")), 10, 0).await.unwrap();
+        assert_eq!(names_of(&found), ["beta_box"], "_ is literal, not a wildcard");
+
+        store.record_machine_seen(ids[2], now).await.unwrap();
+        let gamma = store.machine(ada.id, ids[2]).await.unwrap().unwrap();
+        assert_eq!((gamma.status_at, gamma.last_seen_at), (now, Some(now)));
+        store.set_machine_status(ids[2], "offline", now).await.unwrap();
+        store.record_machine_seen(ids[2], now + Duration::seconds(1)).await.unwrap();
+        let gamma = store.machine(ada.id, ids[2]).await.unwrap().unwrap();
+        assert_eq!(gamma.status, "offline", "a late pong does not revive an offline machine");
+    }
+
+    async fn pairings_are_single_use_and_expired_ones_are_swept(db: TestDb) {
+        let store = db.open().await;
+        let now = clock::now();
+        let pairing = |code: u8, expires_at| Pairing {
+            code_hash: vec![code; 32], token_hash: vec![7; 32], hostname: Some("h".into()),
+            platform: None, arch: None, created_at: now, expires_at,
+        };
+        store.insert_pairing(&pairing(1, now - Duration::seconds(1))).await.unwrap();
+        store.insert_pairing(&pairing(2, now + Duration::minutes(5))).await.unwrap();
+        assert_eq!(store.take_pairing(&[1; 32]).await.unwrap(), None, "swept");
+        assert_eq!(store.take_pairing(&[2; 32]).await.unwrap().unwrap().token_hash, vec![7; 32]);
+        assert_eq!(store.take_pairing(&[2; 32]).await.unwrap(), None, "single use");
     }
 }
