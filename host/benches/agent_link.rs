@@ -158,7 +158,9 @@ async fn main() {
             .await
             .unwrap();
         via_rest.push(t.elapsed());
-        let ms = body["data"]["round_trip_ms"].as_f64().unwrap();
+        let ms = body["data"]["round_trip_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("ping failed: {body}"));
         link_rt.push(Duration::from_secs_f64(ms / 1e3));
         let t = Instant::now();
         let r = client

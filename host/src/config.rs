@@ -239,9 +239,10 @@ impl Config {
             );
             figment = figment.merge(Toml::file_exact(path));
         }
+        // Keys are still upper-case here; figment lower-cases them when it emits them.
         let env = Env::prefixed("CLAUDENEST_").split("__").filter(|key| {
-            KEYS.iter()
-                .any(|k| key.as_str().split('.').next() == Some(*k))
+            let top = key.as_str().split('.').next().unwrap_or_default();
+            KEYS.iter().any(|k| k.eq_ignore_ascii_case(top))
         });
         let config: Config = figment
             .merge(env)
@@ -285,8 +286,21 @@ mod tests {
         file
     }
 
+    /// Tests that read the environment run inside figment's `Jail`, one at a time, so one
+    /// test's variables never leak into another.
+    fn jailed(test: impl FnOnce()) {
+        figment::Jail::expect_with(|_| {
+            test();
+            Ok(())
+        });
+    }
+
     #[test]
     fn later_layers_win_and_unset_fields_fall_through() {
+        jailed(later_layers);
+    }
+
+    fn later_layers() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(
             dir.path(),
@@ -305,7 +319,32 @@ mod tests {
     }
 
     #[test]
+    fn environment_variables_sit_between_the_file_and_the_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("c.toml", "log = \"debug\"\nbind = \"127.0.0.1:9000\"\n")?;
+            jail.set_env("CLAUDENEST_LOG", "trace");
+            jail.set_env("CLAUDENEST_BIND", "127.0.0.1:9001");
+            jail.set_env("CLAUDENEST_RATE_LIMITS__API_PER_MINUTE", "7");
+            jail.set_env("CLAUDENEST_LOG_JSON", "true");
+            // Not settings: must not be taken for unknown keys.
+            jail.set_env("CLAUDENEST_CONFIG", "c.toml");
+            jail.set_env("CLAUDENEST_TEST_PG_URL", "postgres://x");
+            let flags = serde_json::json!({"bind": "127.0.0.1:9002"});
+            let config = Config::load(Some(Path::new("c.toml")), flags).unwrap();
+            assert_eq!(config.log, "trace", "env beats file");
+            assert_eq!(config.bind.port(), 9002, "flag beats env");
+            assert_eq!(config.rate_limits.api_per_minute, 7, "nested keys use __");
+            assert!(config.log_json);
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_file_keys_are_rejected() {
+        jailed(unknown_keys);
+    }
+
+    fn unknown_keys() {
         let dir = tempfile::tempdir().unwrap();
         let file = write(dir.path(), "bnd = \"127.0.0.1:9000\"\n");
         let err = Config::load(Some(&file), serde_json::json!({})).unwrap_err();
