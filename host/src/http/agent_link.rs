@@ -26,6 +26,9 @@ use crate::{
     store::Machine,
 };
 
+/// Initial read buffer of each link's socket.
+const LINK_READ_BUFFER: usize = 4 * 1024;
+
 /// A request made with a machine token (`Authorization: Bearer mn_…`): it acts only on its
 /// own machine.
 pub struct MachineAuth(pub Machine);
@@ -57,6 +60,10 @@ pub async fn open_link(
     upgrade
         .max_message_size(MAX_FRAME_BYTES)
         .max_frame_size(MAX_FRAME_BYTES)
+        // Links are idle most of the time: tungstenite's default 128 KiB read buffer per link
+        // would dominate the host's memory. Frames are small; grow on demand instead.
+        .read_buffer_size(LINK_READ_BUFFER)
+        .write_buffer_size(0)
         .on_upgrade(move |socket| tracker.track_future(run_link(state, machine, socket)))
 }
 
