@@ -8,8 +8,10 @@ use tokio_util::{sync::CancellationToken, task::TaskTracker};
 use crate::{
     config::Config,
     domain::{machines::PresenceSettings, mail::Mailer, oauth::OAuth},
+    events::EventBus,
     http::rate_limit::RateLimiter,
     links::LinkRegistry,
+    realtime::Hub,
     store::{self, Store},
 };
 
@@ -32,6 +34,39 @@ struct Inner {
     shutdown: CancellationToken,
     /// Long-lived connection tasks (agent links), waited for on shutdown.
     tasks: TaskTracker,
+    bus: Arc<EventBus>,
+    hub: Arc<Hub>,
+    pusher: PusherApp,
+}
+
+/// The one Pusher app this host serves.
+#[derive(Clone)]
+pub struct PusherApp {
+    pub id: String,
+    pub key: String,
+    pub secret: String,
+}
+
+/// The configured secret, else the one kept in `<data_dir>/pusher-secret` (made on first run).
+fn pusher_secret(config: &Config) -> anyhow::Result<String> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    if let Some(secret) = &config.pusher_app_secret {
+        return Ok(secret.expose().to_owned());
+    }
+    let path = config.data_dir.join("pusher-secret");
+    if let Ok(existing) = std::fs::read_to_string(&path) {
+        return Ok(existing.trim().to_owned());
+    }
+    std::fs::create_dir_all(&config.data_dir)?;
+    let secret = crate::domain::accounts::TokenSecret::generate("").plain;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    Ok(secret)
 }
 
 impl AppState {
@@ -44,7 +79,16 @@ impl AppState {
                 crate::config::redact_url(&url)
             )
         })?;
-        Self::new(config, store)
+        let state = Self::new(config, store.clone())?;
+        let relaying = state
+            .inner
+            .bus
+            .start_relay(store, state.inner.shutdown.clone())
+            .await?;
+        if relaying {
+            tracing::info!("relaying realtime events between host processes (LISTEN/NOTIFY)");
+        }
+        Ok(state)
     }
 
     /// Builds the state around an open store; fails on unusable mail or OAuth settings.
@@ -56,6 +100,15 @@ impl AppState {
         let mailer = Mailer::from_settings(&config.mail)?;
         let oauth = OAuth::new(config.oauth.clone(), config.public_url())?;
         let presence = PresenceSettings::from_settings(&config.agent_link);
+        let pusher = PusherApp {
+            id: config.pusher_app_id.clone(),
+            key: config.pusher_app_key.clone(),
+            secret: pusher_secret(&config)?,
+        };
+        let bus = EventBus::new();
+        let hub = Hub::new();
+        let shutdown = CancellationToken::new();
+        spawn_dispatcher(&bus, &hub, &shutdown);
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -67,8 +120,11 @@ impl AppState {
                 oauth,
                 links: LinkRegistry::new(),
                 presence,
-                shutdown: CancellationToken::new(),
+                shutdown,
                 tasks: TaskTracker::new(),
+                bus,
+                hub,
+                pusher,
             }),
         })
     }
@@ -120,8 +176,44 @@ impl AppState {
         &self.inner.shutdown
     }
 
+    /// Where domain events are published.
+    pub fn bus(&self) -> &EventBus {
+        &self.inner.bus
+    }
+
+    /// Realtime channel membership.
+    pub fn hub(&self) -> &Arc<Hub> {
+        &self.inner.hub
+    }
+
+    pub fn pusher(&self) -> &PusherApp {
+        &self.inner.pusher
+    }
+
     /// Where long-lived connection tasks are spawned, so shutdown can wait for them.
     pub fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
     }
+}
+
+/// Delivers bus events to this process's WebSocket subscribers.
+fn spawn_dispatcher(bus: &EventBus, hub: &Arc<Hub>, shutdown: &CancellationToken) {
+    use tokio::sync::broadcast::error::RecvError;
+    let mut events = bus.subscribe();
+    let (hub, shutdown) = (hub.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        loop {
+            let next = tokio::select! {
+                next = events.recv() => next,
+                () = shutdown.cancelled() => return,
+            };
+            match next {
+                Ok(event) => hub.dispatch(&event),
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "realtime dispatcher fell behind; events dropped");
+                }
+                Err(RecvError::Closed) => return,
+            }
+        }
+    });
 }

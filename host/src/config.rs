@@ -41,6 +41,17 @@ pub struct Config {
     pub mail: MailSettings,
     pub oauth: OAuthSettings,
     pub agent_link: AgentLinkSettings,
+    /// Pusher app id (for the HTTP publishing API path).
+    pub pusher_app_id: String,
+    /// Pusher app key: clients connect to `/app/{key}`.
+    pub pusher_app_key: String,
+    /// Signs channel authorizations and publishing requests. Default: generated on first run
+    /// and kept in `<data_dir>/pusher-secret` (0600). Set it when several hosts share a database.
+    pub pusher_app_secret: Option<Secret>,
+    /// Largest inbound WebSocket message; larger ones close the socket with 1009.
+    pub pusher_max_message_bytes: usize,
+    /// Seconds of silence after which the server pings a client (and told to clients).
+    pub pusher_activity_timeout_secs: u64,
 }
 
 /// Timings of host ↔ agent links.
@@ -158,6 +169,11 @@ impl Default for Config {
             mail: MailSettings::default(),
             oauth: OAuthSettings::default(),
             agent_link: AgentLinkSettings::default(),
+            pusher_app_id: "claudenest".into(),
+            pusher_app_key: "claudenest".into(),
+            pusher_app_secret: None,
+            pusher_max_message_bytes: 10 * 1024,
+            pusher_activity_timeout_secs: 30,
         }
     }
 }
@@ -224,6 +240,11 @@ const KEYS: &[&str] = &[
     "mail",
     "oauth",
     "agent_link",
+    "pusher_app_id",
+    "pusher_app_key",
+    "pusher_app_secret",
+    "pusher_max_message_bytes",
+    "pusher_activity_timeout_secs",
 ];
 
 impl Config {
@@ -277,6 +298,8 @@ impl Config {
 }
 
 #[cfg(test)]
+// figment's Jail closures return figment's own (large) error type; nothing to shrink there.
+#[allow(clippy::result_large_err)]
 mod tests {
     use super::*;
 

@@ -57,6 +57,15 @@ impl TestDb {
         Some(Self { backend, url, dir })
     }
 
+    /// The same database for a second host process (its own data directory).
+    pub fn share(&self) -> Self {
+        Self {
+            backend: self.backend,
+            url: self.url.clone(),
+            dir: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
     /// Opens the store (running migrations).
     pub async fn open(&self) -> Arc<dyn Store> {
         store::open(&self.url).await.expect("open store")

@@ -14,11 +14,12 @@ use uuid::Uuid;
 use super::{
     abilities,
     accounts::{Principal, TokenSecret, hash_token},
-    clock,
+    channels, clock,
 };
 use crate::{
     config::AgentLinkSettings,
     error::{ApiError, ErrorCode, Result, Validator},
+    events::{Event, EventBus},
     links::{AgentLinks, LinkError},
     protocol::{self, AgentRequest, Environment, Ipv4Network, close},
     store::{Machine, MachineFilter, Pairing, Store, StoreError},
@@ -442,26 +443,44 @@ pub async fn authenticate_machine(store: &dyn Store, bearer: &str) -> Result<Mac
 
 /// The agent said hello. Capabilities it reports are added to the machine's (the user can
 /// add more, and the agent cannot take the user's away); `max_sessions` stays the user's.
-pub async fn link_opened(store: &dyn Store, machine: &Machine, env: &Environment) -> Result<()> {
+pub async fn link_opened(
+    store: &dyn Store,
+    bus: &EventBus,
+    machine: &Machine,
+    env: &Environment,
+) -> Result<()> {
     let mut capabilities = machine.capabilities.0.clone();
     for cap in &env.capabilities {
         if !capabilities.contains(cap) {
             capabilities.push(cap.clone());
         }
     }
-    Ok(store
+    store
         .record_machine_hello(machine.id, env, &capabilities, clock::now())
-        .await?)
+        .await?;
+    announce_status(bus, machine.id, MachineStatus::Online);
+    Ok(())
+}
+
+/// `machine:status` on the machine's private channel.
+fn announce_status(bus: &EventBus, machine_id: Uuid, status: MachineStatus) {
+    bus.publish(Event::new(
+        channels::machine_channel(machine_id),
+        "machine:status",
+        serde_json::json!({ "machine_id": machine_id, "status": status.as_str() }),
+    ));
 }
 
 pub async fn link_alive(store: &dyn Store, machine_id: Uuid) -> Result<()> {
     Ok(store.record_machine_seen(machine_id, clock::now()).await?)
 }
 
-pub async fn link_closed(store: &dyn Store, machine_id: Uuid) -> Result<()> {
-    Ok(store
+pub async fn link_closed(store: &dyn Store, bus: &EventBus, machine_id: Uuid) -> Result<()> {
+    store
         .set_machine_status(machine_id, MachineStatus::Offline.as_str(), clock::now())
-        .await?)
+        .await?;
+    announce_status(bus, machine_id, MachineStatus::Offline);
+    Ok(())
 }
 
 /// Asks the machine's agent to echo a payload and measures the round trip (link health).
@@ -623,6 +642,7 @@ pub struct Woken {
 pub async fn wake(
     store: &dyn Store,
     links: &dyn AgentLinks,
+    bus: &EventBus,
     presence: &PresenceSettings,
     principal: &Principal,
     id: Uuid,
@@ -668,6 +688,7 @@ pub async fn wake(
         .await?;
     machine.status = MachineStatus::Connecting.as_str().into();
     machine.status_at = now;
+    announce_status(bus, machine.id, MachineStatus::Connecting);
     Ok(Woken {
         machine,
         relayed_by,

@@ -2,6 +2,7 @@
 
 pub mod abilities;
 pub mod accounts;
+pub mod channels;
 pub mod clock;
 pub mod machines;
 pub mod mail;

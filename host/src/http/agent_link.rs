@@ -147,7 +147,9 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
     else {
         return;
     };
-    if let Err(err) = machines::link_opened(state.store(), &machine, &environment).await {
+    if let Err(err) =
+        machines::link_opened(state.store(), state.bus(), &machine, &environment).await
+    {
         tracing::error!(error = %err, "recording hello failed");
         close_with(&mut socket, 1011, "internal error").await;
         return;
@@ -164,7 +166,7 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
         serve(&state, &link, &mut socket, &mut outbox, presence).await;
     }
     if state.links().unregister(&link) {
-        if let Err(err) = machines::link_closed(state.store(), machine.id).await {
+        if let Err(err) = machines::link_closed(state.store(), state.bus(), machine.id).await {
             tracing::error!(error = %err, "recording the link's end failed");
         }
         tracing::info!("agent link closed; machine offline");

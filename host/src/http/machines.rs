@@ -428,6 +428,7 @@ pub async fn wake(
     let woken = machines::wake(
         state.store(),
         state.links().as_ref(),
+        state.bus(),
         state.presence(),
         &principal,
         id,

@@ -9,6 +9,7 @@ pub mod envelope;
 pub mod extract;
 pub mod health;
 pub mod machines;
+pub mod pusher;
 pub mod rate_limit;
 pub mod request_id;
 
@@ -50,6 +51,7 @@ use request_id::RequestId;
         (name = "auth", description = "Accounts and tokens (API §2)"),
         (name = "machines", description = "Machines, pairing and Wake-on-LAN (API §3)"),
         (name = "agent", description = "What machine agents call with their `mn_` token"),
+        (name = "realtime", description = "Pusher Channels protocol v7 (API §11)"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -83,17 +85,20 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         ));
     let authenticated = auth::authenticated_router()
         .merge(machines::router())
+        .merge(pusher::authenticated_router())
         .route_layer(middleware::from_fn_with_state(
             state.api_limiter(),
             rate_limit::per_token,
         ));
-    OpenApiRouter::with_openapi(ApiDoc::openapi()).nest(
-        "/api",
-        OpenApiRouter::new()
-            .merge(public)
-            .merge(sign_in)
-            .merge(authenticated),
-    )
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest(
+            "/api",
+            OpenApiRouter::new()
+                .merge(public)
+                .merge(sign_in)
+                .merge(authenticated),
+        )
+        .merge(pusher::root_router())
 }
 
 /// The generated OpenAPI document.

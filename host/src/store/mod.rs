@@ -189,6 +189,14 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_pairing(&self, pairing: &Pairing) -> StoreResult<()>;
     /// Removes and returns the pairing with this code hash: each code works once.
     async fn take_pairing(&self, code_hash: &[u8]) -> StoreResult<Option<Pairing>>;
+
+    // --- events across host processes -------------------------------------------------------
+
+    /// Sends an event payload to every host process sharing this database (PostgreSQL:
+    /// `NOTIFY`). A no-op where there is nobody else (SQLite).
+    async fn send_event(&self, payload: &str) -> StoreResult<()>;
+    /// Payloads other processes sent, or `None` when this store has no such channel (SQLite).
+    async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>>;
 }
 
 /// Ties a backend to its sqlx database type, for helpers shared through `store_impl!`.

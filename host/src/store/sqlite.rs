@@ -62,4 +62,13 @@ store_impl!(SqliteStore {
         self.pool.close().await;
     }
 
+    /// One process owns an SQLite file: events stay in-process.
+    async fn send_event(&self, _payload: &str) -> StoreResult<()> {
+        Ok(())
+    }
+
+    async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>> {
+        Ok(None)
+    }
+
 });

@@ -1,0 +1,67 @@
+//! Who may subscribe to which realtime channel (API §11). Public channels are open to every
+//! connection; `private-` and `presence-` channels need a signature from
+//! `POST /api/broadcasting/auth`, which this module decides.
+
+use uuid::Uuid;
+
+use super::accounts::Principal;
+use crate::{
+    error::{ApiError, ErrorCode, Result},
+    store::Store,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChannelKind {
+    Public,
+    Private,
+    Presence,
+}
+
+impl ChannelKind {
+    pub fn of(channel: &str) -> Self {
+        if channel.starts_with("presence-") {
+            ChannelKind::Presence
+        } else if channel.starts_with("private-") {
+            ChannelKind::Private
+        } else {
+            ChannelKind::Public
+        }
+    }
+}
+
+/// Pusher's channel-name alphabet, bounded in length.
+pub fn is_valid_name(channel: &str) -> bool {
+    (1..=164).contains(&channel.len())
+        && channel
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b))
+}
+
+pub fn user_channel(user_id: Uuid) -> String {
+    format!("private-user.{user_id}")
+}
+
+pub fn machine_channel(machine_id: Uuid) -> String {
+    format!("private-machine.{machine_id}")
+}
+
+/// Succeeds when `principal` may join `channel`; otherwise `AUTH_006` (403). Every channel
+/// not listed here is refused.
+pub async fn authorize(store: &dyn Store, principal: &Principal, channel: &str) -> Result<()> {
+    let forbidden = || {
+        ApiError::new(ErrorCode::Forbidden)
+            .with_message(format!("You may not subscribe to `{channel}`."))
+    };
+    let (kind, rest) = channel
+        .strip_prefix("private-")
+        .or_else(|| channel.strip_prefix("presence-"))
+        .and_then(|rest| rest.split_once('.'))
+        .ok_or_else(forbidden)?;
+    let id: Uuid = rest.parse().map_err(|_| forbidden())?;
+    let allowed = match kind {
+        "user" => id == principal.user.id,
+        "machine" => store.machine(principal.user.id, id).await?.is_some(),
+        _ => false,
+    };
+    if allowed { Ok(()) } else { Err(forbidden()) }
+}

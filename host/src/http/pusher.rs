@@ -1,0 +1,736 @@
+//! The Pusher Channels protocol (v7) as Laravel Reverb serves it, so `pusher-js` and Laravel
+//! Echo connect unchanged (API §11; details in docs/realtime.md):
+//!
+//! - `GET /app/{key}`: the WebSocket.
+//! - `POST /api/broadcasting/auth`: signs private/presence subscriptions for a signed-in user.
+//! - `POST /apps/{app_id}/events`, `/batch_events`: the signed HTTP publishing API.
+
+use std::{collections::HashMap, time::Duration};
+
+use axum::{
+    body::Bytes,
+    extract::{
+        FromRequest, Request, State, WebSocketUpgrade,
+        ws::rejection::WebSocketUpgradeRejection,
+        ws::{CloseFrame, Message, WebSocket},
+    },
+    http::{HeaderMap, header},
+    response::{IntoResponse, Response},
+};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+
+use super::{
+    auth::AuthUser,
+    envelope::{Envelope, Null, Reply},
+    extract::{ApiPath, ApiQuery},
+};
+use crate::{
+    app::{AppState, PusherApp},
+    domain::channels::{self, ChannelKind},
+    error::{ApiError, ErrorCode, ErrorEnvelope, Result, Validator},
+    events::Event,
+    realtime::{self, Frame, SocketHandle},
+};
+
+/// How long a client has to answer the server's `pusher:ping` (Pusher's 30 s, or the
+/// activity timeout when that is shorter).
+const PONG_WAIT: Duration = Duration::from_secs(30);
+
+/// `/app/{key}` and the publishing API (outside `/api`, where Pusher clients look).
+pub fn root_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(socket))
+        .routes(routes!(publish_event))
+        .routes(routes!(publish_batch))
+}
+
+/// `/api/broadcasting/auth` (needs a user token).
+pub fn authenticated_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(authorize_channel))
+}
+
+// --- signatures -----------------------------------------------------------------------------
+
+fn hmac_hex(secret: &str, message: &str) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("any key length");
+    mac.update(message.as_bytes());
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// `key:hex(HMAC-SHA256(secret, "socket_id:channel[:channel_data]"))`.
+fn channel_auth(app: &PusherApp, socket_id: &str, channel: &str, data: Option<&str>) -> String {
+    let message = match data {
+        Some(data) => format!("{socket_id}:{channel}:{data}"),
+        None => format!("{socket_id}:{channel}"),
+    };
+    format!("{}:{}", app.key, hmac_hex(&app.secret, &message))
+}
+
+fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
+}
+
+fn is_socket_id(text: &str) -> bool {
+    text.split_once('.').is_some_and(|(a, b)| {
+        !a.is_empty()
+            && !b.is_empty()
+            && a.bytes().all(|c| c.is_ascii_digit())
+            && b.bytes().all(|c| c.is_ascii_digit())
+    })
+}
+
+// --- the channel authorization endpoint --------------------------------------------------------
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct ChannelAuthRequest {
+    /// The `socket_id` from `pusher:connection_established`.
+    pub socket_id: String,
+    pub channel_name: String,
+}
+
+/// pusher-js reads `auth` (and `channel_data`) at the top level; the envelope rides along.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelAuthResponse {
+    pub auth: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_data: Option<String>,
+    pub success: bool,
+    pub data: ChannelAuthData,
+    pub meta: super::envelope::Meta,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ChannelAuthData {
+    pub auth: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel_data: Option<String>,
+}
+
+/// The body as pusher-js sends it (form-encoded) or as JSON.
+pub struct FormOrJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| ct.starts_with("application/x-www-form-urlencoded"));
+        if is_form {
+            let bytes = Bytes::from_request(req, state)
+                .await
+                .map_err(|r| ApiError::invalid_field("body", r.body_text()))?;
+            serde_urlencoded::from_bytes(&bytes)
+                .map(FormOrJson)
+                .map_err(|e| ApiError::invalid_field("body", format!("The form is invalid: {e}.")))
+        } else {
+            let super::extract::ApiJson(value) =
+                super::extract::ApiJson::<T>::from_request(req, state).await?;
+            Ok(FormOrJson(value))
+        }
+    }
+}
+
+/// Sign a private or presence channel subscription for this socket (pusher-js's auth endpoint).
+#[utoipa::path(post, path = "/broadcasting/auth", tag = "realtime", security(("bearer" = [])),
+    request_body(content = ChannelAuthRequest, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, body = ChannelAuthResponse),
+        (status = 401, body = ErrorEnvelope),
+        (status = 403, description = "Not your channel", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    ))]
+pub async fn authorize_channel(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    FormOrJson(req): FormOrJson<ChannelAuthRequest>,
+) -> Result<Response> {
+    Validator::new()
+        .check(
+            is_socket_id(&req.socket_id),
+            "socket_id",
+            "The socket id must look like 123.456.",
+        )
+        .check(
+            channels::is_valid_name(&req.channel_name),
+            "channel_name",
+            "The channel name is not valid.",
+        )
+        .finish()?;
+    let kind = ChannelKind::of(&req.channel_name);
+    if kind == ChannelKind::Public {
+        return Err(ApiError::new(ErrorCode::Forbidden)
+            .with_message("Public channels need no authorization."));
+    }
+    channels::authorize(state.store(), &principal, &req.channel_name).await?;
+    let channel_data = (kind == ChannelKind::Presence).then(|| {
+        json!({
+            "user_id": principal.user.id.to_string(),
+            "user_info": { "name": principal.user.name },
+        })
+        .to_string()
+    });
+    let auth = channel_auth(
+        state.pusher(),
+        &req.socket_id,
+        &req.channel_name,
+        channel_data.as_deref(),
+    );
+    let body = ChannelAuthResponse {
+        auth: auth.clone(),
+        channel_data: channel_data.clone(),
+        success: true,
+        data: ChannelAuthData { auth, channel_data },
+        meta: super::envelope::Meta::current(),
+    };
+    Ok(axum::Json(body).into_response())
+}
+
+// --- the WebSocket ------------------------------------------------------------------------------
+
+/// The Pusher-protocol WebSocket (`?protocol=7&client=js&version=…`).
+#[utoipa::path(get, path = "/app/{key}", tag = "realtime",
+    params(("key" = String, Path, description = "The Pusher app key")),
+    responses(
+        (status = 101, description = "Switching to the Pusher protocol"),
+        (status = 422, description = "Not a WebSocket upgrade", body = ErrorEnvelope),
+    ))]
+pub async fn socket(
+    State(state): State<AppState>,
+    ApiPath(key): ApiPath<String>,
+    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response> {
+    let upgrade = upgrade.map_err(|r| ApiError::invalid_field("upgrade", r.body_text()))?;
+    let max = state.config().pusher_max_message_bytes;
+    let tracker = state.tasks().clone();
+    Ok(upgrade
+        // Over the limit is answered with close 1009 by the socket task; far over it, the
+        // WebSocket layer itself refuses the frame.
+        .max_message_size(max.saturating_mul(4).max(64 * 1024))
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
+        .on_upgrade(move |ws| tracker.track_future(run_socket(state, key, ws))))
+}
+
+async fn send_text(ws: &mut WebSocket, text: &str) -> bool {
+    ws.send(Message::Text(text.to_owned().into())).await.is_ok()
+}
+
+async fn send_frame(ws: &mut WebSocket, event: &str, channel: Option<&str>, data: &Value) -> bool {
+    send_text(ws, &realtime::frame(event, channel, data)).await
+}
+
+async fn send_error(ws: &mut WebSocket, code: u16, message: &str) -> bool {
+    send_frame(
+        ws,
+        "pusher:error",
+        None,
+        &json!({ "code": code, "message": message }),
+    )
+    .await
+}
+
+async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
+    let _ = ws
+        .send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_owned().into(),
+        })))
+        .await;
+}
+
+/// One connection's state.
+struct Connection {
+    socket_id: String,
+    handle: SocketHandle,
+    /// Channels this socket is in.
+    channels: HashMap<String, ChannelKind>,
+}
+
+#[tracing::instrument(skip_all, fields(socket_id))]
+async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
+    let app = state.pusher().clone();
+    if !constant_time_eq(&key, &app.key) {
+        send_error(&mut ws, 4001, "Application does not exist").await;
+        close(&mut ws, 4001, "Application does not exist").await;
+        return;
+    }
+    let socket_id = {
+        use rand::Rng as _;
+        let mut rng = rand::rng();
+        format!(
+            "{}.{}",
+            rng.random_range(1..1_000_000_000u32),
+            rng.random_range(1..1_000_000_000u32)
+        )
+    };
+    tracing::Span::current().record("socket_id", socket_id.as_str());
+    let config = state.config();
+    let activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs.max(1));
+    let max_message = config.pusher_max_message_bytes;
+    let (outbox, mut frames) = mpsc::channel::<Frame>(realtime::OUTBOX_CAPACITY);
+    let mut conn = Connection {
+        socket_id: socket_id.clone(),
+        handle: SocketHandle {
+            outbox,
+            overflowed: CancellationToken::new(),
+        },
+        channels: HashMap::new(),
+    };
+    let established = json!({
+        "socket_id": socket_id,
+        "activity_timeout": activity_timeout.as_secs(),
+    });
+    if !send_frame(&mut ws, "pusher:connection_established", None, &established).await {
+        return;
+    }
+    let mut last_activity = Instant::now();
+    let mut pong_deadline: Option<Instant> = None;
+    loop {
+        let idle_at = last_activity + activity_timeout;
+        tokio::select! {
+            incoming = ws.recv() => {
+                let text = match incoming {
+                    Some(Ok(Message::Text(text))) => text,
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        last_activity = Instant::now();
+                        pong_deadline = None;
+                        continue;
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        send_error(&mut ws, 4200, "Invalid message format").await;
+                        continue;
+                    }
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                };
+                last_activity = Instant::now();
+                pong_deadline = None;
+                if text.len() > max_message {
+                    close(&mut ws, 1009, "Maximum message size exceeded").await;
+                    break;
+                }
+                if !handle_message(&state, &app, &mut conn, &mut ws, &text).await {
+                    break;
+                }
+            }
+            Some(frame) = frames.recv() => {
+                if !send_text(&mut ws, &frame).await {
+                    break;
+                }
+            }
+            () = tokio::time::sleep_until(idle_at), if pong_deadline.is_none() => {
+                if !send_frame(&mut ws, "pusher:ping", None, &json!({})).await {
+                    break;
+                }
+                pong_deadline = Some(Instant::now() + PONG_WAIT.min(activity_timeout));
+            }
+            () = sleep_until_some(pong_deadline) => {
+                send_error(&mut ws, 4201, "Pong reply not received in time").await;
+                close(&mut ws, 4201, "Pong reply not received in time").await;
+                break;
+            }
+            () = conn.handle.overflowed.cancelled() => {
+                send_error(&mut ws, 4100, "Over capacity").await;
+                close(&mut ws, 4100, "Over capacity").await;
+                break;
+            }
+            () = state.shutdown().cancelled() => {
+                // 4200: pusher-js reconnects at once (to another node, or this one restarted).
+                close(&mut ws, 4200, "Server restarting").await;
+                break;
+            }
+        }
+    }
+    for channel in conn.channels.keys() {
+        state.hub().unsubscribe(channel, &conn.socket_id);
+    }
+}
+
+async fn sleep_until_some(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// A client → server message: `data` is an object (or, from some clients, a string).
+#[derive(Deserialize)]
+struct ClientMessage {
+    event: String,
+    #[serde(default)]
+    data: Value,
+    channel: Option<String>,
+}
+
+/// Handles one message; false when the socket must close.
+async fn handle_message(
+    state: &AppState,
+    app: &PusherApp,
+    conn: &mut Connection,
+    ws: &mut WebSocket,
+    text: &str,
+) -> bool {
+    let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
+        return send_error(ws, 4200, "Invalid message format").await;
+    };
+    // Some clients send `data` as a JSON string: accept both.
+    let data = match message.data {
+        Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+        other => other,
+    };
+    match message.event.as_str() {
+        "pusher:ping" => send_frame(ws, "pusher:pong", None, &json!({})).await,
+        "pusher:pong" => true,
+        "pusher:subscribe" => subscribe(state, app, conn, ws, &data).await,
+        "pusher:unsubscribe" => {
+            if let Some(channel) = data.get("channel").and_then(Value::as_str)
+                && conn.channels.remove(channel).is_some()
+            {
+                state.hub().unsubscribe(channel, &conn.socket_id);
+            }
+            true
+        }
+        name if name.starts_with("client-") => {
+            client_event(state, conn, ws, name, message.channel, data).await
+        }
+        _ => send_error(ws, 4200, "Invalid message format").await,
+    }
+}
+
+async fn subscribe(
+    state: &AppState,
+    app: &PusherApp,
+    conn: &mut Connection,
+    ws: &mut WebSocket,
+    data: &Value,
+) -> bool {
+    let Some(channel) = data
+        .get("channel")
+        .and_then(Value::as_str)
+        .filter(|c| channels::is_valid_name(c))
+    else {
+        return send_error(ws, 4200, "Invalid message format").await;
+    };
+    let kind = ChannelKind::of(channel);
+    let auth = data.get("auth").and_then(Value::as_str).unwrap_or("");
+    let channel_data = data.get("channel_data").and_then(Value::as_str);
+    let authorized = match kind {
+        ChannelKind::Public => true,
+        ChannelKind::Private => {
+            constant_time_eq(auth, &channel_auth(app, &conn.socket_id, channel, None))
+        }
+        ChannelKind::Presence => channel_data.is_some_and(|cd| {
+            constant_time_eq(auth, &channel_auth(app, &conn.socket_id, channel, Some(cd)))
+        }),
+    };
+    if !authorized {
+        tracing::debug!(channel, "subscription refused: bad signature");
+        send_frame(
+            ws,
+            "pusher:subscription_error",
+            Some(channel),
+            &json!({ "type": "AuthError", "error": "Connection is unauthorized", "status": 401 }),
+        )
+        .await;
+        return send_error(ws, 4009, "Connection is unauthorized").await;
+    }
+    let member = match (kind, channel_data) {
+        (ChannelKind::Presence, Some(cd)) => {
+            let parsed: Value = serde_json::from_str(cd).unwrap_or(Value::Null);
+            let user_id = match &parsed["user_id"] {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                _ => return send_error(ws, 4200, "Invalid message format").await,
+            };
+            Some((user_id, parsed["user_info"].clone()))
+        }
+        _ => None,
+    };
+    let snapshot = state
+        .hub()
+        .subscribe(channel, &conn.socket_id, conn.handle.clone(), member);
+    conn.channels.insert(channel.to_owned(), kind);
+    let payload = match snapshot {
+        Some(s) => json!({ "presence": { "count": s.ids.len(), "ids": s.ids, "hash": s.hash } }),
+        None => json!({}),
+    };
+    send_frame(
+        ws,
+        "pusher_internal:subscription_succeeded",
+        Some(channel),
+        &payload,
+    )
+    .await
+}
+
+/// `client-*` events: only on private/presence channels the sender is in; never echoed.
+async fn client_event(
+    state: &AppState,
+    conn: &Connection,
+    ws: &mut WebSocket,
+    name: &str,
+    channel: Option<String>,
+    data: Value,
+) -> bool {
+    let Some(channel) = channel else {
+        return send_error(ws, 4200, "Invalid message format").await;
+    };
+    match conn.channels.get(&channel) {
+        Some(ChannelKind::Private | ChannelKind::Presence) => {}
+        Some(ChannelKind::Public) => {
+            return send_error(
+                ws,
+                4301,
+                "Client events are only allowed on private and presence channels",
+            )
+            .await;
+        }
+        None => {
+            return send_error(ws, 4009, "The client is not subscribed to this channel").await;
+        }
+    }
+    state.bus().publish(Event {
+        channel,
+        name: name.to_owned(),
+        data,
+        except_socket: Some(conn.socket_id.clone()),
+    });
+    true
+}
+
+// --- the HTTP publishing API ---------------------------------------------------------------------
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct SignedQuery {
+    pub auth_key: String,
+    pub auth_timestamp: i64,
+    pub auth_version: String,
+    pub body_md5: Option<String>,
+    pub auth_signature: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct PublishRequest {
+    pub name: String,
+    /// The event's payload, usually a JSON string.
+    #[schema(value_type = Object)]
+    pub data: Value,
+    pub channels: Option<Vec<String>>,
+    pub channel: Option<String>,
+    /// A socket that must not receive the event.
+    pub socket_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct BatchRequest {
+    pub batch: Vec<PublishRequest>,
+}
+
+/// Checks Pusher's request signature: key, timestamp within ±600 s, body MD5 and HMAC.
+fn verify_signed(
+    app: &PusherApp,
+    method: &str,
+    path: &str,
+    raw_query: &str,
+    query: &SignedQuery,
+    body: &[u8],
+) -> Result<()> {
+    let unauthorized =
+        |why: &str| ApiError::new(ErrorCode::Unauthenticated).with_message(why.to_owned());
+    if !constant_time_eq(&query.auth_key, &app.key) {
+        return Err(unauthorized("Unknown auth_key."));
+    }
+    let now = chrono::Utc::now().timestamp();
+    if (now - query.auth_timestamp).abs() > 600 {
+        return Err(unauthorized("auth_timestamp is more than 600 s away."));
+    }
+    if query.auth_version != "1.0" {
+        return Err(unauthorized("auth_version must be 1.0."));
+    }
+    let md5 = {
+        use md5::Digest as _;
+        hex::encode(md5::Md5::digest(body))
+    };
+    if !body.is_empty() && query.body_md5.as_deref() != Some(md5.as_str()) {
+        return Err(unauthorized("body_md5 does not match the body."));
+    }
+    let mut params: Vec<(String, String)> = form_urlencoded::parse(raw_query.as_bytes())
+        .filter(|(k, _)| k != "auth_signature")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    params.sort();
+    let canonical = params
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join("&");
+    let expected = hmac_hex(&app.secret, &format!("{method}\n{path}\n{canonical}"));
+    if !constant_time_eq(&expected, &query.auth_signature) {
+        return Err(unauthorized("auth_signature does not match."));
+    }
+    Ok(())
+}
+
+fn publish_all(state: &AppState, requests: Vec<PublishRequest>) -> Result<()> {
+    let mut v = Validator::new();
+    for req in &requests {
+        let channels: Vec<&String> = req.channels.iter().flatten().chain(&req.channel).collect();
+        v.check(
+            (1..=100).contains(&channels.len()),
+            "channels",
+            "Give between 1 and 100 channels.",
+        );
+        for c in &channels {
+            v.check(
+                channels::is_valid_name(c),
+                "channels",
+                format!("`{c}` is not a valid channel name."),
+            );
+        }
+        v.check(
+            (1..=200).contains(&req.name.len()),
+            "name",
+            "The event name must be 1 to 200 characters.",
+        );
+    }
+    v.finish()?;
+    for req in requests {
+        let data = match req.data {
+            Value::String(s) => serde_json::from_str(&s).unwrap_or(Value::String(s)),
+            other => other,
+        };
+        for channel in req.channels.into_iter().flatten().chain(req.channel) {
+            state.bus().publish(Event {
+                channel,
+                name: req.name.clone(),
+                data: data.clone(),
+                except_socket: req.socket_id.clone(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The raw query string and parsed signature parameters of a publishing request.
+async fn signed_body(
+    state: &AppState,
+    app_id: &str,
+    suffix: &str,
+    raw_query: Option<String>,
+    query: &SignedQuery,
+    body: &Bytes,
+) -> Result<()> {
+    let app = state.pusher();
+    if app_id != app.id {
+        return Err(ApiError::new(ErrorCode::RouteNotFound).with_message("Unknown app id."));
+    }
+    let path = format!("/apps/{app_id}/{suffix}");
+    verify_signed(
+        app,
+        "POST",
+        &path,
+        raw_query.as_deref().unwrap_or(""),
+        query,
+        body,
+    )
+}
+
+fn parse_json<T: serde::de::DeserializeOwned>(body: &Bytes) -> Result<T> {
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::invalid_field("body", format!("The body is invalid: {e}.")))
+}
+
+/// Publish one event to channels (Pusher HTTP API, signed).
+#[utoipa::path(post, path = "/apps/{app_id}/events", tag = "realtime",
+    params(("app_id" = String, Path), SignedQuery), request_body = PublishRequest,
+    responses(
+        (status = 200, body = Envelope<Null>),
+        (status = 401, description = "Bad signature, key, timestamp or body MD5", body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    ))]
+pub async fn publish_event(
+    State(state): State<AppState>,
+    ApiPath(app_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<SignedQuery>,
+    uri: axum::http::Uri,
+    _headers: HeaderMap,
+    body: Bytes,
+) -> Result<Reply<Null>> {
+    signed_body(
+        &state,
+        &app_id,
+        "events",
+        uri.query().map(str::to_owned),
+        &query,
+        &body,
+    )
+    .await?;
+    publish_all(&state, vec![parse_json(&body)?])?;
+    Ok(Reply::ok(Null))
+}
+
+/// Publish several events (Pusher HTTP API, signed).
+#[utoipa::path(post, path = "/apps/{app_id}/batch_events", tag = "realtime",
+    params(("app_id" = String, Path), SignedQuery), request_body = BatchRequest,
+    responses(
+        (status = 200, body = Envelope<Null>),
+        (status = 401, body = ErrorEnvelope),
+        (status = 422, body = ErrorEnvelope),
+    ))]
+pub async fn publish_batch(
+    State(state): State<AppState>,
+    ApiPath(app_id): ApiPath<String>,
+    ApiQuery(query): ApiQuery<SignedQuery>,
+    uri: axum::http::Uri,
+    body: Bytes,
+) -> Result<Reply<Null>> {
+    signed_body(
+        &state,
+        &app_id,
+        "batch_events",
+        uri.query().map(str::to_owned),
+        &query,
+        &body,
+    )
+    .await?;
+    let batch: BatchRequest = parse_json(&body)?;
+    if batch.batch.len() > 10 {
+        return Err(ApiError::invalid_field(
+            "batch",
+            "At most 10 events per batch.",
+        ));
+    }
+    publish_all(&state, batch.batch)?;
+    Ok(Reply::ok(Null))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn channel_signatures_match_pushers_documented_example() {
+        // From Pusher's channel authorization docs.
+        let app = PusherApp {
+            id: "1".into(),
+            key: "278d425bdf160c739803".into(),
+            secret: "7ad3773142a6692b25b8".into(),
+        };
+        assert_eq!(
+            channel_auth(&app, "1234.1234", "private-foobar", None),
+            "278d425bdf160c739803:58df8b0c36d6982b82c3ecf6b4662e34fe8c25bba48f5369f135bf843651c3a4"
+        );
+        assert!(is_socket_id("123.456") && !is_socket_id("123") && !is_socket_id("a.1"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Channel membership and fan-out for the Pusher-protocol WebSocket.
+//!
+//! Each connected socket has a bounded outbox. Delivering an event serializes it once and
+//! `try_send`s the same frame to every subscriber: a socket whose outbox is full is told to
+//! close (4100, "over capacity") instead of making everyone wait or memory grow.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+};
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::Event;
+
+/// Frames waiting for a slow socket before it is disconnected.
+pub const OUTBOX_CAPACITY: usize = 512;
+
+/// A frame as sent: serialized once, shared by every recipient.
+pub type Frame = Arc<str>;
+
+/// One socket's way in: its outbox and the token that closes it.
+#[derive(Clone)]
+pub struct SocketHandle {
+    pub outbox: mpsc::Sender<Frame>,
+    /// Cancelled when the hub wants the socket closed for falling behind.
+    pub overflowed: CancellationToken,
+}
+
+/// A presence member: who, what they share, and how many of their sockets are in the channel.
+struct Member {
+    info: Value,
+    sockets: usize,
+}
+
+#[derive(Default)]
+struct Channel {
+    /// socket id → (handle, presence user id)
+    subscribers: HashMap<String, (SocketHandle, Option<String>)>,
+    members: HashMap<String, Member>,
+}
+
+/// Who is subscribed to what, in this process.
+#[derive(Default)]
+pub struct Hub {
+    channels: Mutex<HashMap<String, Channel>>,
+}
+
+/// A serialized server → client frame: `data` travels as a JSON string (Pusher protocol).
+pub fn frame(event: &str, channel: Option<&str>, data: &Value) -> Frame {
+    let data = match data {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut message = json!({ "event": event, "data": data });
+    if let Some(channel) = channel {
+        message["channel"] = Value::String(channel.to_owned());
+    }
+    Arc::from(message.to_string())
+}
+
+/// What a presence subscription succeeded with.
+pub struct PresenceSnapshot {
+    pub ids: Vec<String>,
+    pub hash: serde_json::Map<String, Value>,
+}
+
+impl Hub {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {
+        self.channels.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Adds a socket to a channel. For presence channels pass the member (`user_id`, info):
+    /// returns the member list, and tells the others when this is the user's first socket.
+    pub fn subscribe(
+        &self,
+        channel_name: &str,
+        socket_id: &str,
+        handle: SocketHandle,
+        member: Option<(String, Value)>,
+    ) -> Option<PresenceSnapshot> {
+        let mut channels = self.lock();
+        let channel = channels.entry(channel_name.to_owned()).or_default();
+        let user_id = member.as_ref().map(|(id, _)| id.clone());
+        let previous = channel
+            .subscribers
+            .insert(socket_id.to_owned(), (handle, user_id.clone()));
+        let (user_id, info) = member?;
+        if previous.is_none() {
+            let entry = channel.members.entry(user_id.clone()).or_insert(Member {
+                info: info.clone(),
+                sockets: 0,
+            });
+            entry.sockets += 1;
+            if entry.sockets == 1 {
+                let added = frame(
+                    "pusher_internal:member_added",
+                    Some(channel_name),
+                    &json!({ "user_id": user_id, "user_info": info }),
+                );
+                deliver(channel, &added, Some(socket_id));
+            }
+        }
+        let mut ids: Vec<String> = channel.members.keys().cloned().collect();
+        ids.sort();
+        let hash = channel
+            .members
+            .iter()
+            .map(|(id, m)| (id.clone(), m.info.clone()))
+            .collect();
+        Some(PresenceSnapshot { ids, hash })
+    }
+
+    /// Removes a socket from a channel; on a presence channel, the user's last socket leaving
+    /// tells the others.
+    pub fn unsubscribe(&self, channel_name: &str, socket_id: &str) {
+        let mut channels = self.lock();
+        let Some(channel) = channels.get_mut(channel_name) else {
+            return;
+        };
+        if let Some((_, Some(user_id))) = channel.subscribers.remove(socket_id)
+            && let Some(member) = channel.members.get_mut(&user_id)
+        {
+            member.sockets -= 1;
+            if member.sockets == 0 {
+                channel.members.remove(&user_id);
+                let removed = frame(
+                    "pusher_internal:member_removed",
+                    Some(channel_name),
+                    &json!({ "user_id": user_id }),
+                );
+                deliver(channel, &removed, None);
+            }
+        }
+        if channel.subscribers.is_empty() {
+            channels.remove(channel_name);
+        }
+    }
+
+    pub fn is_subscribed(&self, channel_name: &str, socket_id: &str) -> bool {
+        self.lock()
+            .get(channel_name)
+            .is_some_and(|c| c.subscribers.contains_key(socket_id))
+    }
+
+    /// Delivers an event to a channel's subscribers (except `except_socket`).
+    pub fn dispatch(&self, event: &Event) {
+        let mut channels = self.lock();
+        if let Some(channel) = channels.get_mut(&event.channel) {
+            let frame = frame(&event.name, Some(&event.channel), &event.data);
+            deliver(channel, &frame, event.except_socket.as_deref());
+        }
+    }
+
+    /// Subscribers of a channel, for tests and stats.
+    pub fn subscriber_count(&self, channel_name: &str) -> usize {
+        self.lock()
+            .get(channel_name)
+            .map_or(0, |c| c.subscribers.len())
+    }
+}
+
+fn deliver(channel: &Channel, frame: &Frame, except: Option<&str>) {
+    for (socket_id, (handle, _)) in &channel.subscribers {
+        if Some(socket_id.as_str()) == except {
+            continue;
+        }
+        if handle.outbox.try_send(frame.clone()).is_err() {
+            // Full (or gone): the socket cannot keep up; its task closes it with 4100.
+            handle.overflowed.cancel();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn socket() -> (SocketHandle, mpsc::Receiver<Frame>) {
+        let (outbox, rx) = mpsc::channel(2);
+        (
+            SocketHandle {
+                outbox,
+                overflowed: CancellationToken::new(),
+            },
+            rx,
+        )
+    }
+
+    #[test]
+    fn events_reach_subscribers_but_not_the_excluded_sender() {
+        let hub = Hub::new();
+        let (a, mut a_rx) = socket();
+        let (b, mut b_rx) = socket();
+        hub.subscribe("private-x", "1.1", a, None);
+        hub.subscribe("private-x", "2.2", b, None);
+        let mut event = Event::new("private-x", "client-typing", json!({"k": 1}));
+        event.except_socket = Some("1.1".into());
+        hub.dispatch(&event);
+        assert!(a_rx.try_recv().is_err());
+        let got: Value = serde_json::from_str(&b_rx.try_recv().unwrap()).unwrap();
+        assert_eq!(got["event"], "client-typing");
+        assert_eq!(got["data"], "{\"k\":1}", "data is a JSON string");
+    }
+
+    #[test]
+    fn presence_counts_users_not_sockets() {
+        let hub = Hub::new();
+        let (a1, mut a1_rx) = socket();
+        let (a2, _a2_rx) = socket();
+        let (b, mut b_rx) = socket();
+        hub.subscribe(
+            "presence-x",
+            "b",
+            b,
+            Some(("bob".into(), json!({"name": "Bob"}))),
+        );
+        let snap = hub
+            .subscribe("presence-x", "a1", a1, Some(("ada".into(), json!({}))))
+            .unwrap();
+        assert_eq!(snap.ids, vec!["ada", "bob"]);
+        assert!(b_rx.try_recv().unwrap().contains("member_added"));
+        hub.subscribe("presence-x", "a2", a2, Some(("ada".into(), json!({}))));
+        assert!(
+            b_rx.try_recv().is_err(),
+            "ada's second socket is not a new member"
+        );
+        hub.unsubscribe("presence-x", "a1");
+        assert!(b_rx.try_recv().is_err(), "ada still has a socket");
+        hub.unsubscribe("presence-x", "a2");
+        assert!(b_rx.try_recv().unwrap().contains("member_removed"));
+        let _ = a1_rx.try_recv();
+    }
+
+    #[test]
+    fn a_full_outbox_marks_the_socket_for_closing() {
+        let hub = Hub::new();
+        let (slow, _rx) = socket();
+        let flag = slow.overflowed.clone();
+        hub.subscribe("c", "s", slow, None);
+        for _ in 0..3 {
+            hub.dispatch(&Event::new("c", "e", json!({})));
+        }
+        assert!(flag.is_cancelled());
+    }
+}

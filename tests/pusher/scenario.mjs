@@ -1,0 +1,133 @@
+// Drives a ClaudeNest host with the real pusher-js client, as a browser app would.
+// Run by tests/tests/realtime.rs, which starts the host and passes what it set up in env:
+//   BASE_URL, WS_PORT, APP_KEY, TOKEN_A, TOKEN_A2 (same user), MACHINE_A (A's, wake-capable,
+//   waking to loopback), MACHINE_B (another user's).
+// Prints one line per step; exits 1 at the first failure.
+import Pusher from 'pusher-js';
+
+const env = (name) => {
+  const value = process.env[name];
+  if (!value) throw new Error(`missing ${name}`);
+  return value;
+};
+const BASE = env('BASE_URL');
+const PORT = Number(env('WS_PORT'));
+const KEY = env('APP_KEY');
+const MACHINE_A = env('MACHINE_A');
+const MACHINE_B = env('MACHINE_B');
+
+function connect(token) {
+  return new Pusher(KEY, {
+    wsHost: '127.0.0.1',
+    wsPort: PORT,
+    forceTLS: false,
+    enabledTransports: ['ws'],
+    cluster: '',
+    disableStats: true,
+    channelAuthorization: {
+      endpoint: `${BASE}/api/broadcasting/auth`,
+      transport: 'ajax',
+      headers: { Authorization: `Bearer ${token}` },
+    },
+  });
+}
+
+function waitFor(target, event, ms = 5000) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${event}`)), ms);
+    target.bind(event, (data) => {
+      clearTimeout(timer);
+      resolve(data);
+    });
+  });
+}
+
+function connected(client) {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('did not connect')), 5000);
+    client.connection.bind('connected', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}
+
+function check(condition, message) {
+  if (!condition) throw new Error(message);
+}
+
+const step = (name) => console.log(`ok - ${name}`);
+
+async function main() {
+  const a = connect(env('TOKEN_A'));
+  await connected(a);
+  check(/^\d+\.\d+$/.test(a.connection.socket_id), `socket id ${a.connection.socket_id}`);
+  step('connected');
+
+  const news = a.subscribe('news');
+  await waitFor(news, 'pusher:subscription_succeeded');
+  step('public channel');
+
+  const privateName = `private-machine.${MACHINE_A}`;
+  const mine = a.subscribe(privateName);
+  await waitFor(mine, 'pusher:subscription_succeeded');
+  step('private channel of my machine');
+
+  const theirs = a.subscribe(`private-machine.${MACHINE_B}`);
+  const refusal = await waitFor(theirs, 'pusher:subscription_error');
+  check(refusal.status === 403, `refusal status ${JSON.stringify(refusal)}`);
+  step("another user's channel is refused (403)");
+
+  const presenceName = `presence-machine.${MACHINE_A}`;
+  const presence = a.subscribe(presenceName);
+  const members = await waitFor(presence, 'pusher:subscription_succeeded');
+  check(members.count === 1, `presence count ${members.count}`);
+  check(members.me && members.me.info && members.me.info.name === 'Test User', 'presence me');
+  step('presence channel');
+
+  // A second connection of the same user: same member, and a peer for client events.
+  const a2 = connect(env('TOKEN_A2'));
+  await connected(a2);
+  const peer = a2.subscribe(privateName);
+  await waitFor(peer, 'pusher:subscription_succeeded');
+  const peerPresence = a2.subscribe(presenceName);
+  const peerMembers = await waitFor(peerPresence, 'pusher:subscription_succeeded');
+  check(peerMembers.count === 1, `one user, two sockets: count ${peerMembers.count}`);
+  step('presence counts users, not sockets');
+
+  let echoed = false;
+  mine.bind('client-hello', () => {
+    echoed = true;
+  });
+  const received = waitFor(peer, 'client-hello');
+  check(mine.trigger('client-hello', { text: 'hi' }), 'trigger accepted');
+  const hello = await received;
+  check(hello.text === 'hi', `client event data ${JSON.stringify(hello)}`);
+  await new Promise((r) => setTimeout(r, 300));
+  check(!echoed, 'client events are not echoed to the sender');
+  step('client events reach the peer, not the sender');
+
+  const status = waitFor(mine, 'machine:status');
+  const woke = await fetch(`${BASE}/api/machines/${MACHINE_A}/wake`, {
+    method: 'POST',
+    headers: { Authorization: `Bearer ${env('TOKEN_A')}` },
+  });
+  check(woke.status === 200, `wake answered ${woke.status}`);
+  const event = await status;
+  check(event.status === 'connecting' && event.machine_id === MACHINE_A, JSON.stringify(event));
+  step('machine:status arrives after the REST call that caused it');
+
+  a.disconnect();
+  a2.disconnect();
+}
+
+main().then(
+  () => {
+    console.log('all steps passed');
+    process.exit(0);
+  },
+  (err) => {
+    console.error(`not ok - ${err.message}`);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,423 @@
+//! The Pusher-protocol WebSocket (API §11): the real pusher-js client, raw protocol details,
+//! the signed publishing API, and events crossing host processes on PostgreSQL.
+
+use std::{path::PathBuf, time::Duration};
+
+use claudenest::config::{Config, Secret};
+use claudenest_e2e::{Backend, TestApp, TestDb, on_both_stores};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio::net::UdpSocket;
+use tokio_tungstenite::tungstenite::Message;
+
+fn pusher_dir() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pusher");
+    assert!(
+        dir.join("node_modules/pusher-js").exists(),
+        "pusher-js is not installed: run `npm ci --prefix tests/pusher` (.ci/run does)"
+    );
+    dir
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw Pusher-protocol client.
+struct Client {
+    ws: Ws,
+    socket_id: String,
+}
+
+impl Client {
+    async fn connect(app: &TestApp, key: &str) -> (Ws, Value) {
+        let url = format!(
+            "ws://{}/app/{key}?protocol=7&client=js&version=8.6.0&flash=false",
+            app.addr
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let first = next_json(&mut ws).await;
+        (ws, first)
+    }
+
+    async fn open(app: &TestApp) -> Self {
+        let key = app.state.pusher().key.clone();
+        let (ws, first) = Self::connect(app, &key).await;
+        assert_eq!(first["event"], "pusher:connection_established");
+        let data: Value =
+            serde_json::from_str(first["data"].as_str().expect("data is a string")).unwrap();
+        assert_eq!(
+            data["activity_timeout"],
+            app.state.config().pusher_activity_timeout_secs
+        );
+        let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        Self { ws, socket_id }
+    }
+
+    async fn send(&mut self, value: Value) {
+        self.ws
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    async fn next(&mut self) -> Value {
+        next_json(&mut self.ws).await
+    }
+
+    /// Subscribes with an authorization from the real auth endpoint.
+    async fn subscribe_authorized(&mut self, app: &TestApp, token: &str, channel: &str) -> Value {
+        let reply = app
+            .client
+            .post(format!("{}/api/broadcasting/auth", app.base_url))
+            .bearer_auth(token)
+            .form(&[
+                ("socket_id", self.socket_id.as_str()),
+                ("channel_name", channel),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        let auth: Value = reply.json().await.unwrap();
+        let mut data = json!({"channel": channel, "auth": auth["auth"]});
+        if let Some(cd) = auth.get("channel_data") {
+            data["channel_data"] = cd.clone();
+        }
+        self.send(json!({"event": "pusher:subscribe", "data": data}))
+            .await;
+        self.next().await
+    }
+}
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+            .expect("frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(frame) => return json!({"closed": frame.map(|f| u16::from(f.code))}),
+            _ => continue,
+        }
+    }
+}
+
+on_both_stores! {
+    async fn pusher_js_connects_subscribes_and_receives_events(db: TestDb) {
+        let dir = pusher_dir();
+        let app = TestApp::spawn(db).await;
+        let (_, token_a) = app.user_with_token("ada@example.com").await;
+        let ada = app.state.store().user_by_email("ada@example.com").await.unwrap().unwrap();
+        let (_, token_a2) = claudenest::domain::accounts::issue_token(
+            app.state.store(), ada.id, "second", vec!["*".into()], None).await.unwrap();
+        let (_, token_b) = app.user_with_token("bob@example.com").await;
+        let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let port = udp.local_addr().unwrap().port();
+        let (machine_a, _) = app.register_machine(&token_a, json!({"name": "a", "capabilities": ["wake_on_lan"],
+            "wake_on_lan": {"mac": "02:00:00:00:00:0a", "broadcast": "127.0.0.1", "port": port}})).await;
+        let (machine_b, _) = app.register_machine(&token_b, json!({"name": "b"})).await;
+
+        let output = tokio::process::Command::new("node")
+            .arg("scenario.mjs")
+            .current_dir(&dir)
+            .env("BASE_URL", &app.base_url)
+            .env("WS_PORT", app.addr.port().to_string())
+            .env("APP_KEY", &app.state.pusher().key)
+            .env("TOKEN_A", &token_a)
+            .env("TOKEN_A2", &token_a2)
+            .env("MACHINE_A", machine_a.to_string())
+            .env("MACHINE_B", machine_b.to_string())
+            .kill_on_drop(true)
+            .output();
+        let output = tokio::time::timeout(Duration::from_secs(60), output).await.expect("node finished").expect("node runs");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "pusher-js scenario failed:\n{stdout}\n{stderr}");
+        assert!(stdout.contains("all steps passed"), "{stdout}");
+        assert_eq!(stdout.lines().filter(|l| l.starts_with("ok - ")).count(), 8, "{stdout}");
+    }
+
+    async fn the_signed_publishing_api_reaches_subscribers(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let mut client = Client::open(&app).await;
+        client.send(json!({"event": "pusher:subscribe", "data": {"channel": "news"}})).await;
+        assert_eq!(client.next().await["event"], "pusher_internal:subscription_succeeded");
+
+        let pusher = app.state.pusher().clone();
+        let body = json!({"name": "headline", "data": "{\"title\":\"hello\"}", "channels": ["news"]}).to_string();
+        let url = signed_url(&app, &pusher, "events", &body, chrono::Utc::now().timestamp());
+        let reply = app.client.post(&url).header("content-type", "application/json").body(body.clone()).send().await.unwrap();
+        assert_eq!(reply.status(), 200, "{}", reply.text().await.unwrap());
+        let got = client.next().await;
+        assert_eq!(got["event"], "headline");
+        assert_eq!(got["channel"], "news");
+        assert_eq!(serde_json::from_str::<Value>(got["data"].as_str().unwrap()).unwrap()["title"], "hello");
+
+        // A wrong secret, an old timestamp, or a tampered body are refused.
+        let wrong = claudenest::app::PusherApp { secret: "nope".into(), ..pusher.clone() };
+        let stale = chrono::Utc::now().timestamp() - 3600;
+        for url in [
+            signed_url(&app, &wrong, "events", &body, chrono::Utc::now().timestamp()),
+            signed_url(&app, &pusher, "events", &body, stale),
+        ] {
+            let reply = app.client.post(&url).body(body.clone()).send().await.unwrap();
+            assert_eq!(reply.status(), 401);
+        }
+        let url = signed_url(&app, &pusher, "events", &body, chrono::Utc::now().timestamp());
+        let tampered = app.client.post(&url).body(body.replace("hello", "HELLO")).send().await.unwrap();
+        assert_eq!(tampered.status(), 401);
+
+        let batch = json!({"batch": [{"name": "a", "data": "{}", "channel": "news"}, {"name": "b", "data": "{}", "channel": "news"}]}).to_string();
+        let url = signed_url(&app, &pusher, "batch_events", &batch, chrono::Utc::now().timestamp());
+        let reply = app.client.post(&url).body(batch).send().await.unwrap();
+        assert_eq!(reply.status(), 200);
+        assert_eq!(client.next().await["event"], "a");
+        assert_eq!(client.next().await["event"], "b");
+    }
+}
+
+/// Pusher's request signing, done independently of the server's code.
+fn signed_url(
+    app: &TestApp,
+    pusher: &claudenest::app::PusherApp,
+    kind: &str,
+    body: &str,
+    timestamp: i64,
+) -> String {
+    use hmac::{Hmac, Mac};
+    let md5 = format!("{:x}", md5::compute(body.as_bytes()));
+    let path = format!("/apps/{}/{kind}", pusher.id);
+    let query = format!(
+        "auth_key={}&auth_timestamp={timestamp}&auth_version=1.0&body_md5={md5}",
+        pusher.key
+    );
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(pusher.secret.as_bytes()).unwrap();
+    mac.update(format!("POST\n{path}\n{query}").as_bytes());
+    let signature = hex::encode(mac.finalize().into_bytes());
+    format!("{}{path}?{query}&auth_signature={signature}", app.base_url)
+}
+
+fn fast_activity(c: &mut Config) {
+    c.pusher_activity_timeout_secs = 1;
+    c.pusher_max_message_bytes = 1024;
+}
+
+#[tokio::test]
+async fn the_protocol_answers_mistakes_without_dropping_the_socket() {
+    let app = TestApp::spawn_with(
+        TestDb::create(Backend::Sqlite).await.unwrap(),
+        fast_activity,
+    )
+    .await;
+    let (ws, first) = Client::connect(&app, "wrong-key").await;
+    drop(ws);
+    assert_eq!(first["event"], "pusher:error");
+    let err: Value = first["data"]
+        .as_str()
+        .map(|s| serde_json::from_str(s).unwrap())
+        .unwrap();
+    assert_eq!(err["code"], 4001);
+
+    let mut client = Client::open(&app).await;
+    client
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(client.next().await["event"], "pusher:pong");
+    for bad in [
+        json!("not an object"),
+        json!({"event": "pusher:teleport", "data": {}}),
+    ] {
+        client
+            .ws
+            .send(Message::Text(bad.to_string().into()))
+            .await
+            .unwrap();
+        let reply = client.next().await;
+        assert_eq!(reply["event"], "pusher:error");
+        assert!(reply["data"].as_str().unwrap().contains("4200"));
+    }
+    client.ws.send(Message::Text("{{{".into())).await.unwrap();
+    assert!(
+        client.next().await["data"]
+            .as_str()
+            .unwrap()
+            .contains("4200")
+    );
+
+    // A forged signature is refused, and nothing is subscribed.
+    client.send(json!({"event": "pusher:subscribe", "data": {"channel": "private-user.x", "auth": "claudenest:deadbeef"}})).await;
+    let refused = client.next().await;
+    assert_eq!(refused["event"], "pusher:subscription_error");
+    assert!(
+        client.next().await["data"]
+            .as_str()
+            .unwrap()
+            .contains("4009")
+    );
+    assert_eq!(app.state.hub().subscriber_count("private-user.x"), 0);
+
+    // Client events need a private channel the sender is in.
+    client
+        .send(json!({"event": "client-x", "channel": "news", "data": {}}))
+        .await;
+    assert!(
+        client.next().await["data"]
+            .as_str()
+            .unwrap()
+            .contains("4009")
+    );
+    client
+        .send(json!({"event": "pusher:subscribe", "data": {"channel": "news"}}))
+        .await;
+    client.next().await;
+    client
+        .send(json!({"event": "client-x", "channel": "news", "data": {}}))
+        .await;
+    assert!(
+        client.next().await["data"]
+            .as_str()
+            .unwrap()
+            .contains("4301")
+    );
+
+    // Still open after all that.
+    client
+        .send(json!({"event": "pusher:ping", "data": {}}))
+        .await;
+    assert_eq!(client.next().await["event"], "pusher:pong");
+
+    // Over the size limit: 1009.
+    let big = json!({"event": "pusher:ping", "data": {"pad": "x".repeat(2000)}});
+    client.send(big).await;
+    assert_eq!(client.next().await["closed"], 1009);
+}
+
+#[tokio::test]
+async fn idle_sockets_are_pinged_and_closed_without_a_pong_and_shutdown_says_reconnect() {
+    let app = TestApp::spawn_with(
+        TestDb::create(Backend::Sqlite).await.unwrap(),
+        fast_activity,
+    )
+    .await;
+    let mut silent = Client::open(&app).await;
+    assert_eq!(
+        silent.next().await["event"],
+        "pusher:ping",
+        "pinged after 1 s of silence"
+    );
+    let error = silent.next().await;
+    assert!(error["data"].as_str().unwrap().contains("4201"), "{error}");
+    assert_eq!(silent.next().await["closed"], 4201);
+
+    let mut polite = Client::open(&app).await;
+    assert_eq!(polite.next().await["event"], "pusher:ping");
+    polite
+        .send(json!({"event": "pusher:pong", "data": {}}))
+        .await;
+    assert_eq!(
+        polite.next().await["event"],
+        "pusher:ping",
+        "still connected a round later"
+    );
+    polite
+        .send(json!({"event": "pusher:pong", "data": {}}))
+        .await;
+    app.state.shutdown().cancel();
+    assert_eq!(polite.next().await["closed"], 4200);
+}
+
+#[tokio::test]
+async fn the_auth_endpoint_signs_only_the_callers_channels() {
+    let app = TestApp::spawn(TestDb::create(Backend::Sqlite).await.unwrap()).await;
+    let (ada, token) = app.user_with_token("ada@example.com").await;
+    let (bob, _) = app.user_with_token("bob@example.com").await;
+    let mut client = Client::open(&app).await;
+    let own = format!("private-user.{}", ada.id);
+    let ok = client.subscribe_authorized(&app, &token, &own).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    assert_eq!(app.state.hub().subscriber_count(&own), 1);
+
+    let call = |body: Value| {
+        app.client
+            .post(format!("{}/api/broadcasting/auth", app.base_url))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+    };
+    for channel in [
+        format!("private-user.{}", bob.id),
+        "private-anything.1".into(),
+        "news".into(),
+        format!("private-session.{}", uuid::Uuid::now_v7()),
+    ] {
+        let reply = call(json!({"socket_id": client.socket_id, "channel_name": channel}))
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 403, "{channel}");
+    }
+    let bad = call(json!({"socket_id": "abc", "channel_name": own}))
+        .await
+        .unwrap();
+    assert_eq!(bad.status(), 422);
+    let anonymous = app
+        .client
+        .post(format!("{}/api/broadcasting/auth", app.base_url))
+        .form(&[("socket_id", "1.1"), ("channel_name", own.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(anonymous.status(), 401);
+}
+
+/// Two host processes on one PostgreSQL database: an event caused on A reaches a subscriber on B.
+#[tokio::test]
+async fn events_cross_host_processes_on_postgres() {
+    let Some(db) = TestDb::create(Backend::Postgres).await else {
+        return;
+    };
+    let secret = Secret::new("shared-secret-for-both-nodes");
+    let shared = db.share();
+    let s1 = secret.clone();
+    let node_a = TestApp::spawn_with(db, move |c| c.pusher_app_secret = Some(s1)).await;
+    let node_b = TestApp::spawn_with(shared, move |c| c.pusher_app_secret = Some(secret)).await;
+    let (_, token) = node_a.user_with_token("ada@example.com").await;
+    let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let port = udp.local_addr().unwrap().port();
+    let (machine, _) = node_a
+        .register_machine(
+            &token,
+            json!({"name": "m", "capabilities": ["wake_on_lan"],
+        "wake_on_lan": {"mac": "02:00:00:00:00:0b", "broadcast": "127.0.0.1", "port": port}}),
+        )
+        .await;
+
+    let mut on_b = Client::open(&node_b).await;
+    let channel = format!("private-machine.{machine}");
+    let ok = on_b.subscribe_authorized(&node_b, &token, &channel).await;
+    assert_eq!(ok["event"], "pusher_internal:subscription_succeeded");
+    node_a
+        .post(
+            &format!("/api/machines/{machine}/wake"),
+            Some(&token),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    let event = on_b.next().await;
+    assert_eq!(event["event"], "machine:status", "{event}");
+    assert_eq!(event["channel"], channel);
+
+    // A large event goes through the table, not the NOTIFY payload.
+    let big = "x".repeat(20_000);
+    node_a.state.bus().publish(claudenest::events::Event::new(
+        &channel,
+        "big",
+        json!({"blob": big}),
+    ));
+    let event = on_b.next().await;
+    assert_eq!(event["event"], "big");
+    let data: Value = serde_json::from_str(event["data"].as_str().unwrap()).unwrap();
+    assert_eq!(data["blob"].as_str().unwrap().len(), 20_000);
+}
