@@ -190,6 +190,173 @@ pub trait Store: Send + Sync + 'static {
     /// Removes and returns the pairing with this code hash: each code works once.
     async fn take_pairing(&self, code_hash: &[u8]) -> StoreResult<Option<Pairing>>;
 
+    // --- projects ---------------------------------------------------------------------------
+
+    /// `Conflict` when the machine already has a project at that path.
+    async fn insert_project(&self, project: &Project) -> StoreResult<()>;
+    async fn project(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<Project>>;
+    async fn projects_of_machine(
+        &self,
+        user_id: Uuid,
+        machine_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<ProjectListing>>;
+    /// Saves the editable fields (owner-scoped).
+    async fn update_project(&self, project: &Project) -> StoreResult<bool>;
+    /// Deletes the project and everything in it.
+    async fn delete_project(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool>;
+    async fn project_counts(
+        &self,
+        project_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<ProjectCounts>;
+
+    // --- instances --------------------------------------------------------------------------
+
+    /// Registers or refreshes an instance (a disconnected one comes back idle).
+    async fn touch_instance(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn report_instance(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        report: &InstanceReport,
+    ) -> StoreResult<()>;
+    /// The instance is now busy with `task_id`.
+    async fn instance_took_task(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        task_id: Uuid,
+    ) -> StoreResult<()>;
+    /// The instance is done with `task_id` (`completed` adds to its count).
+    async fn instance_dropped_task(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        task_id: Uuid,
+        completed: bool,
+    ) -> StoreResult<()>;
+    async fn instances(&self, project_id: Uuid) -> StoreResult<Vec<Instance>>;
+    /// Marks instances silent since before `cutoff` disconnected; returns them.
+    async fn disconnect_stale_instances(&self, cutoff: DateTime<Utc>)
+    -> StoreResult<Vec<Instance>>;
+
+    // --- tasks ------------------------------------------------------------------------------
+
+    /// Inserts a task and its dependencies together.
+    async fn insert_task(&self, task: &Task, dependencies: &[Uuid]) -> StoreResult<()>;
+    /// A task of one of the user's projects.
+    async fn task(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<TaskRow>>;
+    async fn tasks_page(
+        &self,
+        project_id: Uuid,
+        status: Option<&str>,
+        priority: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> StoreResult<(Vec<TaskRow>, u64)>;
+    /// Every `(task, depends_on)` edge in the project.
+    async fn task_dependencies(&self, project_id: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>>;
+    /// Saves the editable fields; replaces the dependencies when given.
+    async fn update_task(&self, task: &Task, dependencies: Option<&[Uuid]>) -> StoreResult<()>;
+    async fn delete_task(&self, project_id: Uuid, id: Uuid) -> StoreResult<bool>;
+    /// The task `claim_next_task` would take, without taking it.
+    async fn next_available_task(&self, project_id: Uuid) -> StoreResult<Option<TaskRow>>;
+    /// Atomically claims a pending, unblocked task; under any concurrency one caller wins.
+    async fn claim_task(
+        &self,
+        id: Uuid,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Result<Task, ClaimRefusal>>;
+    /// Atomically claims the next available task of the project, if any.
+    async fn claim_next_task(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Option<Task>>;
+    /// Back to pending, if `instance_id` holds it.
+    async fn release_task(
+        &self,
+        id: Uuid,
+        instance_id: &str,
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Task>>;
+    /// Completed, if `instance_id` holds it.
+    async fn complete_task(
+        &self,
+        id: Uuid,
+        instance_id: &str,
+        summary: &str,
+        files_modified: &[String],
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Task>>;
+    /// Claims past their deadline go back to pending; returns them.
+    async fn requeue_expired_claims(&self, now: DateTime<Utc>) -> StoreResult<Vec<Task>>;
+    async fn requeue_tasks_of_instance(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<Task>>;
+
+    // --- file locks -------------------------------------------------------------------------
+
+    /// Takes every path it can for `instance_id`, in one transaction serialised per project:
+    /// a path overlapping (by `overlaps`) an unexpired lock of another instance is a
+    /// `Conflict`; everything else is `Acquired` (a holder's own lock is extended).
+    #[allow(clippy::too_many_arguments)]
+    async fn acquire_locks(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        paths: &[String],
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        overlaps: PathOverlap,
+    ) -> StoreResult<Vec<LockOutcome>>;
+    async fn live_locks(&self, project_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<FileLock>>;
+    /// Removes an unexpired lock: only the holder's when `holder` is given.
+    async fn delete_lock(
+        &self,
+        project_id: Uuid,
+        path: &str,
+        holder: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<FileLock>>;
+    async fn delete_locks_of_instance(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<FileLock>>;
+    async fn extend_lock(
+        &self,
+        project_id: Uuid,
+        path: &str,
+        holder: &str,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<FileLock>>;
+    /// Deletes expired locks everywhere (a periodic sweep, not per request).
+    async fn sweep_expired_locks(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+
+    // --- activity and context chunks ----------------------------------------------------------
+
+    async fn insert_activity(&self, activity: &Activity) -> StoreResult<()>;
+    async fn recent_activity(&self, project_id: Uuid, limit: u64) -> StoreResult<Vec<Activity>>;
+    async fn insert_chunk(&self, chunk: &ContextChunk) -> StoreResult<()>;
+
     // --- events across host processes -------------------------------------------------------
 
     /// Sends an event payload to every host process sharing this database (PostgreSQL:
@@ -198,6 +365,10 @@ pub trait Store: Send + Sync + 'static {
     /// Payloads other processes sent, or `None` when this store has no such channel (SQLite).
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>>;
 }
+
+/// Whether two lock paths (or globs) overlap; supplied by the domain to `acquire_locks`.
+/// An alias, so `async_trait` leaves its higher-ranked lifetimes alone.
+pub type PathOverlap = fn(&str, &str) -> bool;
 
 /// Ties a backend to its sqlx database type, for helpers shared through `store_impl!`.
 pub trait Backend {

@@ -171,3 +171,153 @@ pub struct Pairing {
     pub created_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
 }
+
+/// A codebase on a machine that Claude Code instances work on together (API §5).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Project {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub project_path: String,
+    pub summary: String,
+    pub architecture: String,
+    pub conventions: String,
+    pub current_focus: String,
+    pub recent_changes: String,
+    /// Copied from `settings.taskTimeoutMinutes` so claims can expire in SQL.
+    pub task_timeout_minutes: i32,
+    pub settings: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A project with the counts its list shows.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ProjectListing {
+    #[sqlx(flatten)]
+    pub project: Project,
+    pub active_instances_count: i64,
+    pub pending_tasks_count: i64,
+    /// Characters of unexpired context chunks (for the token estimate).
+    pub chunk_chars: i64,
+}
+
+/// Numbers behind `GET /api/projects/{id}/stats`, counted from rows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ProjectCounts {
+    pub total_tasks: i64,
+    pub pending_tasks: i64,
+    pub in_progress_tasks: i64,
+    pub completed_tasks: i64,
+    pub active_instances: i64,
+    pub active_locks: i64,
+    pub chunk_chars: i64,
+}
+
+/// A Claude Code process working on a project, named by the instance itself.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Instance {
+    pub project_id: Uuid,
+    pub instance_id: String,
+    /// `idle`, `busy` or `disconnected`.
+    pub status: String,
+    pub current_task_id: Option<Uuid>,
+    pub tasks_completed: i32,
+    pub context_usage: f64,
+    pub connected_at: DateTime<Utc>,
+    pub last_seen_at: DateTime<Utc>,
+}
+
+/// What an instance reports about itself (every field optional).
+#[derive(Debug, Clone, Default)]
+pub struct InstanceReport {
+    pub status: Option<String>,
+    pub context_usage: Option<f64>,
+}
+
+/// A unit of work (API §6).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Task {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub title: String,
+    pub description: String,
+    pub priority: String,
+    pub status: String,
+    pub assigned_to: Option<String>,
+    pub files: Json<Vec<String>>,
+    pub estimated_tokens: Option<i64>,
+    pub summary: Option<String>,
+    pub files_modified: Json<Vec<String>>,
+    pub release_reason: Option<String>,
+    pub claim_expires_at: Option<DateTime<Utc>>,
+    pub claimed_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A task as read, with whether unfinished dependencies block it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TaskRow {
+    #[sqlx(flatten)]
+    pub task: Task,
+    pub is_blocked: bool,
+}
+
+/// Why a claim did not happen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClaimRefusal {
+    NotFound,
+    AlreadyClaimed,
+    Blocked,
+}
+
+/// A held lock on a path or glob within a project (API §8).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct FileLock {
+    pub project_id: Uuid,
+    pub path: String,
+    pub locked_by: String,
+    pub reason: Option<String>,
+    pub locked_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// One path's outcome in an acquire.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LockOutcome {
+    /// Now held (new, taken over from an expired lock, or extended by its holder).
+    Acquired(FileLock),
+    /// Another instance holds an overlapping lock.
+    Conflict(FileLock),
+}
+
+/// An entry in a project's activity log (API §5.8).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Activity {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub instance_id: Option<String>,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub details: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Shared knowledge an instance recorded (API §7); embeddings come with the RAG issue.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ContextChunk {
+    pub id: Uuid,
+    pub project_id: Uuid,
+    pub instance_id: Option<String>,
+    pub task_id: Option<Uuid>,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub content: String,
+    pub files: Json<Vec<String>>,
+    pub importance_score: f64,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}

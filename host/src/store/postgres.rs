@@ -80,6 +80,58 @@ store_impl!(PgStore {
         Ok(())
     }
 
+    /// `FOR UPDATE SKIP LOCKED`: concurrent claimers each take a different task instead of
+    /// queueing on the same row.
+    async fn claim_next_task(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+    ) -> StoreResult<Option<Task>> {
+        let sql = format!(
+            "UPDATE tasks SET status = 'in_progress', assigned_to = $2, claimed_at = $3, \
+             claim_expires_at = $4, release_reason = NULL, updated_at = $3 \
+             WHERE id = (SELECT t.id FROM tasks t WHERE t.project_id = $1 \
+             AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
+             JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = t.id \
+             AND dep.status <> 'completed') ORDER BY {} LIMIT 1 FOR UPDATE OF t SKIP LOCKED) \
+             AND status = 'pending' RETURNING *",
+            sql::PRIORITY_ORDER
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(project_id)
+            .bind(instance_id)
+            .bind(now)
+            .bind(expires_at)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    /// The project row's lock serialises lock changes within a project.
+    async fn acquire_locks(
+        &self,
+        project_id: Uuid,
+        instance_id: &str,
+        paths: &[String],
+        reason: Option<&str>,
+        now: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        overlaps: PathOverlap,
+    ) -> StoreResult<Vec<LockOutcome>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        let outcomes = acquire_locks_in(
+            &mut tx, project_id, instance_id, paths, reason, now, expires_at, overlaps,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(EVENT_CHANNEL).await?;

@@ -17,8 +17,10 @@ pub(super) mod prelude {
     pub(crate) use crate::{
         protocol::Environment,
         store::{
-            ApiToken, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing, PasswordReset,
-            Store, StoreResult, TokenWithOwner, User, sql,
+            Activity, ApiToken, ClaimRefusal, ContextChunk, FileLock, Instance, InstanceReport,
+            LockOutcome, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing, PasswordReset,
+            PathOverlap, Project, ProjectCounts, ProjectListing, Store, StoreResult, Task, TaskRow,
+            TokenWithOwner, User, sql,
         },
     };
 }
@@ -367,6 +369,433 @@ macro_rules! store_impl {
                 let row = sqlx::query_as(sql::TAKE_PAIRING).bind(code_hash);
                 Ok(row.fetch_optional(&self.pool).await?)
             }
+
+            async fn insert_project(&self, p: &Project) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_PROJECT)
+                    .bind(p.id)
+                    .bind(p.machine_id)
+                    .bind(p.user_id)
+                    .bind(&p.name)
+                    .bind(&p.project_path)
+                    .bind(&p.summary)
+                    .bind(&p.architecture)
+                    .bind(&p.conventions)
+                    .bind(&p.current_focus)
+                    .bind(&p.recent_changes)
+                    .bind(p.task_timeout_minutes)
+                    .bind(&p.settings)
+                    .bind(p.created_at)
+                    .bind(p.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn project(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<Project>> {
+                let row = sqlx::query_as(sql::PROJECT_OF_USER).bind(user_id).bind(id);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn projects_of_machine(
+                &self,
+                user_id: Uuid,
+                machine_id: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<ProjectListing>> {
+                let rows = sqlx::query_as(sql::PROJECTS_OF_MACHINE).bind(user_id).bind(machine_id);
+                Ok(rows.bind(now).fetch_all(&self.pool).await?)
+            }
+
+            async fn update_project(&self, p: &Project) -> StoreResult<bool> {
+                let done = sqlx::query(sql::UPDATE_PROJECT)
+                    .bind(p.user_id)
+                    .bind(p.id)
+                    .bind(&p.name)
+                    .bind(&p.summary)
+                    .bind(&p.architecture)
+                    .bind(&p.conventions)
+                    .bind(&p.current_focus)
+                    .bind(&p.recent_changes)
+                    .bind(p.task_timeout_minutes)
+                    .bind(&p.settings)
+                    .bind(p.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(done.rows_affected() == 1)
+            }
+
+            async fn delete_project(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_PROJECT).bind(user_id).bind(id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn project_counts(
+                &self,
+                project_id: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<ProjectCounts> {
+                let row: (i64, i64, i64, i64, i64, i64, i64) = sqlx::query_as(sql::PROJECT_COUNTS)
+                    .bind(project_id)
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(ProjectCounts {
+                    total_tasks: row.0,
+                    pending_tasks: row.1,
+                    in_progress_tasks: row.2,
+                    completed_tasks: row.3,
+                    active_instances: row.4,
+                    active_locks: row.5,
+                    chunk_chars: row.6,
+                })
+            }
+
+            async fn touch_instance(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let query = sqlx::query(sql::TOUCH_INSTANCE).bind(project_id).bind(instance_id);
+                query.bind(now).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn report_instance(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                report: &InstanceReport,
+            ) -> StoreResult<()> {
+                sqlx::query(sql::REPORT_INSTANCE)
+                    .bind(project_id)
+                    .bind(instance_id)
+                    .bind(&report.status)
+                    .bind(report.context_usage)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn instance_took_task(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                task_id: Uuid,
+            ) -> StoreResult<()> {
+                let query = sqlx::query(sql::INSTANCE_TOOK_TASK).bind(project_id);
+                query.bind(instance_id).bind(task_id).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn instance_dropped_task(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                task_id: Uuid,
+                completed: bool,
+            ) -> StoreResult<()> {
+                let query = sqlx::query(sql::INSTANCE_DROPPED_TASK).bind(project_id);
+                let query = query.bind(instance_id).bind(task_id).bind(i32::from(completed));
+                query.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn instances(&self, project_id: Uuid) -> StoreResult<Vec<Instance>> {
+                let rows = sqlx::query_as(sql::INSTANCES_OF_PROJECT).bind(project_id);
+                Ok(rows.fetch_all(&self.pool).await?)
+            }
+
+            async fn disconnect_stale_instances(
+                &self,
+                cutoff: DateTime<Utc>,
+            ) -> StoreResult<Vec<Instance>> {
+                let rows = sqlx::query_as(sql::DISCONNECT_STALE_INSTANCES).bind(cutoff);
+                Ok(rows.fetch_all(&self.pool).await?)
+            }
+
+            async fn insert_task(&self, t: &Task, dependencies: &[Uuid]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sql::INSERT_TASK)
+                    .bind(t.id)
+                    .bind(t.project_id)
+                    .bind(&t.title)
+                    .bind(&t.description)
+                    .bind(&t.priority)
+                    .bind(&t.status)
+                    .bind(&t.assigned_to)
+                    .bind(&t.files)
+                    .bind(t.estimated_tokens)
+                    .bind(&t.summary)
+                    .bind(&t.files_modified)
+                    .bind(&t.release_reason)
+                    .bind(t.claim_expires_at)
+                    .bind(t.claimed_at)
+                    .bind(t.completed_at)
+                    .bind(t.created_at)
+                    .bind(t.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                for dep in dependencies {
+                    let query = sqlx::query(sql::INSERT_DEPENDENCY).bind(t.id).bind(dep);
+                    query.execute(&mut *tx).await?;
+                }
+                Ok(tx.commit().await?)
+            }
+
+            async fn task(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<TaskRow>> {
+                let sql = format!(
+                    "{} JOIN projects p ON p.id = t.project_id WHERE p.user_id = $1 AND t.id = $2",
+                    sql::TASK_COLUMNS
+                );
+                let row = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(user_id).bind(id);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn tasks_page(
+                &self,
+                project_id: Uuid,
+                status: Option<&str>,
+                priority: Option<&str>,
+                limit: u64,
+                offset: u64,
+            ) -> StoreResult<(Vec<TaskRow>, u64)> {
+                type Db = <$backend as $crate::store::Backend>::Db;
+                let conditions = |q: &mut sqlx::QueryBuilder<Db>| {
+                    q.push(" WHERE t.project_id = ").push_bind(project_id);
+                    if let Some(status) = status {
+                        q.push(" AND t.status = ").push_bind(status.to_owned());
+                    }
+                    if let Some(priority) = priority {
+                        q.push(" AND t.priority = ").push_bind(priority.to_owned());
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM tasks t");
+                conditions(&mut count);
+                let (total,): (i64,) = count.build_query_as().fetch_one(&self.pool).await?;
+                let mut page = sqlx::QueryBuilder::<Db>::new(sql::TASK_COLUMNS);
+                conditions(&mut page);
+                page.push(" ORDER BY ").push(sql::PRIORITY_ORDER)
+                    .push(" LIMIT ").push_bind(limit as i64)
+                    .push(" OFFSET ").push_bind(offset as i64);
+                let rows = page.build_query_as().fetch_all(&self.pool).await?;
+                Ok((rows, total as u64))
+            }
+
+            async fn task_dependencies(&self, project_id: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>> {
+                let rows = sqlx::query_as(sql::DEPENDENCIES_OF_PROJECT).bind(project_id);
+                Ok(rows.fetch_all(&self.pool).await?)
+            }
+
+            async fn update_task(&self, t: &Task, dependencies: Option<&[Uuid]>) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(sql::UPDATE_TASK)
+                    .bind(t.id)
+                    .bind(&t.title)
+                    .bind(&t.description)
+                    .bind(&t.priority)
+                    .bind(&t.files)
+                    .bind(t.estimated_tokens)
+                    .bind(t.updated_at)
+                    .execute(&mut *tx)
+                    .await?;
+                if let Some(dependencies) = dependencies {
+                    sqlx::query(sql::DELETE_DEPENDENCIES).bind(t.id).execute(&mut *tx).await?;
+                    for dep in dependencies {
+                        let query = sqlx::query(sql::INSERT_DEPENDENCY).bind(t.id).bind(dep);
+                        query.execute(&mut *tx).await?;
+                    }
+                }
+                Ok(tx.commit().await?)
+            }
+
+            async fn delete_task(&self, project_id: Uuid, id: Uuid) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_TASK).bind(project_id).bind(id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn next_available_task(&self, project_id: Uuid) -> StoreResult<Option<TaskRow>> {
+                let sql = format!(
+                    "{} WHERE t.project_id = $1 AND t.status = 'pending' AND NOT EXISTS \
+                     (SELECT 1 FROM task_dependencies d JOIN tasks dep ON dep.id = d.depends_on \
+                     WHERE d.task_id = t.id AND dep.status <> 'completed') ORDER BY {} LIMIT 1",
+                    sql::TASK_COLUMNS,
+                    sql::PRIORITY_ORDER
+                );
+                let row = sqlx::query_as(sqlx::AssertSqlSafe(sql)).bind(project_id);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn claim_task(
+                &self,
+                id: Uuid,
+                instance_id: &str,
+                now: DateTime<Utc>,
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<Result<Task, ClaimRefusal>> {
+                let claimed: Option<Task> = sqlx::query_as(sql::CLAIM_TASK)
+                    .bind(id)
+                    .bind(instance_id)
+                    .bind(now)
+                    .bind(expires_at)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                if let Some(task) = claimed {
+                    return Ok(Ok(task));
+                }
+                // Lost: say why, from what the row looks like now.
+                let sql = format!("{} WHERE t.id = $1", sql::TASK_COLUMNS);
+                let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                Ok(Err(match row {
+                    None => ClaimRefusal::NotFound,
+                    Some(r) if r.task.status != "pending" => ClaimRefusal::AlreadyClaimed,
+                    Some(_) => ClaimRefusal::Blocked,
+                }))
+            }
+
+            async fn release_task(
+                &self,
+                id: Uuid,
+                instance_id: &str,
+                reason: Option<&str>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<Task>> {
+                let row = sqlx::query_as(sql::RELEASE_TASK).bind(id).bind(instance_id);
+                Ok(row.bind(reason).bind(now).fetch_optional(&self.pool).await?)
+            }
+
+            async fn complete_task(
+                &self,
+                id: Uuid,
+                instance_id: &str,
+                summary: &str,
+                files_modified: &[String],
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<Task>> {
+                sqlx::query_as(sql::COMPLETE_TASK)
+                    .bind(id)
+                    .bind(instance_id)
+                    .bind(summary)
+                    .bind(Json(files_modified))
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn requeue_expired_claims(&self, now: DateTime<Utc>) -> StoreResult<Vec<Task>> {
+                let rows = sqlx::query_as(sql::REQUEUE_EXPIRED_CLAIMS).bind(now);
+                Ok(rows.fetch_all(&self.pool).await?)
+            }
+
+            async fn requeue_tasks_of_instance(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<Task>> {
+                let rows = sqlx::query_as(sql::REQUEUE_TASKS_OF_INSTANCE).bind(project_id);
+                Ok(rows.bind(instance_id).bind(now).fetch_all(&self.pool).await?)
+            }
+
+            async fn live_locks(
+                &self,
+                project_id: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<FileLock>> {
+                let rows = sqlx::query_as(sql::LIVE_LOCKS).bind(project_id).bind(now);
+                Ok(rows.fetch_all(&self.pool).await?)
+            }
+
+            async fn delete_lock(
+                &self,
+                project_id: Uuid,
+                path: &str,
+                holder: Option<&str>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<FileLock>> {
+                let row = match holder {
+                    Some(holder) => sqlx::query_as(sql::DELETE_LOCK_OF)
+                        .bind(project_id)
+                        .bind(path)
+                        .bind(holder)
+                        .bind(now),
+                    None => sqlx::query_as(sql::DELETE_LOCK).bind(project_id).bind(path).bind(now),
+                };
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn delete_locks_of_instance(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Vec<FileLock>> {
+                let rows = sqlx::query_as(sql::DELETE_LOCKS_OF_INSTANCE).bind(project_id);
+                Ok(rows.bind(instance_id).bind(now).fetch_all(&self.pool).await?)
+            }
+
+            async fn extend_lock(
+                &self,
+                project_id: Uuid,
+                path: &str,
+                holder: &str,
+                expires_at: DateTime<Utc>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<FileLock>> {
+                sqlx::query_as(sql::EXTEND_LOCK)
+                    .bind(project_id)
+                    .bind(path)
+                    .bind(holder)
+                    .bind(expires_at)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await
+                    .map_err(Into::into)
+            }
+
+            async fn sweep_expired_locks(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+                let done = sqlx::query(sql::SWEEP_EXPIRED_LOCKS).bind(now).execute(&self.pool).await?;
+                Ok(done.rows_affected())
+            }
+
+            async fn insert_activity(&self, a: &Activity) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_ACTIVITY)
+                    .bind(a.id)
+                    .bind(a.project_id)
+                    .bind(&a.instance_id)
+                    .bind(&a.kind)
+                    .bind(&a.details)
+                    .bind(a.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn recent_activity(&self, project_id: Uuid, limit: u64) -> StoreResult<Vec<Activity>> {
+                let rows = sqlx::query_as(sql::RECENT_ACTIVITY).bind(project_id).bind(limit as i64);
+                Ok(rows.fetch_all(&self.pool).await?)
+            }
+
+            async fn insert_chunk(&self, c: &ContextChunk) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_CHUNK)
+                    .bind(c.id)
+                    .bind(c.project_id)
+                    .bind(&c.instance_id)
+                    .bind(c.task_id)
+                    .bind(&c.kind)
+                    .bind(&c.content)
+                    .bind(&c.files)
+                    .bind(c.importance_score)
+                    .bind(c.expires_at)
+                    .bind(c.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
         }
 
         /// Shared by `insert_user` and `insert_user_with_identity` (pool or transaction).
@@ -386,6 +815,48 @@ macro_rules! store_impl {
                 .execute(executor)
                 .await?;
             Ok(())
+        }
+
+        /// The body of `acquire_locks`, inside the backend's serialising transaction.
+        #[allow(clippy::too_many_arguments)]
+        async fn acquire_locks_in(
+            conn: &mut <<$backend as $crate::store::Backend>::Db as sqlx::Database>::Connection,
+            project_id: Uuid,
+            instance_id: &str,
+            paths: &[String],
+            reason: Option<&str>,
+            now: DateTime<Utc>,
+            expires_at: DateTime<Utc>,
+            overlaps: PathOverlap,
+        ) -> StoreResult<Vec<LockOutcome>> {
+            let mut held: Vec<FileLock> = sqlx::query_as(sql::LIVE_LOCKS)
+                .bind(project_id)
+                .bind(now)
+                .fetch_all(&mut *conn)
+                .await?;
+            let mut outcomes = Vec::with_capacity(paths.len());
+            for path in paths {
+                let conflict = held
+                    .iter()
+                    .find(|l| l.locked_by != instance_id && overlaps(&l.path, path));
+                if let Some(conflict) = conflict {
+                    outcomes.push(LockOutcome::Conflict(conflict.clone()));
+                    continue;
+                }
+                let lock: FileLock = sqlx::query_as(sql::UPSERT_LOCK)
+                    .bind(project_id)
+                    .bind(path)
+                    .bind(instance_id)
+                    .bind(reason)
+                    .bind(now)
+                    .bind(expires_at)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                held.retain(|l| l.path != lock.path);
+                held.push(lock.clone());
+                outcomes.push(LockOutcome::Acquired(lock));
+            }
+            Ok(outcomes)
         }
 
         async fn insert_identity<'e, E>(executor: E, i: &OAuthIdentity) -> StoreResult<()>

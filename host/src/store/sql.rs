@@ -94,3 +94,133 @@ pub fn escape_like(text: &str) -> String {
     }
     out
 }
+
+// --- projects ----------------------------------------------------------------------------------
+
+pub const INSERT_PROJECT: &str = "INSERT INTO projects (id, machine_id, user_id, name, \
+     project_path, summary, architecture, conventions, current_focus, recent_changes, \
+     task_timeout_minutes, settings, created_at, updated_at) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)";
+pub const PROJECT_OF_USER: &str = "SELECT * FROM projects WHERE user_id = $1 AND id = $2";
+/// `$2` is "now": chunks that expired do not count.
+pub const PROJECTS_OF_MACHINE: &str = "SELECT p.*, \
+     (SELECT COUNT(*) FROM project_instances i WHERE i.project_id = p.id \
+        AND i.status <> 'disconnected') AS active_instances_count, \
+     (SELECT COUNT(*) FROM tasks t WHERE t.project_id = p.id AND t.status = 'pending') \
+        AS pending_tasks_count, \
+     (SELECT COALESCE(SUM(LENGTH(c.content)), 0) FROM context_chunks c WHERE c.project_id = p.id \
+        AND (c.expires_at IS NULL OR c.expires_at > $3)) AS chunk_chars \
+     FROM projects p WHERE p.user_id = $1 AND p.machine_id = $2 ORDER BY p.name, p.id";
+pub const UPDATE_PROJECT: &str = "UPDATE projects SET name = $3, summary = $4, \
+     architecture = $5, conventions = $6, current_focus = $7, recent_changes = $8, \
+     task_timeout_minutes = $9, settings = $10, updated_at = $11 WHERE user_id = $1 AND id = $2";
+pub const DELETE_PROJECT: &str = "DELETE FROM projects WHERE user_id = $1 AND id = $2";
+pub const PROJECT_COUNTS: &str = "SELECT \
+     (SELECT COUNT(*) FROM tasks WHERE project_id = $1), \
+     (SELECT COUNT(*) FROM tasks WHERE project_id = $1 AND status = 'pending'), \
+     (SELECT COUNT(*) FROM tasks WHERE project_id = $1 AND status = 'in_progress'), \
+     (SELECT COUNT(*) FROM tasks WHERE project_id = $1 AND status = 'completed'), \
+     (SELECT COUNT(*) FROM project_instances WHERE project_id = $1 AND status <> 'disconnected'), \
+     (SELECT COUNT(*) FROM file_locks WHERE project_id = $1 AND expires_at > $2), \
+     (SELECT COALESCE(SUM(LENGTH(content)), 0) FROM context_chunks WHERE project_id = $1 \
+        AND (expires_at IS NULL OR expires_at > $2))";
+
+// --- instances ---------------------------------------------------------------------------------
+
+/// Registers or refreshes an instance; a disconnected one comes back idle.
+pub const TOUCH_INSTANCE: &str = "INSERT INTO project_instances (project_id, instance_id, \
+     status, current_task_id, tasks_completed, context_usage, connected_at, last_seen_at) \
+     VALUES ($1, $2, 'idle', NULL, 0, 0, $3, $3) \
+     ON CONFLICT (project_id, instance_id) DO UPDATE SET last_seen_at = $3, \
+     status = CASE WHEN project_instances.status = 'disconnected' THEN 'idle' \
+                   ELSE project_instances.status END, \
+     connected_at = CASE WHEN project_instances.status = 'disconnected' THEN $3 \
+                   ELSE project_instances.connected_at END";
+pub const REPORT_INSTANCE: &str = "UPDATE project_instances SET \
+     status = COALESCE($3, status), context_usage = COALESCE($4, context_usage) \
+     WHERE project_id = $1 AND instance_id = $2";
+pub const INSTANCE_TOOK_TASK: &str = "UPDATE project_instances SET status = 'busy', \
+     current_task_id = $3 WHERE project_id = $1 AND instance_id = $2";
+pub const INSTANCE_DROPPED_TASK: &str = "UPDATE project_instances SET status = 'idle', \
+     current_task_id = NULL, tasks_completed = tasks_completed + $4 \
+     WHERE project_id = $1 AND instance_id = $2 AND current_task_id = $3";
+pub const INSTANCES_OF_PROJECT: &str =
+    "SELECT * FROM project_instances WHERE project_id = $1 ORDER BY connected_at, instance_id";
+pub const DISCONNECT_STALE_INSTANCES: &str = "UPDATE project_instances SET \
+     status = 'disconnected', current_task_id = NULL \
+     WHERE status <> 'disconnected' AND last_seen_at < $1 RETURNING *";
+
+// --- tasks -------------------------------------------------------------------------------------
+
+/// `tasks.*` plus whether an unfinished dependency blocks it.
+pub const TASK_COLUMNS: &str = "SELECT t.*, EXISTS (SELECT 1 FROM task_dependencies d \
+     JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = t.id \
+     AND dep.status <> 'completed') AS is_blocked FROM tasks t";
+pub const INSERT_TASK: &str = "INSERT INTO tasks (id, project_id, title, description, priority, \
+     status, assigned_to, files, estimated_tokens, summary, files_modified, release_reason, \
+     claim_expires_at, claimed_at, completed_at, created_at, updated_at) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+pub const INSERT_DEPENDENCY: &str =
+    "INSERT INTO task_dependencies (task_id, depends_on) VALUES ($1, $2)";
+pub const DELETE_DEPENDENCIES: &str = "DELETE FROM task_dependencies WHERE task_id = $1";
+pub const DEPENDENCIES_OF_PROJECT: &str = "SELECT d.task_id, d.depends_on \
+     FROM task_dependencies d JOIN tasks t ON t.id = d.task_id WHERE t.project_id = $1";
+pub const UPDATE_TASK: &str = "UPDATE tasks SET title = $2, description = $3, priority = $4, \
+     files = $5, estimated_tokens = $6, updated_at = $7 WHERE id = $1";
+pub const DELETE_TASK: &str = "DELETE FROM tasks WHERE project_id = $1 AND id = $2";
+/// Highest priority first, then oldest.
+pub const PRIORITY_ORDER: &str = "CASE t.priority WHEN 'critical' THEN 4 WHEN 'high' THEN 3 \
+     WHEN 'medium' THEN 2 ELSE 1 END DESC, t.created_at, t.id";
+/// The one claim statement: wins only while the task is pending and unblocked.
+pub const CLAIM_TASK: &str = "UPDATE tasks SET status = 'in_progress', assigned_to = $2, \
+     claimed_at = $3, claim_expires_at = $4, release_reason = NULL, updated_at = $3 \
+     WHERE id = $1 AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
+     JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = tasks.id \
+     AND dep.status <> 'completed') RETURNING *";
+pub const RELEASE_TASK: &str = "UPDATE tasks SET status = 'pending', assigned_to = NULL, \
+     claimed_at = NULL, claim_expires_at = NULL, release_reason = $3, updated_at = $4 \
+     WHERE id = $1 AND status = 'in_progress' AND assigned_to = $2 RETURNING *";
+pub const COMPLETE_TASK: &str = "UPDATE tasks SET status = 'completed', summary = $3, \
+     files_modified = $4, completed_at = $5, claim_expires_at = NULL, updated_at = $5 \
+     WHERE id = $1 AND status = 'in_progress' AND assigned_to = $2 RETURNING *";
+/// Claims past their deadline, and claims of instances that went away, go back to pending.
+pub const REQUEUE_EXPIRED_CLAIMS: &str = "UPDATE tasks SET status = 'pending', \
+     assigned_to = NULL, claimed_at = NULL, claim_expires_at = NULL, \
+     release_reason = 'claim timed out', updated_at = $1 \
+     WHERE status = 'in_progress' AND claim_expires_at < $1 RETURNING *";
+pub const REQUEUE_TASKS_OF_INSTANCE: &str = "UPDATE tasks SET status = 'pending', \
+     assigned_to = NULL, claimed_at = NULL, claim_expires_at = NULL, \
+     release_reason = 'instance disconnected', updated_at = $3 \
+     WHERE project_id = $1 AND assigned_to = $2 AND status = 'in_progress' RETURNING *";
+
+// --- locks -------------------------------------------------------------------------------------
+
+pub const LIVE_LOCKS: &str =
+    "SELECT * FROM file_locks WHERE project_id = $1 AND expires_at > $2 ORDER BY path";
+/// Takes a path: new, over an expired lock, or the holder's own (which extends it).
+pub const UPSERT_LOCK: &str = "INSERT INTO file_locks \
+     (project_id, path, locked_by, reason, locked_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (project_id, path) DO UPDATE SET locked_by = $3, reason = $4, \
+     locked_at = CASE WHEN file_locks.locked_by = $3 AND file_locks.expires_at > $5 \
+                      THEN file_locks.locked_at ELSE $5 END, \
+     expires_at = $6 RETURNING *";
+/// Only unexpired locks, so a lapsed lock is never reported as released by anyone.
+pub const DELETE_LOCK: &str = "DELETE FROM file_locks WHERE project_id = $1 AND path = $2 \
+     AND expires_at > $3 RETURNING *";
+pub const DELETE_LOCK_OF: &str = "DELETE FROM file_locks WHERE project_id = $1 AND path = $2 \
+     AND locked_by = $3 AND expires_at > $4 RETURNING *";
+pub const DELETE_LOCKS_OF_INSTANCE: &str = "DELETE FROM file_locks WHERE project_id = $1 \
+     AND locked_by = $2 AND expires_at > $3 RETURNING *";
+pub const EXTEND_LOCK: &str = "UPDATE file_locks SET expires_at = $4 WHERE project_id = $1 \
+     AND path = $2 AND locked_by = $3 AND expires_at > $5 RETURNING *";
+pub const SWEEP_EXPIRED_LOCKS: &str = "DELETE FROM file_locks WHERE expires_at <= $1";
+
+// --- activity and chunks -------------------------------------------------------------------------
+
+pub const INSERT_ACTIVITY: &str = "INSERT INTO project_activity \
+     (id, project_id, instance_id, type, details, created_at) VALUES ($1, $2, $3, $4, $5, $6)";
+pub const RECENT_ACTIVITY: &str = "SELECT * FROM project_activity WHERE project_id = $1 \
+     ORDER BY created_at DESC, id DESC LIMIT $2";
+pub const INSERT_CHUNK: &str = "INSERT INTO context_chunks (id, project_id, instance_id, task_id, \
+     type, content, files, importance_score, expires_at, created_at) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
