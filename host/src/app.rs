@@ -88,6 +88,12 @@ impl AppState {
         if relaying {
             tracing::info!("relaying realtime events between host processes (LISTEN/NOTIFY)");
         }
+        crate::domain::projects::spawn_sweeper(
+            state.store_arc(),
+            state.inner.bus.clone(),
+            state.config().coordination.clone(),
+            state.inner.shutdown.clone(),
+        );
         Ok(state)
     }
 

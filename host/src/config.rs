@@ -41,6 +41,7 @@ pub struct Config {
     pub mail: MailSettings,
     pub oauth: OAuthSettings,
     pub agent_link: AgentLinkSettings,
+    pub coordination: CoordinationSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -52,6 +53,25 @@ pub struct Config {
     pub pusher_max_message_bytes: usize,
     /// Seconds of silence after which the server pings a client (and told to clients).
     pub pusher_activity_timeout_secs: u64,
+}
+
+/// Timings of multi-instance coordination.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CoordinationSettings {
+    /// An instance silent this long is disconnected; its tasks and locks are released.
+    pub instance_timeout_secs: u64,
+    /// How often the sweeper runs (stale instances, timed-out claims, expired locks).
+    pub sweep_interval_secs: u64,
+}
+
+impl Default for CoordinationSettings {
+    fn default() -> Self {
+        Self {
+            instance_timeout_secs: 300,
+            sweep_interval_secs: 15,
+        }
+    }
 }
 
 /// Timings of host ↔ agent links.
@@ -169,6 +189,7 @@ impl Default for Config {
             mail: MailSettings::default(),
             oauth: OAuthSettings::default(),
             agent_link: AgentLinkSettings::default(),
+            coordination: CoordinationSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -240,6 +261,7 @@ const KEYS: &[&str] = &[
     "mail",
     "oauth",
     "agent_link",
+    "coordination",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

@@ -76,7 +76,11 @@ error_codes! {
     TaskNotFound = ("TSK_001", NOT_FOUND, "Task not found"),
     TaskAlreadyClaimed = ("TSK_002", CONFLICT, "Task already claimed"),
     TaskNotClaimedByInstance = ("TSK_003", FORBIDDEN, "Task not claimed by this instance"),
+    /// A dependency of the task is not completed yet.
+    TaskBlocked = ("TSK_004", CONFLICT, "Task is blocked by unfinished dependencies"),
     FileLocked = ("LCK_001", CONFLICT, "File is locked by another instance"),
+    /// No live lock on that path (or none held by that instance, and nobody else's either).
+    LockNotFound = ("LCK_002", NOT_FOUND, "Lock not found"),
     ContextChunkNotFound = ("CTX_001", NOT_FOUND, "Context chunk not found"),
     SkillNotFound = ("SKL_001", NOT_FOUND, "Skill not found"),
     McpServerNotFound = ("MCP_001", NOT_FOUND, "MCP server not found"),
@@ -101,6 +105,8 @@ pub struct ApiError {
     message: Cow<'static, str>,
     errors: Option<FieldErrors>,
     retry_after_secs: Option<u64>,
+    /// Extra machine-readable facts (e.g. who holds a lock), sent as `error.details`.
+    details: Option<serde_json::Value>,
     /// The cause of an internal error: logged, never sent.
     source: Option<anyhow::Error>,
 }
@@ -112,12 +118,18 @@ impl ApiError {
             message: Cow::Borrowed(code.default_message()),
             errors: None,
             retry_after_secs: None,
+            details: None,
             source: None,
         }
     }
 
     pub fn with_message(mut self, message: impl Into<Cow<'static, str>>) -> Self {
         self.message = message.into();
+        self
+    }
+
+    pub fn with_details(mut self, details: serde_json::Value) -> Self {
+        self.details = Some(details);
         self
     }
 
@@ -205,6 +217,10 @@ pub struct ErrorBody {
     /// Per-field messages; present on `VAL_001`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<FieldErrors>,
+    /// Extra facts about the error, e.g. who holds a lock (`LCK_001`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
 }
 
 /// The whole error envelope, as sent.
@@ -231,6 +247,7 @@ impl IntoResponse for ApiError {
                 code: self.code.as_str(),
                 message: self.message.into_owned(),
                 errors: self.errors,
+                details: self.details,
             },
             meta: Meta::current(),
         };

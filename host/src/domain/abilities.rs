@@ -29,6 +29,10 @@ pub const TOKENS_READ: &str = "tokens:read";
 pub const TOKENS_WRITE: &str = "tokens:write";
 pub const MACHINES_READ: &str = "machines:read";
 pub const MACHINES_WRITE: &str = "machines:write";
+pub const PROJECTS_READ: &str = "projects:read";
+pub const PROJECTS_WRITE: &str = "projects:write";
+pub const TASKS_READ: &str = "tasks:read";
+pub const TASKS_WRITE: &str = "tasks:write";
 
 pub fn is_known(ability: &str) -> bool {
     ALL.contains(&ability)

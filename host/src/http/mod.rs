@@ -8,10 +8,13 @@ pub mod auth;
 pub mod envelope;
 pub mod extract;
 pub mod health;
+pub mod locks;
 pub mod machines;
+pub mod projects;
 pub mod pusher;
 pub mod rate_limit;
 pub mod request_id;
+pub mod tasks;
 
 use std::{any::Any, sync::Arc};
 
@@ -52,6 +55,9 @@ use request_id::RequestId;
         (name = "machines", description = "Machines, pairing and Wake-on-LAN (API §3)"),
         (name = "agent", description = "What machine agents call with their `mn_` token"),
         (name = "realtime", description = "Pusher Channels protocol v7 (API §11)"),
+        (name = "projects", description = "Projects, instances, activity (API §5)"),
+        (name = "tasks", description = "Tasks (API §6)"),
+        (name = "locks", description = "File locks (API §8)"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -86,6 +92,9 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let authenticated = auth::authenticated_router()
         .merge(machines::router())
         .merge(pusher::authenticated_router())
+        .merge(projects::router())
+        .merge(tasks::router())
+        .merge(locks::router())
         .route_layer(middleware::from_fn_with_state(
             state.api_limiter(),
             rate_limit::per_token,

@@ -1,0 +1,587 @@
+//! Projects (API §5), the instances working on them, their activity log, broadcasts, and the
+//! sweeper that frees what dead instances and timed-out claims hold.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+use serde_json::{Map, Value, json};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{abilities, accounts::Principal, clock};
+use crate::{
+    config::CoordinationSettings,
+    error::{ApiError, ErrorCode, Result, Validator},
+    events::{Event, EventBus},
+    store::{Activity, Instance, InstanceReport, Project, ProjectCounts, Store, StoreError, Task},
+};
+
+/// Settings a project has unless told otherwise (and the only keys it accepts).
+pub const DEFAULT_MAX_CONTEXT_TOKENS: i64 = 8000;
+pub const DEFAULT_TASK_TIMEOUT_MINUTES: i64 = 60;
+pub const DEFAULT_LOCK_TIMEOUT_MINUTES: i64 = 30;
+const SETTINGS: &[(&str, i64, i64, i64)] = &[
+    // key, default, min, max
+    (
+        "maxContextTokens",
+        DEFAULT_MAX_CONTEXT_TOKENS,
+        100,
+        10_000_000,
+    ),
+    (
+        "taskTimeoutMinutes",
+        DEFAULT_TASK_TIMEOUT_MINUTES,
+        1,
+        10_080,
+    ),
+    ("lockTimeoutMinutes", DEFAULT_LOCK_TIMEOUT_MINUTES, 1, 1_440),
+];
+
+/// Tokens are estimated as characters / 4 (the usual rule of thumb for English and code).
+pub fn estimate_tokens(chars: i64) -> i64 {
+    (chars + 3) / 4
+}
+
+/// `private-project.{id}`: where a project's events go.
+pub fn project_channel(project_id: Uuid) -> String {
+    format!("private-project.{project_id}")
+}
+
+/// The project's settings with defaults filled in.
+pub fn settings_of(project: &Project) -> Map<String, Value> {
+    let mut settings = project.settings.0.as_object().cloned().unwrap_or_default();
+    for (key, default, _, _) in SETTINGS {
+        settings.entry(*key).or_insert(json!(default));
+    }
+    settings
+}
+
+pub fn setting(project: &Project, key: &str) -> i64 {
+    settings_of(project)
+        .get(key)
+        .and_then(Value::as_i64)
+        .unwrap_or_else(|| SETTINGS.iter().find(|s| s.0 == key).map_or(0, |s| s.1))
+}
+
+/// Checks a settings object: known keys, whole numbers in range.
+fn validate_settings(v: &mut Validator, settings: &Value) {
+    let Some(map) = settings.as_object() else {
+        v.add("settings", "The settings must be an object.");
+        return;
+    };
+    for (key, value) in map {
+        match SETTINGS.iter().find(|s| s.0 == key) {
+            None => {
+                v.add(
+                    &format!("settings.{key}"),
+                    format!("Unknown setting `{key}`."),
+                );
+            }
+            Some((_, _, min, max)) => {
+                v.check(
+                    value.as_i64().is_some_and(|n| (*min..=*max).contains(&n)),
+                    &format!("settings.{key}"),
+                    format!("The {key} must be a whole number between {min} and {max}."),
+                );
+            }
+        }
+    }
+}
+
+/// Instance ids are chosen by the instances: short, printable, no spaces.
+pub fn validate_instance_id(v: &mut Validator, field: &str, id: &str) {
+    v.check(
+        (1..=100).contains(&id.len())
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_.:-@".contains(&b)),
+        field,
+        "The instance id must be 1 to 100 characters of letters, digits and _ . : - @.",
+    );
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::ProjectNotFound)
+}
+
+/// `POST /api/machines/{machine}/projects`.
+pub struct NewProject {
+    pub name: String,
+    pub project_path: String,
+    pub summary: Option<String>,
+    pub architecture: Option<String>,
+    pub conventions: Option<String>,
+    pub settings: Option<Value>,
+}
+
+/// The editable fields of a project (API §5.4, §7.3); `None` leaves a field as it is.
+#[derive(Default)]
+pub struct ProjectChanges {
+    pub name: Option<String>,
+    pub summary: Option<String>,
+    pub architecture: Option<String>,
+    pub conventions: Option<String>,
+    pub current_focus: Option<String>,
+    pub recent_changes: Option<String>,
+    /// Merged into the current settings.
+    pub settings: Option<Value>,
+}
+
+const MAX_TEXT: usize = 100_000;
+
+fn validate_text(v: &mut Validator, field: &str, value: &Option<String>) {
+    if let Some(text) = value {
+        v.check(
+            text.chars().count() <= MAX_TEXT,
+            field,
+            format!("The {field} may not be longer than {MAX_TEXT} characters."),
+        );
+    }
+}
+
+/// A project path as stored: trimmed, without a trailing separator.
+fn normalize_project_path(path: &str) -> String {
+    let trimmed = path.trim();
+    let without = trimmed.trim_end_matches(['/', '\\']);
+    if without.is_empty() {
+        trimmed.to_owned()
+    } else {
+        without.to_owned()
+    }
+}
+
+pub async fn create(
+    store: &dyn Store,
+    principal: &Principal,
+    machine_id: Uuid,
+    new: NewProject,
+) -> Result<Project> {
+    principal.require(abilities::PROJECTS_WRITE)?;
+    store
+        .machine(principal.user.id, machine_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    let path = normalize_project_path(&new.project_path);
+    let mut v = Validator::new();
+    v.check(
+        (1..=255).contains(&new.name.trim().chars().count()),
+        "name",
+        "The name must be between 1 and 255 characters.",
+    )
+    .check(
+        (1..=1024).contains(&path.len()) && !path.contains('\0'),
+        "project_path",
+        "The project path must be between 1 and 1024 characters.",
+    );
+    for (field, value) in [
+        ("summary", &new.summary),
+        ("architecture", &new.architecture),
+        ("conventions", &new.conventions),
+    ] {
+        validate_text(&mut v, field, value);
+    }
+    let settings = new.settings.unwrap_or_else(|| json!({}));
+    validate_settings(&mut v, &settings);
+    v.finish()?;
+    let now = clock::now();
+    let mut project = Project {
+        id: Uuid::now_v7(),
+        machine_id,
+        user_id: principal.user.id,
+        name: new.name.trim().to_owned(),
+        project_path: path,
+        summary: new.summary.unwrap_or_default(),
+        architecture: new.architecture.unwrap_or_default(),
+        conventions: new.conventions.unwrap_or_default(),
+        current_focus: String::new(),
+        recent_changes: String::new(),
+        task_timeout_minutes: 0,
+        settings: Json(settings),
+        created_at: now,
+        updated_at: now,
+    };
+    project.task_timeout_minutes = setting(&project, "taskTimeoutMinutes") as i32;
+    match store.insert_project(&project).await {
+        Ok(()) => Ok(project),
+        Err(StoreError::Conflict) => Err(ApiError::new(ErrorCode::ProjectPathExists)),
+        Err(err) => Err(err.into()),
+    }
+}
+
+/// One of the caller's projects, for reading.
+pub async fn get(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Project> {
+    principal.require(abilities::PROJECTS_READ)?;
+    store
+        .project(principal.user.id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+/// One of the caller's projects, for changing it (or what is in it).
+pub async fn get_for_write(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Project> {
+    principal.require(abilities::PROJECTS_WRITE)?;
+    store
+        .project(principal.user.id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+pub async fn update(
+    store: &dyn Store,
+    bus: &EventBus,
+    principal: &Principal,
+    id: Uuid,
+    changes: ProjectChanges,
+) -> Result<Project> {
+    let mut project = get_for_write(store, principal, id).await?;
+    let mut v = Validator::new();
+    if let Some(name) = &changes.name {
+        v.check(
+            (1..=255).contains(&name.trim().chars().count()),
+            "name",
+            "The name must be between 1 and 255 characters.",
+        );
+    }
+    for (field, value) in [
+        ("summary", &changes.summary),
+        ("architecture", &changes.architecture),
+        ("conventions", &changes.conventions),
+        ("current_focus", &changes.current_focus),
+        ("recent_changes", &changes.recent_changes),
+    ] {
+        validate_text(&mut v, field, value);
+    }
+    if let Some(settings) = &changes.settings {
+        validate_settings(&mut v, settings);
+    }
+    v.finish()?;
+    if let Some(name) = changes.name {
+        project.name = name.trim().to_owned();
+    }
+    let texts = [
+        (&mut project.summary, changes.summary),
+        (&mut project.architecture, changes.architecture),
+        (&mut project.conventions, changes.conventions),
+        (&mut project.current_focus, changes.current_focus),
+        (&mut project.recent_changes, changes.recent_changes),
+    ];
+    for (field, value) in texts {
+        if let Some(value) = value {
+            *field = value;
+        }
+    }
+    if let Some(Value::Object(new)) = changes.settings {
+        let mut merged = project.settings.0.as_object().cloned().unwrap_or_default();
+        merged.extend(new);
+        project.settings = Json(Value::Object(merged));
+        project.task_timeout_minutes = setting(&project, "taskTimeoutMinutes") as i32;
+    }
+    project.updated_at = clock::now();
+    if !store.update_project(&project).await? {
+        return Err(not_found());
+    }
+    bus.publish(Event::new(
+        project_channel(project.id),
+        "project:updated",
+        json!({ "project_id": project.id }),
+    ));
+    Ok(project)
+}
+
+pub async fn delete(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<()> {
+    principal.require(abilities::PROJECTS_WRITE)?;
+    if store.delete_project(principal.user.id, id).await? {
+        Ok(())
+    } else {
+        Err(not_found())
+    }
+}
+
+/// §5.6: every number counted from rows.
+pub struct Stats {
+    pub counts: ProjectCounts,
+    pub total_tokens: i64,
+    pub max_tokens: i64,
+}
+
+impl Stats {
+    pub fn usage_percent(&self) -> f64 {
+        if self.max_tokens == 0 {
+            return 0.0;
+        }
+        (self.total_tokens as f64 * 1000.0 / self.max_tokens as f64).round() / 10.0
+    }
+}
+
+/// Characters of the project's own context fields.
+pub fn field_chars(project: &Project) -> i64 {
+    [
+        &project.summary,
+        &project.architecture,
+        &project.conventions,
+        &project.current_focus,
+        &project.recent_changes,
+    ]
+    .iter()
+    .map(|s| s.chars().count() as i64)
+    .sum()
+}
+
+pub async fn stats(store: &dyn Store, project: &Project) -> Result<Stats> {
+    let counts = store.project_counts(project.id, clock::now()).await?;
+    Ok(Stats {
+        total_tokens: estimate_tokens(field_chars(project) + counts.chunk_chars),
+        max_tokens: setting(project, "maxContextTokens"),
+        counts,
+    })
+}
+
+// --- instances and activity -----------------------------------------------------------------
+
+/// Registers or refreshes `instance_id` on the project (any call that names an instance).
+pub async fn touch_instance(store: &dyn Store, project_id: Uuid, instance_id: &str) -> Result<()> {
+    Ok(store
+        .touch_instance(project_id, instance_id, clock::now())
+        .await?)
+}
+
+/// `POST /api/projects/{id}/instances/{instance}/heartbeat`.
+pub async fn heartbeat(
+    store: &dyn Store,
+    principal: &Principal,
+    project_id: Uuid,
+    instance_id: &str,
+    report: InstanceReport,
+) -> Result<Vec<Instance>> {
+    let project = get_for_write(store, principal, project_id).await?;
+    let mut v = Validator::new();
+    validate_instance_id(&mut v, "instance_id", instance_id);
+    if let Some(status) = &report.status {
+        v.check(
+            status == "idle" || status == "busy",
+            "status",
+            "The status must be idle or busy.",
+        );
+    }
+    if let Some(usage) = report.context_usage {
+        v.check(
+            (0.0..=100.0).contains(&usage),
+            "context_usage",
+            "The context usage must be between 0 and 100.",
+        );
+    }
+    v.finish()?;
+    touch_instance(store, project.id, instance_id).await?;
+    store
+        .report_instance(project.id, instance_id, &report)
+        .await?;
+    Ok(store.instances(project.id).await?)
+}
+
+/// Writes an activity entry and, with `event`, tells the project channel.
+pub async fn record(
+    store: &dyn Store,
+    bus: &EventBus,
+    project_id: Uuid,
+    instance_id: Option<&str>,
+    kind: &str,
+    details: Value,
+    event: Option<(&str, Value)>,
+) -> Result<()> {
+    store
+        .insert_activity(&Activity {
+            id: Uuid::now_v7(),
+            project_id,
+            instance_id: instance_id.map(str::to_owned),
+            kind: kind.to_owned(),
+            details: Json(details),
+            created_at: clock::now(),
+        })
+        .await?;
+    if let Some((name, data)) = event {
+        bus.publish(Event::new(project_channel(project_id), name, data));
+    }
+    Ok(())
+}
+
+/// `POST /api/projects/{id}/broadcast` (§5.9): stored, logged, and sent on the project channel.
+pub async fn broadcast(
+    store: &dyn Store,
+    bus: &EventBus,
+    principal: &Principal,
+    project_id: Uuid,
+    kind: &str,
+    content: &str,
+    target: &Value,
+) -> Result<Value> {
+    let project = get_for_write(store, principal, project_id).await?;
+    let mut v = Validator::new();
+    v.check(
+        (1..=50).contains(&kind.len()),
+        "type",
+        "The type must be 1 to 50 characters.",
+    )
+    .check(
+        (1..=10_000).contains(&content.chars().count()),
+        "content",
+        "The content must be 1 to 10000 characters.",
+    );
+    let target = match target {
+        Value::Null => json!("all"),
+        Value::String(s) if s == "all" => json!("all"),
+        Value::Array(ids) => {
+            for id in ids {
+                match id.as_str() {
+                    Some(id) => validate_instance_id(&mut v, "target", id),
+                    None => {
+                        v.add(
+                            "target",
+                            "The target must be \"all\" or a list of instance ids.",
+                        );
+                    }
+                }
+            }
+            target.clone()
+        }
+        _ => {
+            v.add(
+                "target",
+                "The target must be \"all\" or a list of instance ids.",
+            );
+            Value::Null
+        }
+    };
+    v.finish()?;
+    let message = json!({
+        "id": Uuid::now_v7(),
+        "type": kind,
+        "content": content,
+        "target": target,
+        "created_at": clock::now(),
+    });
+    store
+        .insert_chunk(&crate::store::ContextChunk {
+            id: Uuid::now_v7(),
+            project_id: project.id,
+            instance_id: None,
+            task_id: None,
+            kind: "broadcast".into(),
+            content: content.to_owned(),
+            files: Json(vec![]),
+            importance_score: 0.5,
+            expires_at: Some(clock::now() + Duration::days(1)),
+            created_at: clock::now(),
+        })
+        .await?;
+    record(
+        store,
+        bus,
+        project.id,
+        None,
+        "broadcast",
+        message.clone(),
+        Some(("project:broadcast", message.clone())),
+    )
+    .await?;
+    Ok(message)
+}
+
+// --- the sweeper ----------------------------------------------------------------------------
+
+/// What one sweep did.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Swept {
+    pub requeued_claims: usize,
+    pub disconnected_instances: usize,
+    pub expired_locks: u64,
+}
+
+/// Frees what nobody is working on any more: claims past their timeout go back to pending,
+/// instances silent for `instance_timeout` are disconnected (their tasks and locks released),
+/// expired locks are deleted. Idempotent; safe on several hosts at once.
+pub async fn sweep(
+    store: &dyn Store,
+    bus: &EventBus,
+    instance_timeout: Duration,
+    now: DateTime<Utc>,
+) -> Result<Swept> {
+    let mut swept = Swept::default();
+    for task in store.requeue_expired_claims(now).await? {
+        swept.requeued_claims += 1;
+        announce_release(store, bus, &task, None, "claim timed out").await?;
+    }
+    for instance in store
+        .disconnect_stale_instances(now - instance_timeout)
+        .await?
+    {
+        swept.disconnected_instances += 1;
+        let (project_id, id) = (instance.project_id, instance.instance_id.as_str());
+        for task in store.requeue_tasks_of_instance(project_id, id, now).await? {
+            announce_release(store, bus, &task, Some(id), "instance disconnected").await?;
+        }
+        for lock in store.delete_locks_of_instance(project_id, id, now).await? {
+            super::locks::announce_unlock(store, bus, project_id, Some(id), &lock.path).await?;
+        }
+        record(
+            store,
+            bus,
+            project_id,
+            Some(id),
+            "instance_disconnected",
+            json!({ "instance_id": id, "last_seen_at": instance.last_seen_at }),
+            Some(("instance:disconnected", json!({ "instanceId": id }))),
+        )
+        .await?;
+    }
+    swept.expired_locks = store.sweep_expired_locks(now).await?;
+    Ok(swept)
+}
+
+/// Activity and `task:released` for a task that went back to pending without its instance.
+async fn announce_release(
+    store: &dyn Store,
+    bus: &EventBus,
+    task: &Task,
+    instance_id: Option<&str>,
+    reason: &str,
+) -> Result<()> {
+    record(
+        store,
+        bus,
+        task.project_id,
+        instance_id,
+        "task_released",
+        json!({ "task_id": task.id, "task_title": task.title, "reason": reason }),
+        Some((
+            "task:released",
+            json!({ "task": super::tasks::event_view(task), "reason": reason }),
+        )),
+    )
+    .await
+}
+
+/// Runs [`sweep`] every `interval` until `shutdown`.
+pub fn spawn_sweeper(
+    store: std::sync::Arc<dyn Store>,
+    bus: std::sync::Arc<EventBus>,
+    settings: CoordinationSettings,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let interval = StdDuration::from_secs(settings.sweep_interval_secs.max(1));
+    let timeout = Duration::seconds(settings.instance_timeout_secs as i64);
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.cancelled() => return,
+            }
+            match sweep(store.as_ref(), &bus, timeout, clock::now()).await {
+                Ok(swept) if swept != Swept::default() => {
+                    tracing::info!(?swept, "coordination sweep")
+                }
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "coordination sweep failed"),
+            }
+        }
+    });
+}
