@@ -40,7 +40,7 @@ CREATE TABLE tasks (
     status           TEXT NOT NULL,                 -- pending | in_progress | completed
     assigned_to      TEXT,
     files            JSONB NOT NULL,                -- JSON array
-    estimated_tokens INTEGER,
+    estimated_tokens BIGINT,
     summary          TEXT,
     files_modified   JSONB NOT NULL,                -- JSON array
     release_reason   TEXT,
