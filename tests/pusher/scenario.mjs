@@ -1,7 +1,7 @@
 // Drives a ClaudeNest host with the real pusher-js client, as a browser app would.
 // Run by tests/tests/realtime.rs, which starts the host and passes what it set up in env:
 //   BASE_URL, WS_PORT, APP_KEY, TOKEN_A, TOKEN_A2 (same user), MACHINE_A (A's, wake-capable,
-//   waking to loopback), MACHINE_B (another user's).
+//   waking to loopback), MACHINE_B (another user's), PROJECT_A and TASK_A (a pending task in it).
 // Prints one line per step; exits 1 at the first failure.
 import Pusher from 'pusher-js';
 
@@ -15,6 +15,8 @@ const PORT = Number(env('WS_PORT'));
 const KEY = env('APP_KEY');
 const MACHINE_A = env('MACHINE_A');
 const MACHINE_B = env('MACHINE_B');
+const PROJECT_A = env('PROJECT_A');
+const TASK_A = env('TASK_A');
 
 function connect(token) {
   return new Pusher(KEY, {
@@ -116,6 +118,36 @@ async function main() {
   const event = await status;
   check(event.status === 'connecting' && event.machine_id === MACHINE_A, JSON.stringify(event));
   step('machine:status arrives after the REST call that caused it');
+
+  const projectChannel = a.subscribe(`private-project.${PROJECT_A}`);
+  await waitFor(projectChannel, 'pusher:subscription_succeeded');
+  const api = (path, body) =>
+    fetch(`${BASE}${path}`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${env('TOKEN_A')}`, 'Content-Type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+  const claimed = waitFor(projectChannel, 'task:claimed');
+  const claim = await api(`/api/tasks/${TASK_A}/claim`, { instance_id: 'instance_1' });
+  check(claim.status === 200, `claim answered ${claim.status}`);
+  const claimEvent = await claimed;
+  check(claimEvent.instanceId === 'instance_1' && claimEvent.task.id === TASK_A, JSON.stringify(claimEvent));
+  step('task:claimed arrives after POST /api/tasks/{id}/claim');
+
+  const locked = waitFor(projectChannel, 'file:locked');
+  const lock = await api(`/api/projects/${PROJECT_A}/locks`, {
+    path: 'src/auth.php',
+    instance_id: 'instance_1',
+    reason: 'Refactoring authentication',
+  });
+  check(lock.status === 201, `lock answered ${lock.status}`);
+  const lockEvent = await locked;
+  check(
+    lockEvent.path === 'src/auth.php' && lockEvent.lockedBy === 'instance_1' &&
+      lockEvent.reason === 'Refactoring authentication',
+    JSON.stringify(lockEvent),
+  );
+  step('file:locked arrives after POST /api/projects/{id}/locks');
 
   a.disconnect();
   a2.disconnect();

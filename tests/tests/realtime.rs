@@ -118,6 +118,13 @@ on_both_stores! {
         let (machine_a, _) = app.register_machine(&token_a, json!({"name": "a", "capabilities": ["wake_on_lan"],
             "wake_on_lan": {"mac": "02:00:00:00:00:0a", "broadcast": "127.0.0.1", "port": port}})).await;
         let (machine_b, _) = app.register_machine(&token_b, json!({"name": "b"})).await;
+        let project = app.post(&format!("/api/machines/{machine_a}/projects"), Some(&token_a),
+            json!({"name": "p", "project_path": "/srv/p"})).await;
+        project.expect(201);
+        let project_a = project.body["data"]["id"].as_str().unwrap().to_owned();
+        let task = app.post(&format!("/api/projects/{project_a}/tasks"), Some(&token_a), json!({"title": "t"})).await;
+        task.expect(201);
+        let task_a = task.body["data"]["id"].as_str().unwrap().to_owned();
 
         let output = tokio::process::Command::new("node")
             .arg("scenario.mjs")
@@ -129,6 +136,8 @@ on_both_stores! {
             .env("TOKEN_A2", &token_a2)
             .env("MACHINE_A", machine_a.to_string())
             .env("MACHINE_B", machine_b.to_string())
+            .env("PROJECT_A", &project_a)
+            .env("TASK_A", &task_a)
             .kill_on_drop(true)
             .output();
         let output = tokio::time::timeout(Duration::from_secs(60), output).await.expect("node finished").expect("node runs");
@@ -136,7 +145,7 @@ on_both_stores! {
         let stderr = String::from_utf8_lossy(&output.stderr);
         assert!(output.status.success(), "pusher-js scenario failed:\n{stdout}\n{stderr}");
         assert!(stdout.contains("all steps passed"), "{stdout}");
-        assert_eq!(stdout.lines().filter(|l| l.starts_with("ok - ")).count(), 8, "{stdout}");
+        assert_eq!(stdout.lines().filter(|l| l.starts_with("ok - ")).count(), 10, "{stdout}");
     }
 
     async fn the_signed_publishing_api_reaches_subscribers(db: TestDb) {

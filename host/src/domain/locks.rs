@@ -167,28 +167,34 @@ pub struct Bulk {
     pub failed: Vec<(String, FileLock)>,
 }
 
-/// Acquires `paths` for `instance_id` (one path is `acquire`, several is `bulk`).
-#[allow(clippy::too_many_arguments)]
+/// What an acquire asks for (one path is §8.2, several §8.5).
+pub struct LockRequest {
+    pub paths: Vec<String>,
+    pub instance_id: String,
+    pub reason: Option<String>,
+    /// Default: the project's `lockTimeoutMinutes`.
+    pub duration_minutes: Option<i64>,
+}
+
+/// Acquires every free path of the request for its instance.
 pub async fn acquire(
     store: &dyn Store,
     bus: &EventBus,
     principal: &Principal,
     project_id: Uuid,
-    raw_paths: &[String],
-    instance_id: &str,
-    reason: Option<String>,
-    minutes: Option<i64>,
+    request: &LockRequest,
 ) -> Result<Bulk> {
     let project = projects::get_for_write(store, principal, project_id).await?;
+    let instance_id = request.instance_id.as_str();
     let mut v = Validator::new();
     validate_instance_id(&mut v, "instance_id", instance_id);
     v.check(
-        (1..=100).contains(&raw_paths.len()),
+        (1..=100).contains(&request.paths.len()),
         "paths",
         "Give between 1 and 100 paths.",
     );
     let mut paths = Vec::new();
-    for raw in raw_paths {
+    for raw in &request.paths {
         match normalize_path(&project.project_path, raw) {
             Ok(p) if !paths.contains(&p) => paths.push(p),
             Ok(_) => {}
@@ -197,14 +203,19 @@ pub async fn acquire(
             }
         }
     }
-    if let Some(reason) = &reason {
+    if let Some(reason) = &request.reason {
         v.check(
             reason.chars().count() <= 1000,
             "reason",
             "The reason may not be longer than 1000 characters.",
         );
     }
-    let lifetime = duration(&project, minutes, &mut v, "duration_minutes");
+    let lifetime = duration(
+        &project,
+        request.duration_minutes,
+        &mut v,
+        "duration_minutes",
+    );
     v.finish()?;
     touch_instance(store, project.id, instance_id).await?;
     let now = clock::now();
@@ -213,7 +224,7 @@ pub async fn acquire(
             project.id,
             instance_id,
             &paths,
-            reason.as_deref(),
+            request.reason.as_deref(),
             now,
             now + lifetime,
             overlaps,
@@ -241,22 +252,9 @@ pub async fn acquire_one(
     bus: &EventBus,
     principal: &Principal,
     project_id: Uuid,
-    path: &str,
-    instance_id: &str,
-    reason: Option<String>,
-    minutes: Option<i64>,
+    request: &LockRequest,
 ) -> Result<FileLock> {
-    let mut bulk = acquire(
-        store,
-        bus,
-        principal,
-        project_id,
-        &[path.to_owned()],
-        instance_id,
-        reason,
-        minutes,
-    )
-    .await?;
+    let mut bulk = acquire(store, bus, principal, project_id, request).await?;
     match (bulk.acquired.pop(), bulk.failed.pop()) {
         (Some(lock), _) => Ok(lock),
         (None, Some((_, held))) => Err(conflict_error(&held)),

@@ -16,7 +16,7 @@ use super::{
 };
 use crate::{
     app::AppState,
-    domain::locks,
+    domain::locks::{self, LockRequest},
     error::{ErrorEnvelope, Result},
     store::FileLock,
 };
@@ -166,17 +166,14 @@ pub async fn acquire(
     ApiPath(project): ApiPath<Uuid>,
     ApiJson(req): ApiJson<AcquireRequest>,
 ) -> Result<Reply<LockView>> {
-    let lock = locks::acquire_one(
-        state.store(),
-        state.bus(),
-        &principal,
-        project,
-        &req.path,
-        &req.instance_id,
-        req.reason,
-        req.duration_minutes,
-    )
-    .await?;
+    let request = LockRequest {
+        paths: vec![req.path],
+        instance_id: req.instance_id,
+        reason: req.reason,
+        duration_minutes: req.duration_minutes,
+    };
+    let lock =
+        locks::acquire_one(state.store(), state.bus(), &principal, project, &request).await?;
     Ok(Reply::created(LockView::new(lock, now())))
 }
 
@@ -244,17 +241,13 @@ pub async fn bulk(
     ApiPath(project): ApiPath<Uuid>,
     ApiJson(req): ApiJson<BulkRequest>,
 ) -> Result<Reply<BulkView>> {
-    let outcome = locks::acquire(
-        state.store(),
-        state.bus(),
-        &principal,
-        project,
-        &req.paths,
-        &req.instance_id,
-        req.reason,
-        req.duration_minutes,
-    )
-    .await?;
+    let request = LockRequest {
+        paths: req.paths,
+        instance_id: req.instance_id,
+        reason: req.reason,
+        duration_minutes: req.duration_minutes,
+    };
+    let outcome = locks::acquire(state.store(), state.bus(), &principal, project, &request).await?;
     let failed_details = outcome
         .failed
         .iter()
