@@ -23,6 +23,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgre
 
 pub struct PgStore {
     pool: PgPool,
+    /// For the event listener, which holds a connection of its own (outside the pool, so
+    /// closing the pool never waits for it).
+    url: String,
 }
 
 impl PgStore {
@@ -32,7 +35,10 @@ impl PgStore {
             .acquire_timeout(Duration::from_secs(5))
             .connect(url)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            url: url.to_owned(),
+        })
     }
 }
 
@@ -133,14 +139,19 @@ store_impl!(PgStore {
     }
 
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>> {
-        let mut listener = PgListener::connect_with(&self.pool).await?;
+        let mut listener = PgListener::connect(&self.url).await?;
         listener.listen(EVENT_CHANNEL).await?;
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         let pool = self.pool.clone();
         tokio::spawn(async move {
             loop {
-                // `recv` reconnects by itself after a lost connection.
-                let notification = match listener.recv().await {
+                // `recv` reconnects by itself after a lost connection. When nobody listens
+                // any more (shutdown), the listener and its connection are dropped.
+                let received = tokio::select! {
+                    received = listener.recv() => received,
+                    () = tx.closed() => return,
+                };
+                let notification = match received {
                     Ok(n) => n,
                     Err(err) => {
                         tracing::warn!(error = %err, "event listener error; retrying");
