@@ -304,7 +304,8 @@ on_both_stores! {
         store.record_machine_hello(ids[0], &env, &["gpu".into(), "mcp".into()], now).await.unwrap();
         store.set_machine_status(ids[1], "connecting", now).await.unwrap();
         // Online long ago and never confirmed since: reads offline.
-        store.record_machine_hello(ids[2], &env, &[], now - Duration::minutes(10)).await.unwrap();
+        let gamma_env = Environment { hostname: "gamma-host".into(), ..env.clone() };
+        store.record_machine_hello(ids[2], &gamma_env, &[], now - Duration::minutes(10)).await.unwrap();
 
         let alpha = store.machine(ada.id, ids[0]).await.unwrap().unwrap();
         assert_eq!(alpha.hostname.as_deref(), Some("alpha-host"));
