@@ -117,6 +117,7 @@ async fn run_store(url: &str) -> (f64, Uuid) {
             title: format!("task {i}"),
             description: String::new(),
             priority: priorities[i % 4].into(),
+            priority_rank: (i % 4) as i32 + 1,
             status: "pending".into(),
             assigned_to: None,
             files: Json(vec![]),
@@ -188,8 +189,7 @@ fn pgbench(url: &str, project: Uuid) -> f64 {
          WHERE id = (SELECT t.id FROM tasks t WHERE t.project_id = '{project}' \
          AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
          JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = t.id \
-         AND dep.status <> 'completed') ORDER BY CASE t.priority WHEN 'critical' THEN 4 \
-         WHEN 'high' THEN 3 WHEN 'medium' THEN 2 ELSE 1 END DESC, t.created_at, t.id \
+         AND dep.status <> 'completed') ORDER BY t.priority_rank DESC, t.created_at, t.id \
          LIMIT 1 FOR UPDATE OF t SKIP LOCKED) AND status = 'pending' RETURNING *;\n"
     );
     let dir = tempfile::tempdir().unwrap();

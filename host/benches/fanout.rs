@@ -58,6 +58,7 @@ async fn main() {
             .env("CLAUDENEST_PUSHER_APP_ID", APP_ID)
             .env("CLAUDENEST_PUSHER_APP_KEY", KEY)
             .env("CLAUDENEST_PUSHER_APP_SECRET", SECRET)
+            .env("CLAUDENEST_RATE_LIMITS__WEBSOCKET_PER_MINUTE", "1000000")
             .stdout(Stdio::null())
             .spawn()
             .unwrap(),

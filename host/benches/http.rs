@@ -59,6 +59,7 @@ async fn run() {
             auth_per_minute: u32::MAX,
             login_per_account_per_minute: u32::MAX,
             api_per_minute: u32::MAX,
+            websocket_per_minute: u32::MAX,
         },
         ..Config::default()
     };

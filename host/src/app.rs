@@ -26,6 +26,7 @@ struct Inner {
     auth_limiter: Arc<RateLimiter>,
     login_limiter: Arc<RateLimiter>,
     api_limiter: Arc<RateLimiter>,
+    websocket_limiter: Arc<RateLimiter>,
     mailer: Mailer,
     oauth: OAuth,
     links: Arc<LinkRegistry>,
@@ -103,6 +104,7 @@ impl AppState {
         let auth_limiter = RateLimiter::new(limits.auth_per_minute);
         let login_limiter = RateLimiter::new(limits.login_per_account_per_minute);
         let api_limiter = RateLimiter::new(limits.api_per_minute);
+        let websocket_limiter = RateLimiter::new(limits.websocket_per_minute);
         let mailer = Mailer::from_settings(&config.mail)?;
         let oauth = OAuth::new(config.oauth.clone(), config.public_url())?;
         let presence = PresenceSettings::from_settings(&config.agent_link);
@@ -122,6 +124,7 @@ impl AppState {
                 auth_limiter,
                 login_limiter,
                 api_limiter,
+                websocket_limiter,
                 mailer,
                 oauth,
                 links: LinkRegistry::new(),
@@ -153,6 +156,11 @@ impl AppState {
 
     pub fn api_limiter(&self) -> Arc<RateLimiter> {
         self.inner.api_limiter.clone()
+    }
+
+    /// New realtime WebSocket connections per client IP.
+    pub fn websocket_limiter(&self) -> Arc<RateLimiter> {
+        self.inner.websocket_limiter.clone()
     }
 
     /// Login attempts per account, on top of the per-IP auth limit.

@@ -106,6 +106,8 @@ pub struct RateLimits {
     pub login_per_account_per_minute: u32,
     /// Authenticated API, counted per bearer token.
     pub api_per_minute: u32,
+    /// New realtime WebSocket connections (`/app/{key}`), counted per client IP.
+    pub websocket_per_minute: u32,
 }
 
 impl Default for RateLimits {
@@ -114,6 +116,7 @@ impl Default for RateLimits {
             auth_per_minute: 10,
             login_per_account_per_minute: 5,
             api_per_minute: 1000,
+            websocket_per_minute: 10,
         }
     }
 }

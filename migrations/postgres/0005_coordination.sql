@@ -37,6 +37,7 @@ CREATE TABLE tasks (
     title            TEXT NOT NULL,
     description      TEXT NOT NULL,
     priority         TEXT NOT NULL,                 -- low | medium | high | critical
+    priority_rank    INTEGER NOT NULL,              -- 1 (low) .. 4 (critical), for the claim order
     status           TEXT NOT NULL,                 -- pending | in_progress | completed
     assigned_to      TEXT,
     files            JSONB NOT NULL,                -- JSON array
@@ -50,7 +51,8 @@ CREATE TABLE tasks (
     created_at       TIMESTAMPTZ NOT NULL,
     updated_at       TIMESTAMPTZ NOT NULL
 );
-CREATE INDEX tasks_project_status ON tasks(project_id, status);
+-- The claim order: next-available walks this index and stops at the first unblocked task.
+CREATE INDEX tasks_claim_order ON tasks(project_id, status, priority_rank DESC, created_at, id);
 
 CREATE TABLE task_dependencies (
     task_id    UUID NOT NULL REFERENCES tasks(id) ON DELETE CASCADE,

@@ -81,6 +81,7 @@ impl TestDb {
                 auth_per_minute: 10_000,
                 login_per_account_per_minute: 10_000,
                 api_per_minute: 10_000,
+                websocket_per_minute: 10_000,
             },
             ..Config::default()
         }

@@ -338,6 +338,24 @@ async fn idle_sockets_are_pinged_and_closed_without_a_pong_and_shutdown_says_rec
 }
 
 #[tokio::test]
+async fn new_websocket_connections_are_rate_limited_per_ip() {
+    let app = TestApp::spawn_with(TestDb::create(Backend::Sqlite).await.unwrap(), |c| {
+        c.rate_limits.websocket_per_minute = 2;
+    })
+    .await;
+    let _a = Client::open(&app).await;
+    let _b = Client::open(&app).await;
+    let url = format!("ws://{}/app/{}", app.addr, app.state.pusher().key);
+    match tokio_tungstenite::connect_async(url).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 429);
+            assert!(response.headers().contains_key("retry-after"));
+        }
+        other => panic!("a third connection within the minute should get 429: {other:?}"),
+    }
+}
+
+#[tokio::test]
 async fn the_auth_endpoint_signs_only_the_callers_channels() {
     let app = TestApp::spawn(TestDb::create(Backend::Sqlite).await.unwrap()).await;
     let (ada, token) = app.user_with_token("ada@example.com").await;

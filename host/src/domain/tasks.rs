@@ -21,6 +21,14 @@ use crate::{
 };
 
 pub const PRIORITIES: &[&str] = &["low", "medium", "high", "critical"];
+
+/// 1 (low) to 4 (critical), the order claims take.
+pub fn priority_rank(priority: &str) -> i32 {
+    PRIORITIES
+        .iter()
+        .position(|p| *p == priority)
+        .map_or(1, |i| i as i32 + 1)
+}
 pub const STATUSES: &[&str] = &["pending", "in_progress", "completed"];
 
 /// The task as events carry it.
@@ -154,12 +162,14 @@ pub async fn create(
     check_dependencies(store, &mut v, project.id, id, &dependencies).await?;
     v.finish()?;
     let now = clock::now();
+    let priority = input.priority.unwrap_or_else(|| "medium".into());
     let task = Task {
         id,
         project_id: project.id,
         title: input.title.unwrap_or_default().trim().to_owned(),
         description: input.description.unwrap_or_default(),
-        priority: input.priority.unwrap_or_else(|| "medium".into()),
+        priority_rank: priority_rank(&priority),
+        priority,
         status: "pending".into(),
         assigned_to: None,
         files: Json(input.files.unwrap_or_default()),
@@ -274,6 +284,7 @@ pub async fn update(
         task.description = description;
     }
     if let Some(priority) = input.priority {
+        task.priority_rank = priority_rank(&priority);
         task.priority = priority;
     }
     if let Some(files) = input.files {

@@ -107,7 +107,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(sign_in)
                 .merge(authenticated),
         )
-        .merge(pusher::root_router())
+        .merge(pusher::root_router(state))
 }
 
 /// The generated OpenAPI document.

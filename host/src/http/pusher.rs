@@ -44,10 +44,17 @@ use crate::{
 /// activity timeout when that is shorter).
 const PONG_WAIT: Duration = Duration::from_secs(30);
 
-/// `/app/{key}` and the publishing API (outside `/api`, where Pusher clients look).
-pub fn root_router() -> OpenApiRouter<AppState> {
+/// `/app/{key}` (new connections rate limited per client IP, §13) and the publishing API,
+/// outside `/api` where Pusher clients look for them.
+pub fn root_router(state: &AppState) -> OpenApiRouter<AppState> {
+    let socket = OpenApiRouter::new().routes(routes!(socket)).route_layer(
+        axum::middleware::from_fn_with_state(
+            state.websocket_limiter(),
+            super::rate_limit::per_client_ip,
+        ),
+    );
     OpenApiRouter::new()
-        .routes(routes!(socket))
+        .merge(socket)
         .routes(routes!(publish_event))
         .routes(routes!(publish_batch))
 }

@@ -244,6 +244,8 @@ pub struct Task {
     pub title: String,
     pub description: String,
     pub priority: String,
+    /// 1 (low) to 4 (critical): what the claim order sorts by.
+    pub priority_rank: i32,
     pub status: String,
     pub assigned_to: Option<String>,
     pub files: Json<Vec<String>>,

@@ -534,6 +534,7 @@ macro_rules! store_impl {
                     .bind(t.completed_at)
                     .bind(t.created_at)
                     .bind(t.updated_at)
+                    .bind(t.priority_rank)
                     .execute(&mut *tx)
                     .await?;
                 for dep in dependencies {
@@ -597,6 +598,7 @@ macro_rules! store_impl {
                     .bind(&t.files)
                     .bind(t.estimated_tokens)
                     .bind(t.updated_at)
+                    .bind(t.priority_rank)
                     .execute(&mut *tx)
                     .await?;
                 if let Some(dependencies) = dependencies {

@@ -158,19 +158,18 @@ pub const TASK_COLUMNS: &str = "SELECT t.*, EXISTS (SELECT 1 FROM task_dependenc
      AND dep.status <> 'completed') AS is_blocked FROM tasks t";
 pub const INSERT_TASK: &str = "INSERT INTO tasks (id, project_id, title, description, priority, \
      status, assigned_to, files, estimated_tokens, summary, files_modified, release_reason, \
-     claim_expires_at, claimed_at, completed_at, created_at, updated_at) VALUES \
-     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+     claim_expires_at, claimed_at, completed_at, created_at, updated_at, priority_rank) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
 pub const INSERT_DEPENDENCY: &str =
     "INSERT INTO task_dependencies (task_id, depends_on) VALUES ($1, $2)";
 pub const DELETE_DEPENDENCIES: &str = "DELETE FROM task_dependencies WHERE task_id = $1";
 pub const DEPENDENCIES_OF_PROJECT: &str = "SELECT d.task_id, d.depends_on \
      FROM task_dependencies d JOIN tasks t ON t.id = d.task_id WHERE t.project_id = $1";
 pub const UPDATE_TASK: &str = "UPDATE tasks SET title = $2, description = $3, priority = $4, \
-     files = $5, estimated_tokens = $6, updated_at = $7 WHERE id = $1";
+     files = $5, estimated_tokens = $6, updated_at = $7, priority_rank = $8 WHERE id = $1";
 pub const DELETE_TASK: &str = "DELETE FROM tasks WHERE project_id = $1 AND id = $2";
-/// Highest priority first, then oldest.
-pub const PRIORITY_ORDER: &str = "CASE t.priority WHEN 'critical' THEN 4 WHEN 'high' THEN 3 \
-     WHEN 'medium' THEN 2 ELSE 1 END DESC, t.created_at, t.id";
+/// Highest priority first, then oldest: the order of the `tasks_claim_order` index.
+pub const PRIORITY_ORDER: &str = "t.priority_rank DESC, t.created_at, t.id";
 /// The one claim statement: wins only while the task is pending and unblocked.
 pub const CLAIM_TASK: &str = "UPDATE tasks SET status = 'in_progress', assigned_to = $2, \
      claimed_at = $3, claim_expires_at = $4, release_reason = NULL, updated_at = $3 \
