@@ -420,6 +420,29 @@ async fn events_cross_host_processes_on_postgres() {
         )
         .await;
 
+    // The real pusher-js, connected to node B, sees a REST call made on node A.
+    let output = tokio::process::Command::new("node")
+        .arg("cross_node.mjs")
+        .current_dir(pusher_dir())
+        .env("NODE_A_URL", &node_a.base_url)
+        .env("NODE_B_URL", &node_b.base_url)
+        .env("NODE_B_PORT", node_b.addr.port().to_string())
+        .env("APP_KEY", &node_b.state.pusher().key)
+        .env("TOKEN", &token)
+        .env("MACHINE", machine.to_string())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(60), output)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
     let mut on_b = Client::open(&node_b).await;
     let channel = format!("private-machine.{machine}");
     let ok = on_b.subscribe_authorized(&node_b, &token, &channel).await;
