@@ -10,7 +10,7 @@ use crate::{
     domain::{machines::PresenceSettings, mail::Mailer, oauth::OAuth},
     events::EventBus,
     http::rate_limit::RateLimiter,
-    links::LinkRegistry,
+    links::{ClusterLinks, LinkRegistry},
     realtime::Hub,
     store::{self, Store},
 };
@@ -30,6 +30,7 @@ struct Inner {
     mailer: Mailer,
     oauth: OAuth,
     links: Arc<LinkRegistry>,
+    agent_links: Arc<ClusterLinks>,
     presence: PresenceSettings,
     /// Cancelled when the server shuts down: long-lived connections close on it.
     shutdown: CancellationToken,
@@ -117,6 +118,8 @@ impl AppState {
         let hub = Hub::new();
         let shutdown = CancellationToken::new();
         spawn_dispatcher(&bus, &hub, &shutdown);
+        let links = LinkRegistry::new();
+        let agent_links = ClusterLinks::start(links.clone(), bus.clone(), shutdown.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 config,
@@ -127,7 +130,8 @@ impl AppState {
                 websocket_limiter,
                 mailer,
                 oauth,
-                links: LinkRegistry::new(),
+                links,
+                agent_links,
                 presence,
                 shutdown,
                 tasks: TaskTracker::new(),
@@ -176,9 +180,14 @@ impl AppState {
         &self.inner.oauth
     }
 
-    /// The agent links this process holds.
+    /// The agent links this process holds (the WebSocket transport registers them here).
     pub fn links(&self) -> &Arc<LinkRegistry> {
         &self.inner.links
+    }
+
+    /// Agent links wherever they are held: what domain code talks to agents through.
+    pub fn agent_links(&self) -> &ClusterLinks {
+        &self.inner.agent_links
     }
 
     pub fn presence(&self) -> &PresenceSettings {

@@ -89,6 +89,11 @@ impl EventBus {
         let _ = self.local.send(event);
     }
 
+    /// Whether events also travel to other host processes.
+    pub fn is_relaying(&self) -> bool {
+        self.relay.get().is_some()
+    }
+
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.local.subscribe()
     }

@@ -2,8 +2,9 @@
 //! something. Domain code sees only [`AgentLinks`]; the WebSocket transport
 //! (`http::agent_link`) registers links here.
 //!
-//! [`AgentLinks`] is the seam for a multi-node deployment: a router implementation could
-//! forward `request` to the node that holds the machine's link, without touching callers.
+//! [`ClusterLinks`] is what the domain gets: the local registry first and, when several host
+//! processes share a PostgreSQL database, the event relay to reach a link another process
+//! holds (requests, replies and disconnects travel as internal bus events).
 
 use std::{
     collections::HashMap,
@@ -23,7 +24,7 @@ use uuid::Uuid;
 use crate::protocol::{AgentRequest, HostMessage};
 
 /// Why a request to an agent did not produce a result.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, serde::Serialize, serde::Deserialize)]
 pub enum LinkError {
     #[error("the machine has no live agent link")]
     NotConnected,
@@ -232,6 +233,178 @@ impl AgentLinks for LinkRegistry {
     fn disconnect(&self, machine_id: Uuid, close_code: u16, reason: &str) {
         if let Some(link) = self.get(machine_id) {
             link.close(close_code, reason);
+        }
+    }
+}
+
+/// Internal bus channels; `#` is not a valid Pusher channel character, so no client can join.
+const REQUEST_CHANNEL: &str = "#agent-request";
+const REPLY_CHANNEL: &str = "#agent-reply";
+const DISCONNECT_CHANNEL: &str = "#agent-disconnect";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RemoteRequest {
+    id: Uuid,
+    machine_id: Uuid,
+    request: AgentRequest,
+    timeout: Duration,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RemoteReply {
+    id: Uuid,
+    result: Result<Value, LinkError>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct RemoteDisconnect {
+    machine_id: Uuid,
+    close_code: u16,
+    reason: String,
+}
+
+/// Agent links across host processes. A machine linked here is served by the local registry;
+/// otherwise, when the bus relays between processes, the request goes out on the bus and the
+/// process holding the link answers. Disconnects are sent everywhere.
+pub struct ClusterLinks {
+    local: Arc<LinkRegistry>,
+    bus: Arc<crate::events::EventBus>,
+    pending: Mutex<HashMap<Uuid, oneshot::Sender<Result<Value, LinkError>>>>,
+}
+
+impl ClusterLinks {
+    /// Starts answering other processes' requests for links held here.
+    pub fn start(
+        local: Arc<LinkRegistry>,
+        bus: Arc<crate::events::EventBus>,
+        shutdown: CancellationToken,
+    ) -> Arc<Self> {
+        let links = Arc::new(Self {
+            local,
+            bus,
+            pending: Mutex::new(HashMap::new()),
+        });
+        let mut events = links.bus.subscribe();
+        let this = links.clone();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    event = events.recv() => event,
+                    () = shutdown.cancelled() => return,
+                };
+                match event {
+                    Ok(event) => this.on_event(&event),
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                        tracing::warn!(missed = n, "cluster links fell behind the bus");
+                    }
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        });
+        links
+    }
+
+    fn publish<T: serde::Serialize>(&self, channel: &str, body: &T) {
+        let data = serde_json::to_value(body).expect("link messages serialize");
+        self.bus
+            .publish(crate::events::Event::new(channel, "link", data));
+    }
+
+    fn on_event(self: &Arc<Self>, event: &crate::events::Event) {
+        match event.channel.as_str() {
+            REQUEST_CHANNEL => {
+                let Ok(req) = serde_json::from_value::<RemoteRequest>(event.data.clone()) else {
+                    return;
+                };
+                if !self.local.is_connected(req.machine_id) {
+                    return;
+                }
+                let this = self.clone();
+                tokio::spawn(async move {
+                    let result = this
+                        .local
+                        .request(req.machine_id, req.request, req.timeout)
+                        .await;
+                    this.publish(REPLY_CHANNEL, &RemoteReply { id: req.id, result });
+                });
+            }
+            REPLY_CHANNEL => {
+                if let Ok(reply) = serde_json::from_value::<RemoteReply>(event.data.clone()) {
+                    let waiter = self
+                        .pending
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .remove(&reply.id);
+                    if let Some(tx) = waiter {
+                        let _ = tx.send(reply.result);
+                    }
+                }
+            }
+            DISCONNECT_CHANNEL => {
+                if let Ok(d) = serde_json::from_value::<RemoteDisconnect>(event.data.clone()) {
+                    self.local.disconnect(d.machine_id, d.close_code, &d.reason);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+#[async_trait]
+impl AgentLinks for ClusterLinks {
+    /// Linked here, or possibly to another process (when there are others to ask).
+    fn is_connected(&self, machine_id: Uuid) -> bool {
+        self.local.is_connected(machine_id) || self.bus.is_relaying()
+    }
+
+    async fn request(
+        &self,
+        machine_id: Uuid,
+        request: AgentRequest,
+        timeout: Duration,
+    ) -> Result<Value, LinkError> {
+        if self.local.is_connected(machine_id) || !self.bus.is_relaying() {
+            return self.local.request(machine_id, request, timeout).await;
+        }
+        let id = Uuid::now_v7();
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        self.publish(
+            REQUEST_CHANNEL,
+            &RemoteRequest {
+                id,
+                machine_id,
+                request,
+                timeout,
+            },
+        );
+        // The holder waits `timeout` for its agent; allow the relay's two hops on top.
+        let outcome = match tokio::time::timeout(timeout + Duration::from_secs(2), rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(LinkError::Closed),
+            Err(_) => Err(LinkError::NotConnected),
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        outcome
+    }
+
+    fn disconnect(&self, machine_id: Uuid, close_code: u16, reason: &str) {
+        self.local.disconnect(machine_id, close_code, reason);
+        if self.bus.is_relaying() {
+            self.publish(
+                DISCONNECT_CHANNEL,
+                &RemoteDisconnect {
+                    machine_id,
+                    close_code,
+                    reason: reason.to_owned(),
+                },
+            );
         }
     }
 }

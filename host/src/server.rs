@@ -56,27 +56,31 @@ impl Server {
                 .await
         });
         tokio::pin!(serving);
-        tokio::select! {
-            finished = &mut serving => finished.context("server task")??,
-            () = shutdown.cancelled() => {
-                tracing::info!(drain_timeout = ?drain, "draining in-flight requests and links");
-                // WebSocket tasks outlive their HTTP request: tell them to close, and wait
-                // for them as for requests (axum's graceful shutdown does not).
-                app_shutdown.cancel();
-                tracker.close();
-                let drained = tokio::time::timeout(drain, async {
-                    let served = (&mut serving).await;
-                    tracker.wait().await;
-                    served
-                })
-                .await;
-                match drained {
-                    Ok(finished) => finished.context("server task")??,
-                    Err(_) => {
-                        tracing::warn!("drain timeout reached; dropping remaining connections");
-                        serving.abort();
-                    }
-                }
+        // The serving task also watches `shutdown`, so it may finish first: either way the
+        // long-lived connections are stopped and waited for below, before the store closes.
+        let served = tokio::select! {
+            finished = &mut serving => Some(finished),
+            () = shutdown.cancelled() => None,
+        };
+        tracing::info!(drain_timeout = ?drain, "draining in-flight requests and links");
+        // WebSocket tasks outlive their HTTP request: tell them to close, and wait for them as
+        // for requests (axum's graceful shutdown does not).
+        app_shutdown.cancel();
+        tracker.close();
+        let drained = tokio::time::timeout(drain, async {
+            let served = match served {
+                Some(finished) => finished,
+                None => (&mut serving).await,
+            };
+            tracker.wait().await;
+            served
+        })
+        .await;
+        match drained {
+            Ok(finished) => finished.context("server task")??,
+            Err(_) => {
+                tracing::warn!("drain timeout reached; dropping remaining connections");
+                serving.abort();
             }
         }
         store.close().await;

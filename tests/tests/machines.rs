@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use claudenest::config::Config;
+use claudenest::{config::Config, links::AgentLinks as _};
 use claudenest_e2e::{AgentProcess, TestApp, TestDb, on_both_stores};
 use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::Method;
@@ -467,5 +467,48 @@ async fn a_second_agent_with_the_same_token_takes_over_cleanly() {
     assert_ne!(
         env.body["data"]["hostname"], "raw",
         "the real agent's hello replaced the raw one"
+    );
+}
+
+/// Two host processes on one PostgreSQL database: the agent is linked to B; requests and
+/// token regeneration made through A reach it.
+#[tokio::test]
+async fn an_agent_linked_to_another_host_process_is_reached_through_the_relay() {
+    let Some(db) = TestDb::create(claudenest_e2e::Backend::Postgres).await else {
+        return;
+    };
+    let shared = db.share();
+    let node_a = TestApp::spawn_with(db, fast_links).await;
+    let node_b = TestApp::spawn_with(shared, fast_links).await;
+    let (_, ada) = node_a.user_with_token("ada@example.com").await;
+    let (id, token) = node_a.register_machine(&ada, json!({"name": "box"})).await;
+    let agent = AgentProcess::start(&node_b, &token, &[]);
+    node_a.wait_for_status(&ada, id, "online", SOON).await;
+    assert!(node_b.state.links().is_connected(id) && !node_a.state.links().is_connected(id));
+
+    let ping = node_a
+        .post(&format!("/api/machines/{id}/ping"), Some(&ada), json!({}))
+        .await;
+    ping.expect(200);
+    assert!(ping.body["data"]["round_trip_ms"].as_f64().unwrap() > 0.0);
+
+    node_a
+        .post(
+            &format!("/api/machines/{id}/regenerate-token"),
+            Some(&ada),
+            json!({}),
+        )
+        .await
+        .expect(200);
+    node_a.wait_for_status(&ada, id, "offline", SOON).await;
+    assert!(
+        !node_b.state.links().is_connected(id),
+        "node B dropped the link"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        agent.log().contains("401") || agent.log().contains("token regenerated"),
+        "{}",
+        agent.log()
     );
 }

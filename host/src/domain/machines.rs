@@ -488,10 +488,14 @@ pub async fn link_closed(store: &dyn Store, bus: &EventBus, machine_id: Uuid) ->
 pub async fn ping(
     store: &dyn Store,
     links: &dyn AgentLinks,
+    presence: &PresenceSettings,
     principal: &Principal,
     id: Uuid,
 ) -> Result<StdDuration> {
     let machine = get(store, principal, id).await?;
+    if MachineStatus::of(&machine, presence, clock::now()) != MachineStatus::Online {
+        return Err(ApiError::new(ErrorCode::MachineOffline));
+    }
     let payload = serde_json::json!({ "nonce": rand::random::<u64>() });
     let started = std::time::Instant::now();
     let echoed = links

@@ -364,7 +364,7 @@ pub async fn delete_machine(
     AuthUser(principal): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Reply<Null>> {
-    machines::delete(state.store(), state.links().as_ref(), &principal, id).await?;
+    machines::delete(state.store(), state.agent_links(), &principal, id).await?;
     Ok(Reply::ok(Null))
 }
 
@@ -378,7 +378,7 @@ pub async fn regenerate_token(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Reply<TokenData>> {
     let token =
-        machines::regenerate_token(state.store(), state.links().as_ref(), &principal, id).await?;
+        machines::regenerate_token(state.store(), state.agent_links(), &principal, id).await?;
     Ok(Reply::ok(TokenData { token }))
 }
 
@@ -427,7 +427,7 @@ pub async fn wake(
 ) -> Result<Reply<WakeData>> {
     let woken = machines::wake(
         state.store(),
-        state.links().as_ref(),
+        state.agent_links(),
         state.bus(),
         state.presence(),
         &principal,
@@ -460,7 +460,14 @@ pub async fn ping(
     AuthUser(principal): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Reply<PingData>> {
-    let elapsed = machines::ping(state.store(), state.links().as_ref(), &principal, id).await?;
+    let elapsed = machines::ping(
+        state.store(),
+        state.agent_links(),
+        state.presence(),
+        &principal,
+        id,
+    )
+    .await?;
     Ok(Reply::ok(PingData {
         round_trip_ms: elapsed.as_secs_f64() * 1e3,
     }))
