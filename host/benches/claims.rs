@@ -183,15 +183,13 @@ async fn reset(url: &str) {
 
 /// The store's PostgreSQL claim statement, run by pgbench with the same concurrency.
 fn pgbench(url: &str, project: Uuid) -> f64 {
-    let script = format!(
-        "UPDATE tasks SET status = 'in_progress', assigned_to = 'pgbench', claimed_at = now(), \
-         claim_expires_at = now() + interval '1 hour', release_reason = NULL, updated_at = now() \
-         WHERE id = (SELECT t.id FROM tasks t WHERE t.project_id = '{project}' \
-         AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
-         JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = t.id \
-         AND dep.status <> 'completed') ORDER BY t.priority_rank DESC, t.created_at, t.id \
-         LIMIT 1 FOR UPDATE OF t SKIP LOCKED) AND status = 'pending' RETURNING *;\n"
-    );
+    // The store's own statement, with pgbench-side values for its parameters.
+    let script = store::claim_next_statement(" FOR UPDATE OF t SKIP LOCKED")
+        .replace("$1", &format!("'{project}'"))
+        .replace("$2", "'pgbench'")
+        .replace("$3", "now()")
+        .replace("$4", "now() + interval '1 hour'")
+        + ";\n";
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("claim.sql");
     std::fs::write(&file, script).unwrap();

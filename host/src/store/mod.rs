@@ -22,6 +22,8 @@ use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
 pub use model::*;
+/// The claim-next statement, for benchmarks that run it outside the store (pgbench).
+pub use sql::claim_next as claim_next_statement;
 
 use crate::protocol::Environment;
 pub use postgres::PgStore;

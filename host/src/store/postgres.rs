@@ -19,6 +19,9 @@ const MAX_NOTIFY_BYTES: usize = 7900;
 /// A notification that carries a `relayed_events` id instead of the event.
 const REF_PREFIX: &str = "ref:";
 
+/// Concurrent claimers each take a different task instead of queueing on the same row.
+const CLAIM_NEXT_LOCKING: &str = " FOR UPDATE OF t SKIP LOCKED";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 pub struct PgStore {
@@ -39,6 +42,22 @@ impl PgStore {
             pool,
             url: url.to_owned(),
         })
+    }
+}
+
+impl PgStore {
+    /// A transaction holding the project row's lock: lock changes within one project are
+    /// serialised, other projects are not held up.
+    async fn begin_project_write(
+        &self,
+        project_id: Uuid,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
+            .bind(project_id)
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
     }
 }
 
@@ -84,58 +103,6 @@ store_impl!(PgStore {
             .execute(&self.pool)
             .await?;
         Ok(())
-    }
-
-    /// `FOR UPDATE SKIP LOCKED`: concurrent claimers each take a different task instead of
-    /// queueing on the same row.
-    async fn claim_next_task(
-        &self,
-        project_id: Uuid,
-        instance_id: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<Option<Task>> {
-        let sql = format!(
-            "UPDATE tasks SET status = 'in_progress', assigned_to = $2, claimed_at = $3, \
-             claim_expires_at = $4, release_reason = NULL, updated_at = $3 \
-             WHERE id = (SELECT t.id FROM tasks t WHERE t.project_id = $1 \
-             AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
-             JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = t.id \
-             AND dep.status <> 'completed') ORDER BY {} LIMIT 1 FOR UPDATE OF t SKIP LOCKED) \
-             AND status = 'pending' RETURNING *",
-            sql::PRIORITY_ORDER
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(instance_id)
-            .bind(now)
-            .bind(expires_at)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// The project row's lock serialises lock changes within a project.
-    async fn acquire_locks(
-        &self,
-        project_id: Uuid,
-        instance_id: &str,
-        paths: &[String],
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        overlaps: PathOverlap,
-    ) -> StoreResult<Vec<LockOutcome>> {
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT id FROM projects WHERE id = $1 FOR UPDATE")
-            .bind(project_id)
-            .execute(&mut *tx)
-            .await?;
-        let outcomes = acquire_locks_in(
-            &mut tx, project_id, instance_id, paths, reason, now, expires_at, overlaps,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(outcomes)
     }
 
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>> {

@@ -5,7 +5,8 @@
 //! `self.pool`. A method moves out of this list into the backends only when a dialect needs
 //! something the other lacks (pgvector, SKIP LOCKED…). The macro wraps the whole block because
 //! `#[async_trait]` must see every method. Names resolve where the macro is used: each backend
-//! imports `super::shared::prelude::*`.
+//! imports `super::shared::prelude::*`, and supplies its dialect's pieces: the
+//! `CLAIM_NEXT_LOCKING` clause and a `begin_project_write` transaction.
 
 /// What the macro body names.
 pub(super) mod prelude {
@@ -656,6 +657,42 @@ macro_rules! store_impl {
                     Some(r) if r.task.status != "pending" => ClaimRefusal::AlreadyClaimed,
                     Some(_) => ClaimRefusal::Blocked,
                 }))
+            }
+
+            async fn claim_next_task(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                now: DateTime<Utc>,
+                expires_at: DateTime<Utc>,
+            ) -> StoreResult<Option<Task>> {
+                let sql = sql::claim_next(CLAIM_NEXT_LOCKING);
+                Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(project_id)
+                    .bind(instance_id)
+                    .bind(now)
+                    .bind(expires_at)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn acquire_locks(
+                &self,
+                project_id: Uuid,
+                instance_id: &str,
+                paths: &[String],
+                reason: Option<&str>,
+                now: DateTime<Utc>,
+                expires_at: DateTime<Utc>,
+                overlaps: PathOverlap,
+            ) -> StoreResult<Vec<LockOutcome>> {
+                let mut tx = self.begin_project_write(project_id).await?;
+                let outcomes = acquire_locks_in(
+                    &mut tx, project_id, instance_id, paths, reason, now, expires_at, overlaps,
+                )
+                .await?;
+                tx.commit().await?;
+                Ok(outcomes)
             }
 
             async fn release_task(

@@ -176,6 +176,20 @@ pub const CLAIM_TASK: &str = "UPDATE tasks SET status = 'in_progress', assigned_
      WHERE id = $1 AND status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
      JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = tasks.id \
      AND dep.status <> 'completed') RETURNING *";
+/// Takes the project's next available task in one statement. `locking` is the dialect's row
+/// locking clause for the subquery (PostgreSQL: `FOR UPDATE OF t SKIP LOCKED`).
+pub fn claim_next(locking: &str) -> String {
+    format!(
+        "UPDATE tasks SET status = 'in_progress', assigned_to = $2, claimed_at = $3, \
+         claim_expires_at = $4, release_reason = NULL, updated_at = $3 \
+         WHERE id = (SELECT t.id FROM tasks t WHERE t.project_id = $1 \
+         AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
+         JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = t.id \
+         AND dep.status <> 'completed') ORDER BY {PRIORITY_ORDER} LIMIT 1{locking}) \
+         AND status = 'pending' RETURNING *"
+    )
+}
+
 pub const RELEASE_TASK: &str = "UPDATE tasks SET status = 'pending', assigned_to = NULL, \
      claimed_at = NULL, claim_expires_at = NULL, release_reason = $3, updated_at = $4 \
      WHERE id = $1 AND status = 'in_progress' AND assigned_to = $2 RETURNING *";

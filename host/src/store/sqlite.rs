@@ -13,6 +13,10 @@ use super::{
     sqlite_vec,
 };
 
+/// SQLite runs one write at a time, so the claim's subquery and update cannot interleave with
+/// another claim: no row locking clause is needed.
+const CLAIM_NEXT_LOCKING: &str = "";
+
 static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
 
 pub struct SqliteStore {
@@ -45,6 +49,17 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    /// A transaction that holds the database's write lock from its first statement
+    /// (`BEGIN IMMEDIATE`), so two lock acquirers never both read "free".
+    async fn begin_project_write(
+        &self,
+        _project_id: Uuid,
+    ) -> StoreResult<sqlx::Transaction<'static, sqlx::Sqlite>> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
 impl super::Backend for SqliteStore {
     type Db = sqlx::Sqlite;
 }
@@ -70,52 +85,4 @@ store_impl!(SqliteStore {
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>> {
         Ok(None)
     }
-
-    /// SQLite runs one write at a time, so the subquery and the update cannot interleave with
-    /// another claim.
-    async fn claim_next_task(
-        &self,
-        project_id: Uuid,
-        instance_id: &str,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-    ) -> StoreResult<Option<Task>> {
-        let sql = format!(
-            "UPDATE tasks SET status = 'in_progress', assigned_to = $2, claimed_at = $3, \
-             claim_expires_at = $4, release_reason = NULL, updated_at = $3 \
-             WHERE status = 'pending' AND id = (SELECT t.id FROM tasks t WHERE t.project_id = $1 \
-             AND t.status = 'pending' AND NOT EXISTS (SELECT 1 FROM task_dependencies d \
-             JOIN tasks dep ON dep.id = d.depends_on WHERE d.task_id = t.id \
-             AND dep.status <> 'completed') ORDER BY {} LIMIT 1) RETURNING *",
-            sql::PRIORITY_ORDER
-        );
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(project_id)
-            .bind(instance_id)
-            .bind(now)
-            .bind(expires_at)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    /// `BEGIN IMMEDIATE` takes the write lock first, so two acquirers never both read "free".
-    async fn acquire_locks(
-        &self,
-        project_id: Uuid,
-        instance_id: &str,
-        paths: &[String],
-        reason: Option<&str>,
-        now: DateTime<Utc>,
-        expires_at: DateTime<Utc>,
-        overlaps: PathOverlap,
-    ) -> StoreResult<Vec<LockOutcome>> {
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
-        let outcomes = acquire_locks_in(
-            &mut tx, project_id, instance_id, paths, reason, now, expires_at, overlaps,
-        )
-        .await?;
-        tx.commit().await?;
-        Ok(outcomes)
-    }
-
 });
