@@ -71,6 +71,8 @@ error_codes! {
     PairingNotFound = ("MCH_005", NOT_FOUND, "Pairing code not found or expired"),
     SessionNotFound = ("SES_001", NOT_FOUND, "Session not found"),
     SessionTerminated = ("SES_002", BAD_REQUEST, "Session already terminated"),
+    /// The machine already runs `max_sessions` sessions.
+    SessionLimitReached = ("SES_003", CONFLICT, "Machine is at its session limit"),
     ProjectNotFound = ("PRJ_001", NOT_FOUND, "Project not found"),
     ProjectPathExists = ("PRJ_002", CONFLICT, "Project path already exists"),
     TaskNotFound = ("TSK_001", NOT_FOUND, "Task not found"),

@@ -96,6 +96,17 @@ pub enum AgentMessage {
         code: String,
         message: String,
     },
+    /// Terminal output of a session, numbered per session from 1.
+    SessionOutput {
+        session_id: Uuid,
+        seq: u64,
+        data: String,
+    },
+    /// The session's process ended (after its last output).
+    SessionExit {
+        session_id: Uuid,
+        exit_code: Option<i32>,
+    },
 }
 
 /// Host → agent.
@@ -135,6 +146,24 @@ pub enum AgentRequest {
     Environment,
     /// Sends a Wake-on-LAN magic packet for `mac` to `target` (`ip:port`) from the agent's LAN.
     Wake { mac: String, target: String },
+    /// Starts a session's process in a PTY sized `cols`×`rows`.
+    SessionStart {
+        session_id: Uuid,
+        mode: String,
+        project_path: Option<String>,
+        initial_prompt: Option<String>,
+        cols: u16,
+        rows: u16,
+    },
+    /// Types `data` into the session's terminal.
+    SessionInput { session_id: Uuid, data: String },
+    SessionResize {
+        session_id: Uuid,
+        cols: u16,
+        rows: u16,
+    },
+    /// Ends the session's process (hang-up, then kill).
+    SessionTerminate { session_id: Uuid },
 }
 
 /// Error codes in `error` messages.
@@ -185,7 +214,14 @@ pub fn decode<T: DeserializeOwned>(text: &str, known_types: &[&str]) -> Result<T
 }
 
 /// The `type` names of [`AgentMessage`].
-pub const AGENT_MESSAGE_TYPES: &[&str] = &["hello", "pong", "reply", "error"];
+pub const AGENT_MESSAGE_TYPES: &[&str] = &[
+    "hello",
+    "pong",
+    "reply",
+    "error",
+    "session_output",
+    "session_exit",
+];
 /// The `type` names of [`HostMessage`].
 pub const HOST_MESSAGE_TYPES: &[&str] = &["welcome", "ping", "request", "error", "goodbye"];
 
@@ -251,6 +287,15 @@ mod tests {
                 reply_to: None,
                 code: "x".into(),
                 message: "y".into(),
+            },
+            AgentMessage::SessionOutput {
+                session_id: Uuid::nil(),
+                seq: 1,
+                data: "hi".into(),
+            },
+            AgentMessage::SessionExit {
+                session_id: Uuid::nil(),
+                exit_code: Some(0),
             },
         ];
         for m in &agent {

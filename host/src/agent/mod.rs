@@ -3,6 +3,7 @@
 //! with capped, jittered backoff.
 
 pub mod environment;
+pub mod sessions;
 
 use std::{
     io::Write as _,
@@ -158,8 +159,21 @@ enum Ended {
 pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let url = link_url(&settings.server)?;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
+    // Everything the agent sends besides hello and pongs: replies and session output. It
+    // outlives each link, so output produced while the host is away waits here (bounded).
+    let (outbound_tx, mut outbound) = mpsc::channel::<AgentMessage>(OUTBOUND_CAPACITY);
+    let sessions = sessions::Sessions::new(
+        outbound_tx.clone(),
+        settings.environment.claude_path.clone(),
+    );
     loop {
-        match connect_and_serve(&url, &settings, &shutdown).await {
+        let link = Link {
+            url: &url,
+            settings: &settings,
+            sessions: &sessions,
+            replies: &outbound_tx,
+        };
+        match connect_and_serve(&link, &mut outbound, &shutdown).await {
             Ok(Ended::Shutdown) => return Ok(()),
             Ok(Ended::Closed { code, reason }) => {
                 tracing::warn!(?code, reason, "link closed; reconnecting");
@@ -177,6 +191,17 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// Messages waiting to be sent before producers (PTY readers) have to wait.
+const OUTBOUND_CAPACITY: usize = 1024;
+
+/// What one connection attempt works with.
+struct Link<'a> {
+    url: &'a str,
+    settings: &'a AgentSettings,
+    sessions: &'a sessions::Sessions,
+    replies: &'a mpsc::Sender<AgentMessage>,
+}
 
 async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
     let mut request = url.into_client_request()?;
@@ -204,12 +229,13 @@ async fn send(socket: &mut Socket, message: &AgentMessage) -> anyhow::Result<()>
 }
 
 async fn connect_and_serve(
-    url: &str,
-    settings: &AgentSettings,
+    link: &Link<'_>,
+    outbound: &mut mpsc::Receiver<AgentMessage>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<Ended> {
+    let settings = link.settings;
     let mut socket = tokio::select! {
-        socket = connect(url, &settings.token) => socket?,
+        socket = connect(link.url, &settings.token) => socket?,
         () = shutdown.cancelled() => return Ok(Ended::Shutdown),
     };
     let environment = environment::detect(&settings.environment).await;
@@ -221,8 +247,7 @@ async fn connect_and_serve(
         },
     )
     .await?;
-    // Replies to requests are produced by spawned tasks, so a slow request never delays a pong.
-    let (replies_tx, mut replies) = mpsc::channel::<AgentMessage>(64);
+    // Replies are produced by spawned tasks, so a slow request never delays a pong.
     loop {
         tokio::select! {
             frame = socket.next() => {
@@ -246,10 +271,11 @@ async fn connect_and_serve(
                         send(&mut socket, &AgentMessage::Pong { nonce }).await?;
                     }
                     Ok(HostMessage::Request { id, request }) => {
-                        let replies = replies_tx.clone();
+                        let replies = link.replies.clone();
                         let env_settings = settings.environment.clone();
+                        let sessions = link.sessions.clone();
                         tokio::spawn(async move {
-                            let answer = match handle_request(request, &env_settings).await {
+                            let answer = match handle_request(request, &env_settings, &sessions).await {
                                 Ok(result) => AgentMessage::Reply { reply_to: id, result },
                                 Err(err) => AgentMessage::Error {
                                     reply_to: Some(id),
@@ -275,7 +301,7 @@ async fn connect_and_serve(
                     }
                 }
             }
-            Some(reply) = replies.recv() => send(&mut socket, &reply).await?,
+            Some(message) = outbound.recv() => send(&mut socket, &message).await?,
             () = shutdown.cancelled() => {
                 let _ = socket.close(None).await;
                 return Ok(Ended::Shutdown);
@@ -288,8 +314,47 @@ async fn connect_and_serve(
 async fn handle_request(
     request: AgentRequest,
     env: &EnvironmentSettings,
+    sessions: &sessions::Sessions,
 ) -> anyhow::Result<serde_json::Value> {
+    let ok = || Ok(serde_json::json!({ "ok": true }));
     match request {
+        AgentRequest::SessionStart {
+            session_id,
+            mode,
+            project_path,
+            initial_prompt,
+            cols,
+            rows,
+        } => {
+            let sessions = sessions.clone();
+            let start = sessions::StartRequest {
+                session_id,
+                mode,
+                project_path,
+                initial_prompt,
+                cols,
+                rows,
+            };
+            // Opening a PTY and typing the first prompt block: off the async threads.
+            tokio::task::spawn_blocking(move || sessions.start(start)).await??;
+            ok()
+        }
+        AgentRequest::SessionInput { session_id, data } => {
+            sessions.input(session_id, &data)?;
+            ok()
+        }
+        AgentRequest::SessionResize {
+            session_id,
+            cols,
+            rows,
+        } => {
+            sessions.resize(session_id, cols, rows)?;
+            ok()
+        }
+        AgentRequest::SessionTerminate { session_id } => {
+            sessions.terminate(session_id)?;
+            ok()
+        }
         AgentRequest::Echo { payload } => Ok(payload),
         AgentRequest::Environment => Ok(serde_json::to_value(environment::detect(env).await)?),
         AgentRequest::Wake { mac, target } => {

@@ -62,6 +62,7 @@ pub async fn authorize(store: &dyn Store, principal: &Principal, channel: &str) 
         "user" => id == principal.user.id,
         "machine" => store.machine(principal.user.id, id).await?.is_some(),
         "project" => store.project(principal.user.id, id).await?.is_some(),
+        "session" => store.session(principal.user.id, id).await?.is_some(),
         _ => false,
     };
     if allowed { Ok(()) } else { Err(forbidden()) }

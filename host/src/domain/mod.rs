@@ -10,4 +10,5 @@ pub mod mail;
 pub mod oauth;
 pub mod password_reset;
 pub mod projects;
+pub mod sessions;
 pub mod tasks;

@@ -16,15 +16,67 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::rate_limit::bearer_token;
 use crate::{
     app::AppState,
-    domain::machines,
+    domain::{machines, sessions},
     error::{ApiError, ErrorCode, ErrorEnvelope, Result},
     links::{Link, LinkError},
     protocol::{
         self, AGENT_MESSAGE_TYPES, AgentMessage, HostMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
         close, codes,
     },
-    store::Machine,
+    store::{Machine, SessionLog},
 };
+
+/// Session output is logged in batches: at most this many chunks or this long apart.
+const OUTPUT_BATCH: usize = 64;
+const OUTPUT_FLUSH: Duration = Duration::from_millis(50);
+
+/// Output chunks waiting to be written to the session logs.
+#[derive(Default)]
+struct OutputBatch {
+    chunks: Vec<SessionLog>,
+}
+
+impl OutputBatch {
+    fn push(&mut self, session_id: uuid::Uuid, seq: u64, data: String) {
+        self.chunks.push(SessionLog {
+            id: uuid::Uuid::now_v7(),
+            session_id,
+            kind: "output".into(),
+            seq: Some(seq as i64),
+            data,
+            metadata: sqlx::types::Json(serde_json::json!({})),
+            created_at: crate::domain::clock::now(),
+        });
+    }
+
+    fn len(&self) -> usize {
+        self.chunks.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    /// One transaction per session in the batch.
+    async fn flush(&mut self, store: &dyn crate::store::Store) {
+        let chunks = std::mem::take(&mut self.chunks);
+        let mut by_session: Vec<(uuid::Uuid, Vec<SessionLog>)> = Vec::new();
+        for chunk in chunks {
+            match by_session
+                .iter_mut()
+                .find(|(id, _)| *id == chunk.session_id)
+            {
+                Some((_, list)) => list.push(chunk),
+                None => by_session.push((chunk.session_id, vec![chunk])),
+            }
+        }
+        for (session_id, logs) in by_session {
+            if let Err(err) = store.append_session_logs(session_id, &logs).await {
+                tracing::error!(error = %err, %session_id, "writing session output failed");
+            }
+        }
+    }
+}
 
 /// Initial read buffer of each link's socket.
 const LINK_READ_BUFFER: usize = 4 * 1024;
@@ -189,6 +241,11 @@ async fn serve(
     let mut nonce = 0u64;
     // The ping awaiting its pong, and when it is overdue.
     let mut awaiting: Option<(u64, Instant)> = None;
+    let mut output = OutputBatch::default();
+    let mut flush = tokio::time::interval(OUTPUT_FLUSH);
+    flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    // Every way out of the loop below returns from this block, so the batch is always flushed.
+    async {
     loop {
         let overdue = awaiting.map(|(_, at)| at);
         tokio::select! {
@@ -222,6 +279,19 @@ async fn serve(
                     Ok(AgentMessage::Error { reply_to: None, code, message }) => {
                         tracing::warn!(code, message, "agent reported an error");
                     }
+                    Ok(AgentMessage::SessionOutput { session_id, seq, data }) => {
+                        sessions::publish_output(state.bus(), session_id, seq, &data);
+                        output.push(session_id, seq, data);
+                        if output.len() >= OUTPUT_BATCH {
+                            output.flush(state.store()).await;
+                        }
+                    }
+                    Ok(AgentMessage::SessionExit { session_id, exit_code }) => {
+                        output.flush(state.store()).await;
+                        if let Err(err) = sessions::on_exit(state.store(), state.bus(), session_id, exit_code).await {
+                            tracing::error!(error = %err, %session_id, "recording a session's exit failed");
+                        }
+                    }
                     Ok(AgentMessage::Hello { .. }) => {
                         let _ = send(socket, &error(None, codes::UNEXPECTED, "hello was already received")).await;
                     }
@@ -235,6 +305,9 @@ async fn serve(
                 if !send(socket, &message).await {
                     return;
                 }
+            }
+            _ = flush.tick(), if !output.is_empty() => {
+                output.flush(state.store()).await;
             }
             _ = ticker.tick(), if awaiting.is_none() => {
                 nonce += 1;
@@ -259,6 +332,9 @@ async fn serve(
             }
         }
     }
+    }
+    .await;
+    output.flush(state.store()).await;
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

@@ -85,10 +85,17 @@ pub struct MachineView {
 }
 
 impl MachineView {
+    /// The view with `active_sessions_count` counted from the sessions table.
+    async fn counted(state: &AppState, m: Machine) -> Result<Self> {
+        let active = state.store().active_sessions(m.id).await?;
+        let mut view = Self::new(m, state.presence());
+        view.active_sessions_count = active as u32;
+        Ok(view)
+    }
+
     fn new(m: Machine, presence: &PresenceSettings) -> Self {
         Self {
             status: MachineStatus::of(&m, presence, clock::now()).as_str(),
-            // Sessions arrive with issue 6; until then a machine runs none.
             active_sessions_count: 0,
             id: m.id,
             name: m.name,
@@ -265,21 +272,20 @@ pub async fn list_machines(
         per_page: query.per_page,
     }
     .validate()?;
-    let presence = state.presence();
     let (rows, total) = machines::list(
         state.store(),
         &principal,
-        presence,
+        state.presence(),
         query.search,
         query.status,
         page.per_page,
         page.offset(),
     )
     .await?;
-    let views = rows
-        .into_iter()
-        .map(|m| MachineView::new(m, presence))
-        .collect();
+    let mut views = Vec::with_capacity(rows.len());
+    for m in rows {
+        views.push(MachineView::counted(&state, m).await?);
+    }
     Ok(Reply::page(views, total, page))
 }
 
@@ -329,7 +335,7 @@ pub async fn get_machine(
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Reply<MachineView>> {
     let machine = machines::get(state.store(), &principal, id).await?;
-    Ok(Reply::ok(MachineView::new(machine, state.presence())))
+    Ok(Reply::ok(MachineView::counted(&state, machine).await?))
 }
 
 /// Change a machine's settings (API §3.4).

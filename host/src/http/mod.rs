@@ -14,6 +14,7 @@ pub mod projects;
 pub mod pusher;
 pub mod rate_limit;
 pub mod request_id;
+pub mod sessions;
 pub mod tasks;
 
 use std::{any::Any, sync::Arc};
@@ -55,6 +56,7 @@ use request_id::RequestId;
         (name = "machines", description = "Machines, pairing and Wake-on-LAN (API §3)"),
         (name = "agent", description = "What machine agents call with their `mn_` token"),
         (name = "realtime", description = "Pusher Channels protocol v7 (API §11)"),
+        (name = "sessions", description = "Claude Code sessions (API §4)"),
         (name = "projects", description = "Projects, instances, activity (API §5)"),
         (name = "tasks", description = "Tasks (API §6)"),
         (name = "locks", description = "File locks (API §8)"),
@@ -92,6 +94,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let authenticated = auth::authenticated_router()
         .merge(machines::router())
         .merge(pusher::authenticated_router())
+        .merge(sessions::router())
         .merge(projects::router())
         .merge(tasks::router())
         .merge(locks::router())

@@ -34,7 +34,10 @@ use super::{
 };
 use crate::{
     app::{AppState, PusherApp},
-    domain::channels::{self, ChannelKind},
+    domain::{
+        channels::{self, ChannelKind},
+        sessions,
+    },
     error::{ApiError, ErrorCode, ErrorEnvelope, Result, Validator},
     events::Event,
     realtime::{self, Frame, SocketHandle},
@@ -121,6 +124,29 @@ pub struct ChannelAuthData {
     pub channel_data: Option<String>,
 }
 
+/// Who asks for a channel signature: a user, or a session's `ws_` token.
+pub enum ChannelCaller {
+    User(crate::domain::accounts::Principal),
+    Session(Box<crate::store::Session>),
+}
+
+impl axum::extract::FromRequestParts<AppState> for ChannelCaller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &AppState,
+    ) -> Result<Self> {
+        let bearer = super::rate_limit::bearer_token(&parts.headers);
+        if let Some(token) = bearer.filter(|t| t.starts_with(sessions::WS_TOKEN_PREFIX)) {
+            let session = sessions::by_ws_token(state.store(), token).await?;
+            return Ok(ChannelCaller::Session(Box::new(session)));
+        }
+        let AuthUser(principal) = AuthUser::from_request_parts(parts, state).await?;
+        Ok(ChannelCaller::User(principal))
+    }
+}
+
 /// The body as pusher-js sends it (form-encoded) or as JSON.
 pub struct FormOrJson<T>(pub T);
 
@@ -159,7 +185,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJs
     ))]
 pub async fn authorize_channel(
     State(state): State<AppState>,
-    AuthUser(principal): AuthUser,
+    caller: ChannelCaller,
     FormOrJson(req): FormOrJson<ChannelAuthRequest>,
 ) -> Result<Response> {
     Validator::new()
@@ -179,14 +205,24 @@ pub async fn authorize_channel(
         return Err(ApiError::new(ErrorCode::Forbidden)
             .with_message("Public channels need no authorization."));
     }
-    channels::authorize(state.store(), &principal, &req.channel_name).await?;
-    let channel_data = (kind == ChannelKind::Presence).then(|| {
-        json!({
-            "user_id": principal.user.id.to_string(),
-            "user_info": { "name": principal.user.name },
-        })
-        .to_string()
-    });
+    let member = match caller {
+        ChannelCaller::User(principal) => {
+            channels::authorize(state.store(), &principal, &req.channel_name).await?;
+            json!({
+                "user_id": principal.user.id.to_string(),
+                "user_info": { "name": principal.user.name },
+            })
+        }
+        // A session's ws_ token opens that session's channel and nothing else.
+        ChannelCaller::Session(session) => {
+            if req.channel_name != sessions::session_channel(session.id) {
+                return Err(ApiError::new(ErrorCode::Forbidden)
+                    .with_message("This token only opens its session's channel."));
+            }
+            json!({ "user_id": session.user_id.to_string(), "user_info": {} })
+        }
+    };
+    let channel_data = (kind == ChannelKind::Presence).then(|| member.to_string());
     let auth = channel_auth(
         state.pusher(),
         &req.socket_id,
@@ -505,6 +541,28 @@ async fn client_event(
         None => {
             return send_error(ws, 4009, "The client is not subscribed to this channel").await;
         }
+    }
+    // Terminal events on a session channel go to the session's machine too (§11.3).
+    if let Some(session_id) = channel
+        .strip_prefix("private-session.")
+        .and_then(|id| id.parse::<uuid::Uuid>().ok())
+        && name.starts_with("client-session:")
+    {
+        let (state, name, data) = (state.clone(), name.to_owned(), data.clone());
+        tokio::spawn(async move {
+            let routed = sessions::from_client_event(
+                state.store(),
+                state.agent_links(),
+                state.bus(),
+                session_id,
+                &name,
+                &data,
+            )
+            .await;
+            if let Err(err) = routed {
+                tracing::debug!(%session_id, event = name, error = %err, "client session event refused");
+            }
+        });
     }
     state.bus().publish(Event {
         channel,

@@ -359,6 +359,48 @@ pub trait Store: Send + Sync + 'static {
     async fn recent_activity(&self, project_id: Uuid, limit: u64) -> StoreResult<Vec<Activity>>;
     async fn insert_chunk(&self, chunk: &ContextChunk) -> StoreResult<()>;
 
+    // --- sessions ---------------------------------------------------------------------------
+
+    async fn insert_session(&self, session: &Session) -> StoreResult<()>;
+    async fn session(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<Session>>;
+    /// For the agent link, which acts for the machine, not a user.
+    async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<Session>>;
+    async fn session_by_ws_token(&self, hash: &[u8]) -> StoreResult<Option<Session>>;
+    async fn sessions_page(
+        &self,
+        machine_id: Uuid,
+        status: Option<&str>,
+        limit: u64,
+        offset: u64,
+    ) -> StoreResult<(Vec<Session>, u64)>;
+    /// Sessions holding a slot on the machine (not ended).
+    async fn active_sessions(&self, machine_id: Uuid) -> StoreResult<i64>;
+    /// Moves a live session to `status` (an ended one stays ended); returns it when it moved.
+    async fn set_session_status(
+        &self,
+        id: Uuid,
+        status: &str,
+        exit_code: Option<i32>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
+    async fn set_session_size(
+        &self,
+        id: Uuid,
+        cols: i32,
+        rows: i32,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn set_session_ws_token(&self, id: Uuid, hash: &[u8]) -> StoreResult<()>;
+    /// Appends log entries in one transaction and moves `last_seq` to the highest output seq.
+    async fn append_session_logs(&self, session_id: Uuid, logs: &[SessionLog]) -> StoreResult<()>;
+    /// The last `limit` entries (of `kind`, when given), oldest first.
+    async fn session_logs(
+        &self,
+        session_id: Uuid,
+        kind: Option<&str>,
+        limit: u64,
+    ) -> StoreResult<Vec<SessionLog>>;
+
     // --- events across host processes -------------------------------------------------------
 
     /// Sends an event payload to every host process sharing this database (PostgreSQL:

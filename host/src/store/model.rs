@@ -323,3 +323,39 @@ pub struct ContextChunk {
     pub expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
 }
+
+/// A Claude Code run on a machine (API §4).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct Session {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    pub user_id: Uuid,
+    pub mode: String,
+    pub project_path: Option<String>,
+    pub initial_prompt: Option<String>,
+    pub status: String,
+    pub cols: i32,
+    pub rows: i32,
+    pub exit_code: Option<i32>,
+    pub total_tokens: i64,
+    pub total_cost: f64,
+    pub ws_token_hash: Vec<u8>,
+    pub last_seq: i64,
+    pub started_at: Option<DateTime<Utc>>,
+    pub ended_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// One entry of a session's log.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SessionLog {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    #[sqlx(rename = "type")]
+    pub kind: String,
+    pub seq: Option<i64>,
+    pub data: String,
+    pub metadata: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}

@@ -20,8 +20,8 @@ pub(super) mod prelude {
         store::{
             Activity, ApiToken, ClaimRefusal, ContextChunk, FileLock, Instance, InstanceReport,
             LockOutcome, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing, PasswordReset,
-            PathOverlap, Project, ProjectCounts, ProjectListing, Store, StoreResult, Task, TaskRow,
-            TokenWithOwner, User, sql,
+            PathOverlap, Project, ProjectCounts, ProjectListing, Session, SessionLog, Store,
+            StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
         },
     };
 }
@@ -834,6 +834,153 @@ macro_rules! store_impl {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn insert_session(&self, x: &Session) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_SESSION)
+                    .bind(x.id)
+                    .bind(x.machine_id)
+                    .bind(x.user_id)
+                    .bind(&x.mode)
+                    .bind(&x.project_path)
+                    .bind(&x.initial_prompt)
+                    .bind(&x.status)
+                    .bind(x.cols)
+                    .bind(x.rows)
+                    .bind(x.exit_code)
+                    .bind(x.total_tokens)
+                    .bind(x.total_cost)
+                    .bind(&x.ws_token_hash)
+                    .bind(x.last_seq)
+                    .bind(x.started_at)
+                    .bind(x.ended_at)
+                    .bind(x.created_at)
+                    .bind(x.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn session(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<Session>> {
+                let row = sqlx::query_as(sql::SESSION_OF_USER).bind(user_id).bind(id);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<Session>> {
+                let row = sqlx::query_as(sql::SESSION_BY_ID).bind(id);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn session_by_ws_token(&self, hash: &[u8]) -> StoreResult<Option<Session>> {
+                let row = sqlx::query_as(sql::SESSION_BY_WS_TOKEN).bind(hash);
+                Ok(row.fetch_optional(&self.pool).await?)
+            }
+
+            async fn sessions_page(
+                &self,
+                machine_id: Uuid,
+                status: Option<&str>,
+                limit: u64,
+                offset: u64,
+            ) -> StoreResult<(Vec<Session>, u64)> {
+                type Db = <$backend as $crate::store::Backend>::Db;
+                let conditions = |q: &mut sqlx::QueryBuilder<Db>| {
+                    q.push(" WHERE machine_id = ").push_bind(machine_id);
+                    if let Some(status) = status {
+                        q.push(" AND status = ").push_bind(status.to_owned());
+                    }
+                };
+                let mut count = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM sessions");
+                conditions(&mut count);
+                let (total,): (i64,) = count.build_query_as().fetch_one(&self.pool).await?;
+                let mut page = sqlx::QueryBuilder::<Db>::new("SELECT * FROM sessions");
+                conditions(&mut page);
+                page.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit as i64)
+                    .push(" OFFSET ").push_bind(offset as i64);
+                let rows = page.build_query_as().fetch_all(&self.pool).await?;
+                Ok((rows, total as u64))
+            }
+
+            async fn active_sessions(&self, machine_id: Uuid) -> StoreResult<i64> {
+                let (n,): (i64,) = sqlx::query_as(sql::ACTIVE_SESSIONS_OF_MACHINE)
+                    .bind(machine_id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n)
+            }
+
+            async fn set_session_status(
+                &self,
+                id: Uuid,
+                status: &str,
+                exit_code: Option<i32>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<Session>> {
+                let row = sqlx::query_as(sql::SET_SESSION_STATUS).bind(id).bind(status);
+                Ok(row.bind(now).bind(exit_code).fetch_optional(&self.pool).await?)
+            }
+
+            async fn set_session_size(
+                &self,
+                id: Uuid,
+                cols: i32,
+                rows: i32,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let query = sqlx::query(sql::SET_SESSION_SIZE).bind(id).bind(cols).bind(rows);
+                query.bind(now).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn set_session_ws_token(&self, id: Uuid, hash: &[u8]) -> StoreResult<()> {
+                let query = sqlx::query(sql::SET_SESSION_WS_TOKEN).bind(id).bind(hash);
+                query.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn append_session_logs(
+                &self,
+                session_id: Uuid,
+                logs: &[SessionLog],
+            ) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for log in logs {
+                    sqlx::query(sql::INSERT_SESSION_LOG)
+                        .bind(log.id)
+                        .bind(log.session_id)
+                        .bind(&log.kind)
+                        .bind(log.seq)
+                        .bind(&log.data)
+                        .bind(&log.metadata)
+                        .bind(log.created_at)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                if let Some(seq) = logs.iter().filter_map(|l| l.seq).max() {
+                    let query = sqlx::query(sql::ADVANCE_SESSION_SEQ).bind(session_id).bind(seq);
+                    query.execute(&mut *tx).await?;
+                }
+                Ok(tx.commit().await?)
+            }
+
+            async fn session_logs(
+                &self,
+                session_id: Uuid,
+                kind: Option<&str>,
+                limit: u64,
+            ) -> StoreResult<Vec<SessionLog>> {
+                type Db = <$backend as $crate::store::Backend>::Db;
+                let mut q = sqlx::QueryBuilder::<Db>::new(
+                    "SELECT * FROM session_logs WHERE session_id = ",
+                );
+                q.push_bind(session_id);
+                if let Some(kind) = kind {
+                    q.push(" AND type = ").push_bind(kind.to_owned());
+                }
+                q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit as i64);
+                let mut rows: Vec<SessionLog> = q.build_query_as().fetch_all(&self.pool).await?;
+                rows.reverse();
+                Ok(rows)
             }
         }
 

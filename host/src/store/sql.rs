@@ -237,3 +237,29 @@ pub const RECENT_ACTIVITY: &str = "SELECT * FROM project_activity WHERE project_
 pub const INSERT_CHUNK: &str = "INSERT INTO context_chunks (id, project_id, instance_id, task_id, \
      type, content, files, importance_score, expires_at, created_at) VALUES \
      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+
+// --- sessions ----------------------------------------------------------------------------------
+
+pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, machine_id, user_id, mode, \
+     project_path, initial_prompt, status, cols, rows, exit_code, total_tokens, total_cost, \
+     ws_token_hash, last_seq, started_at, ended_at, created_at, updated_at) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+pub const SESSION_OF_USER: &str = "SELECT * FROM sessions WHERE user_id = $1 AND id = $2";
+pub const SESSION_BY_ID: &str = "SELECT * FROM sessions WHERE id = $1";
+pub const SESSION_BY_WS_TOKEN: &str = "SELECT * FROM sessions WHERE ws_token_hash = $1";
+/// Sessions that hold a slot on their machine.
+pub const ACTIVE_SESSIONS_OF_MACHINE: &str = "SELECT COUNT(*) FROM sessions WHERE machine_id = $1 \
+     AND status IN ('created', 'starting', 'running', 'waiting_input')";
+/// Moves a session to `status` unless it already ended (an ended session stays ended).
+pub const SET_SESSION_STATUS: &str = "UPDATE sessions SET status = $2, updated_at = $3, \
+     started_at = CASE WHEN $2 = 'running' AND started_at IS NULL THEN $3 ELSE started_at END, \
+     ended_at = CASE WHEN $2 IN ('completed', 'error', 'terminated') THEN $3 ELSE ended_at END, \
+     exit_code = COALESCE($4, exit_code) \
+     WHERE id = $1 AND status NOT IN ('completed', 'error', 'terminated') RETURNING *";
+pub const SET_SESSION_SIZE: &str =
+    "UPDATE sessions SET cols = $2, rows = $3, updated_at = $4 WHERE id = $1";
+pub const SET_SESSION_WS_TOKEN: &str = "UPDATE sessions SET ws_token_hash = $2 WHERE id = $1";
+pub const ADVANCE_SESSION_SEQ: &str =
+    "UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2";
+pub const INSERT_SESSION_LOG: &str = "INSERT INTO session_logs \
+     (id, session_id, type, seq, data, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";

@@ -1,0 +1,545 @@
+//! Sessions (API §4): Claude Code running in a PTY on a machine, driven from anywhere.
+//!
+//! The host keeps the record and the log; the machine's agent runs the process. Output comes
+//! back over the agent link (numbered per session), is published at once as `session:output`
+//! on `private-session.{id}`, and is written to the log in batches by the link.
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use uuid::Uuid;
+
+use super::{
+    abilities,
+    accounts::{Principal, TokenSecret, hash_token},
+    clock,
+    machines::{MachineStatus, PresenceSettings},
+};
+use crate::{
+    error::{ApiError, ErrorCode, Result, Validator},
+    events::{Event, EventBus},
+    links::AgentLinks,
+    protocol::AgentRequest,
+    store::{Session, SessionLog, Store},
+};
+
+pub const MODES: &[&str] = &["interactive", "headless", "oneshot"];
+pub const STATUSES: &[&str] = &[
+    "created",
+    "starting",
+    "running",
+    "waiting_input",
+    "completed",
+    "error",
+    "terminated",
+];
+/// Prefix of per-session WebSocket tokens.
+pub const WS_TOKEN_PREFIX: &str = "ws_";
+const AGENT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+const MAX_INPUT_BYTES: usize = 64 * 1024;
+
+pub fn session_channel(id: Uuid) -> String {
+    format!("private-session.{id}")
+}
+
+pub fn is_ended(status: &str) -> bool {
+    matches!(status, "completed" | "error" | "terminated")
+}
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::SessionNotFound)
+}
+
+fn publish(bus: &EventBus, id: Uuid, name: &str, data: Value) {
+    bus.publish(Event::new(session_channel(id), name, data));
+}
+
+/// Records a status change (log + `session:status`, and `session:terminated` when it ended).
+async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Result<()> {
+    let now = clock::now();
+    store
+        .append_session_logs(
+            session.id,
+            &[SessionLog {
+                id: Uuid::now_v7(),
+                session_id: session.id,
+                kind: "status".into(),
+                seq: None,
+                data: session.status.clone(),
+                metadata: Json(json!({ "exit_code": session.exit_code })),
+                created_at: now,
+            }],
+        )
+        .await?;
+    let data = json!({ "status": session.status, "exit_code": session.exit_code });
+    publish(bus, session.id, "session:status", data.clone());
+    if is_ended(&session.status) {
+        publish(bus, session.id, "session:terminated", data);
+    }
+    Ok(())
+}
+
+/// Moves the session to `status` and tells everyone; nothing when it had already ended.
+pub async fn set_status(
+    store: &dyn Store,
+    bus: &EventBus,
+    id: Uuid,
+    status: &str,
+    exit_code: Option<i32>,
+) -> Result<Option<Session>> {
+    let moved = store
+        .set_session_status(id, status, exit_code, clock::now())
+        .await?;
+    if let Some(session) = &moved {
+        announce(store, bus, session).await?;
+    }
+    Ok(moved)
+}
+
+/// `POST /api/machines/{machine}/sessions`.
+pub struct NewSession {
+    pub mode: String,
+    pub project_path: Option<String>,
+    pub initial_prompt: Option<String>,
+    pub cols: i64,
+    pub rows: i64,
+}
+
+fn validate_size(v: &mut Validator, cols: i64, rows: i64) {
+    v.check(
+        (10..=1000).contains(&cols),
+        "cols",
+        "The cols must be between 10 and 1000.",
+    )
+    .check(
+        (2..=500).contains(&rows),
+        "rows",
+        "The rows must be between 2 and 500.",
+    );
+}
+
+/// Creates the session and starts it on the machine. Returns it and its `ws_` token.
+pub async fn create(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    bus: &EventBus,
+    presence: &PresenceSettings,
+    principal: &Principal,
+    machine_id: Uuid,
+    new: NewSession,
+) -> Result<(Session, String)> {
+    principal.require(abilities::SESSIONS_WRITE)?;
+    let mut v = Validator::new();
+    v.check(
+        MODES.contains(&new.mode.as_str()),
+        "mode",
+        "The mode must be one of: interactive, headless, oneshot.",
+    );
+    validate_size(&mut v, new.cols, new.rows);
+    if let Some(path) = &new.project_path {
+        v.check(
+            (1..=1024).contains(&path.len()),
+            "project_path",
+            "The project path must be 1 to 1024 characters.",
+        );
+    }
+    if let Some(prompt) = &new.initial_prompt {
+        v.check(
+            prompt.len() <= 100_000,
+            "initial_prompt",
+            "The initial prompt may not be longer than 100000 bytes.",
+        );
+    }
+    v.check(
+        new.mode == "interactive" || new.initial_prompt.as_deref().is_some_and(|p| !p.is_empty()),
+        "initial_prompt",
+        "Headless and oneshot sessions need an initial prompt.",
+    );
+    v.finish()?;
+    let machine = store
+        .machine(principal.user.id, machine_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    if MachineStatus::of(&machine, presence, clock::now()) != MachineStatus::Online {
+        return Err(ApiError::new(ErrorCode::MachineOffline));
+    }
+    if store.active_sessions(machine.id).await? >= i64::from(machine.max_sessions) {
+        return Err(
+            ApiError::new(ErrorCode::SessionLimitReached).with_message(format!(
+                "The machine runs its maximum of {} sessions.",
+                machine.max_sessions
+            )),
+        );
+    }
+    let secret = TokenSecret::generate(WS_TOKEN_PREFIX);
+    let now = clock::now();
+    let session = Session {
+        id: Uuid::now_v7(),
+        machine_id: machine.id,
+        user_id: principal.user.id,
+        mode: new.mode,
+        project_path: new.project_path,
+        initial_prompt: new.initial_prompt,
+        status: "created".into(),
+        cols: new.cols as i32,
+        rows: new.rows as i32,
+        exit_code: None,
+        total_tokens: 0,
+        total_cost: 0.0,
+        ws_token_hash: secret.hash.to_vec(),
+        last_seq: 0,
+        started_at: None,
+        ended_at: None,
+        created_at: now,
+        updated_at: now,
+    };
+    store.insert_session(&session).await?;
+    set_status(store, bus, session.id, "starting", None).await?;
+    let start = AgentRequest::SessionStart {
+        session_id: session.id,
+        mode: session.mode.clone(),
+        project_path: session.project_path.clone(),
+        initial_prompt: session.initial_prompt.clone(),
+        cols: session.cols as u16,
+        rows: session.rows as u16,
+    };
+    let started = match links.request(machine.id, start, AGENT_TIMEOUT).await {
+        Ok(_) => set_status(store, bus, session.id, "running", None).await?,
+        Err(err) => {
+            tracing::warn!(session_id = %session.id, error = %err, "the agent could not start the session");
+            log_error(
+                store,
+                session.id,
+                &format!("The agent could not start the session: {err}"),
+            )
+            .await?;
+            set_status(store, bus, session.id, "error", None).await?
+        }
+    };
+    Ok((started.unwrap_or(session), secret.plain))
+}
+
+async fn log_error(store: &dyn Store, session_id: Uuid, message: &str) -> Result<()> {
+    let entry = SessionLog {
+        id: Uuid::now_v7(),
+        session_id,
+        kind: "error".into(),
+        seq: None,
+        data: message.to_owned(),
+        metadata: Json(json!({})),
+        created_at: clock::now(),
+    };
+    Ok(store.append_session_logs(session_id, &[entry]).await?)
+}
+
+pub async fn get(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Session> {
+    principal.require(abilities::SESSIONS_READ)?;
+    store
+        .session(principal.user.id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
+pub async fn list(
+    store: &dyn Store,
+    principal: &Principal,
+    machine_id: Uuid,
+    status: Option<String>,
+    limit: u64,
+    offset: u64,
+) -> Result<(Vec<Session>, u64)> {
+    principal.require(abilities::SESSIONS_READ)?;
+    store
+        .machine(principal.user.id, machine_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    if let Some(s) = &status {
+        Validator::new()
+            .check(
+                STATUSES.contains(&s.as_str()),
+                "status",
+                "The status is not a session status.",
+            )
+            .finish()?;
+    }
+    Ok(store
+        .sessions_page(machine_id, status.as_deref(), limit, offset)
+        .await?)
+}
+
+/// A live session of the caller's, for changing it (`SES_002` once it ended).
+async fn live(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Session> {
+    principal.require(abilities::SESSIONS_WRITE)?;
+    let session = store
+        .session(principal.user.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if is_ended(&session.status) {
+        return Err(ApiError::new(ErrorCode::SessionTerminated));
+    }
+    Ok(session)
+}
+
+/// Asks the agent; an unreachable agent is `MCH_002`.
+async fn ask(links: &dyn AgentLinks, session: &Session, request: AgentRequest) -> Result<()> {
+    links
+        .request(session.machine_id, request, AGENT_TIMEOUT)
+        .await
+        .map(|_| ())
+        .map_err(|err| {
+            ApiError::new(ErrorCode::MachineOffline)
+                .with_message(format!("The session's machine did not take it: {err}"))
+        })
+}
+
+/// `DELETE /api/sessions/{id}`: ends the process and the session.
+pub async fn terminate(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    bus: &EventBus,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<Session> {
+    let session = live(store, principal, id).await?;
+    // Recorded first, so the exit the kill causes does not turn it into an `error`.
+    let ended = set_status(store, bus, id, "terminated", None).await?;
+    let request = AgentRequest::SessionTerminate { session_id: id };
+    if let Err(err) = links
+        .request(session.machine_id, request, AGENT_TIMEOUT)
+        .await
+    {
+        // Gone from the machine already (or the machine is): the record ends either way.
+        tracing::info!(session_id = %id, error = %err, "terminate: the agent did not confirm");
+    }
+    match ended {
+        Some(session) => Ok(session),
+        None => store.session_by_id(id).await?.ok_or_else(not_found),
+    }
+}
+
+pub async fn input(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    principal: &Principal,
+    id: Uuid,
+    data: String,
+) -> Result<()> {
+    Validator::new()
+        .check(
+            (1..=MAX_INPUT_BYTES).contains(&data.len()),
+            "data",
+            "The data must be 1 to 65536 bytes.",
+        )
+        .finish()?;
+    let session = live(store, principal, id).await?;
+    send_input(store, links, &session, data).await
+}
+
+async fn send_input(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    session: &Session,
+    data: String,
+) -> Result<()> {
+    let request = AgentRequest::SessionInput {
+        session_id: session.id,
+        data: data.clone(),
+    };
+    ask(links, session, request).await?;
+    let entry = SessionLog {
+        id: Uuid::now_v7(),
+        session_id: session.id,
+        kind: "input".into(),
+        seq: None,
+        data,
+        metadata: Json(json!({})),
+        created_at: clock::now(),
+    };
+    Ok(store.append_session_logs(session.id, &[entry]).await?)
+}
+
+pub async fn resize(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    principal: &Principal,
+    id: Uuid,
+    cols: i64,
+    rows: i64,
+) -> Result<Session> {
+    let mut v = Validator::new();
+    validate_size(&mut v, cols, rows);
+    v.finish()?;
+    let mut session = live(store, principal, id).await?;
+    send_resize(store, links, &session, cols, rows).await?;
+    session.cols = cols as i32;
+    session.rows = rows as i32;
+    Ok(session)
+}
+
+async fn send_resize(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    session: &Session,
+    cols: i64,
+    rows: i64,
+) -> Result<()> {
+    let request = AgentRequest::SessionResize {
+        session_id: session.id,
+        cols: cols as u16,
+        rows: rows as u16,
+    };
+    ask(links, session, request).await?;
+    Ok(store
+        .set_session_size(session.id, cols as i32, rows as i32, clock::now())
+        .await?)
+}
+
+/// `POST /api/sessions/{id}/attach`: a fresh `ws_` token (the previous one stops working).
+pub async fn attach(
+    store: &dyn Store,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<(Session, String)> {
+    let session = get(store, principal, id).await?;
+    let secret = TokenSecret::generate(WS_TOKEN_PREFIX);
+    store.set_session_ws_token(id, &secret.hash).await?;
+    Ok((session, secret.plain))
+}
+
+/// The session a `ws_` token opens (its channel only).
+pub async fn by_ws_token(store: &dyn Store, token: &str) -> Result<Session> {
+    if !token.starts_with(WS_TOKEN_PREFIX) {
+        return Err(ApiError::new(ErrorCode::Unauthenticated));
+    }
+    store
+        .session_by_ws_token(&hash_token(token))
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated))
+}
+
+/// `client-session:input|resize|terminate` from a socket authorized on the session's channel.
+pub async fn from_client_event(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    bus: &EventBus,
+    session_id: Uuid,
+    event: &str,
+    data: &Value,
+) -> Result<()> {
+    let session = store
+        .session_by_id(session_id)
+        .await?
+        .ok_or_else(not_found)?;
+    if is_ended(&session.status) {
+        return Err(ApiError::new(ErrorCode::SessionTerminated));
+    }
+    match event {
+        "client-session:input" => {
+            let text = data["data"].as_str().unwrap_or_default().to_owned();
+            if text.is_empty() || text.len() > MAX_INPUT_BYTES {
+                return Err(ApiError::invalid_field(
+                    "data",
+                    "1 to 65536 bytes of input.",
+                ));
+            }
+            send_input(store, links, &session, text).await
+        }
+        "client-session:resize" => {
+            let (cols, rows) = (
+                data["cols"].as_i64().unwrap_or(0),
+                data["rows"].as_i64().unwrap_or(0),
+            );
+            let mut v = Validator::new();
+            validate_size(&mut v, cols, rows);
+            v.finish()?;
+            send_resize(store, links, &session, cols, rows).await
+        }
+        "client-session:terminate" => {
+            set_status(store, bus, session_id, "terminated", None).await?;
+            let request = AgentRequest::SessionTerminate { session_id };
+            let _ = links
+                .request(session.machine_id, request, AGENT_TIMEOUT)
+                .await;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Output from the agent: published at once (the log is written by the caller, batched).
+pub fn publish_output(bus: &EventBus, session_id: Uuid, seq: u64, data: &str) {
+    publish(
+        bus,
+        session_id,
+        "session:output",
+        json!({ "data": data, "seq": seq }),
+    );
+}
+
+/// The agent reports the process ended.
+pub async fn on_exit(
+    store: &dyn Store,
+    bus: &EventBus,
+    session_id: Uuid,
+    exit_code: Option<i32>,
+) -> Result<()> {
+    let status = if exit_code == Some(0) {
+        "completed"
+    } else {
+        "error"
+    };
+    set_status(store, bus, session_id, status, exit_code).await?;
+    Ok(())
+}
+
+/// `duration` and `formatted_duration` (API §4.1): from start to end (or now).
+pub fn duration(session: &Session, now: DateTime<Utc>) -> (i64, String) {
+    let Some(start) = session.started_at else {
+        return (0, "0m".into());
+    };
+    let secs = (session.ended_at.unwrap_or(now) - start)
+        .num_seconds()
+        .max(0);
+    let (h, m) = (secs / 3600, (secs % 3600) / 60);
+    let text = if h > 0 {
+        format!("{h}h {m}m")
+    } else {
+        format!("{m}m")
+    };
+    (secs, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_like_the_spec() {
+        let now = clock::now();
+        let mut s = Session {
+            id: Uuid::nil(),
+            machine_id: Uuid::nil(),
+            user_id: Uuid::nil(),
+            mode: "interactive".into(),
+            project_path: None,
+            initial_prompt: None,
+            status: "running".into(),
+            cols: 80,
+            rows: 24,
+            exit_code: None,
+            total_tokens: 0,
+            total_cost: 0.0,
+            ws_token_hash: vec![],
+            last_seq: 0,
+            started_at: Some(now - chrono::Duration::seconds(3600)),
+            ended_at: None,
+            created_at: now,
+            updated_at: now,
+        };
+        assert_eq!(duration(&s, now), (3600, "1h 0m".into()));
+        s.ended_at = Some(now - chrono::Duration::seconds(3600 - 125));
+        assert_eq!(duration(&s, now), (125, "2m".into()));
+    }
+}

@@ -1,0 +1,255 @@
+//! Sessions (API §4) with a real agent process running a stand-in `claude` in a real PTY,
+//! on both stores: typing and reading back, resize reaching the PTY, exit codes, terminate,
+//! logs, and terminal input through the Pusher socket (`client-session:input`).
+
+use std::time::Duration;
+
+use claudenest::config::Config;
+use claudenest_e2e::{AgentProcess, TestApp, on_both_stores};
+use futures_util::{SinkExt as _, StreamExt as _};
+use reqwest::Method;
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use uuid::Uuid;
+
+/// A stand-in for `claude`: answers lines, reports its terminal size, exits with a chosen code.
+const STAND_IN: &str = r#"#!/bin/sh
+echo "stand-in claude ready"
+while IFS= read -r line; do
+  case "$line" in
+    size) stty size ;;
+    exit*) exit ${line#exit } ;;
+    *) echo "you said: $line" ;;
+  esac
+done
+"#;
+
+fn fast_links(c: &mut Config) {
+    c.agent_link.ping_interval_secs = 1;
+    c.agent_link.pong_timeout_secs = 1;
+}
+
+/// A user, a machine with a running agent whose `claude` is the stand-in.
+async fn machine_with_agent(
+    app: &TestApp,
+    max_sessions: u32,
+) -> (String, Uuid, AgentProcess, tempfile::TempDir) {
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let (machine, machine_token) = app
+        .register_machine(&token, json!({"name": "box", "max_sessions": max_sessions}))
+        .await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("claude");
+    std::fs::write(&script, STAND_IN).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let agent = AgentProcess::start(
+        app,
+        &machine_token,
+        &["--claude-path", script.to_str().unwrap()],
+    );
+    app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
+        .await;
+    (token, machine, agent, dir)
+}
+
+/// Polls the session's output log until it contains `needle`.
+async fn wait_for_output(app: &TestApp, token: &str, session: Uuid, needle: &str) -> String {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let logs = app
+            .get(
+                &format!("/api/sessions/{session}/logs?type=output"),
+                Some(token),
+            )
+            .await;
+        logs.expect(200);
+        let text: String = logs.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["data"].as_str().unwrap().to_owned())
+            .collect();
+        if text.contains(needle) {
+            return text;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no {needle:?} in output: {text:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn wait_for_status(app: &TestApp, token: &str, session: Uuid, want: &str) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let reply = app
+            .get(&format!("/api/sessions/{session}"), Some(token))
+            .await;
+        if reply.body["data"]["status"] == want {
+            return reply.body["data"].clone();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "session is {}, not {want}",
+            reply.body["data"]["status"]
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn create(app: &TestApp, token: &str, machine: Uuid, cols: u16, rows: u16) -> (Uuid, String) {
+    let reply = app
+        .post(
+            &format!("/api/machines/{machine}/sessions"),
+            Some(token),
+            json!({
+        "mode": "interactive", "project_path": "/tmp", "pty_size": {"cols": cols, "rows": rows}}),
+        )
+        .await;
+    reply.expect(201);
+    assert_eq!(
+        reply.body["data"]["session"]["status"], "running",
+        "{}",
+        reply.text
+    );
+    let id = reply.body["data"]["session"]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let ws = reply.body["data"]["websocket_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(ws.starts_with("ws_"));
+    (id, ws)
+}
+
+on_both_stores! {
+    async fn typing_reading_resizing_and_exit_codes_through_a_real_pty(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "hello\n"})).await.expect(200);
+        wait_for_output(&app, &token, session, "you said: hello").await;
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "size\n"})).await.expect(200);
+        wait_for_output(&app, &token, session, "24 80").await;
+        let resized = app.post(&format!("/api/sessions/{session}/resize"), Some(&token), json!({"cols": 100, "rows": 30})).await;
+        resized.expect(200);
+        assert_eq!(resized.body["data"]["pty_size"], json!({"cols": 100, "rows": 30}));
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "size\n"})).await.expect(200);
+        wait_for_output(&app, &token, session, "30 100").await;
+
+        let machine_view = app.get(&format!("/api/machines/{machine}"), Some(&token)).await;
+        assert_eq!(machine_view.body["data"]["active_sessions_count"], 1);
+
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "exit 3\n"})).await.expect(200);
+        let ended = wait_for_status(&app, &token, session, "error").await;
+        assert_eq!(ended["exit_code"], 3);
+        assert!(ended["ended_at"].is_string() && ended["duration"].is_number());
+        let late = app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "x\n"})).await;
+        late.expect(400);
+        assert_eq!(late.error_code(), "SES_002");
+        let gone = app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await;
+        gone.expect(400);
+        assert_eq!(gone.error_code(), "SES_002");
+
+        // The log keeps output in sequence order and filters by type.
+        let logs = app.get(&format!("/api/sessions/{session}/logs"), Some(&token)).await;
+        let seqs: Vec<i64> = logs.body["data"].as_array().unwrap().iter().filter_map(|l| l["seq"].as_i64()).collect();
+        assert!(!seqs.is_empty() && seqs.windows(2).all(|w| w[1] == w[0] + 1), "{seqs:?}");
+        let inputs = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
+        let typed: Vec<&str> = inputs.body["data"].as_array().unwrap().iter().map(|l| l["data"].as_str().unwrap()).collect();
+        assert_eq!(typed, ["hello\n", "size\n", "size\n", "exit 3\n"]);
+        app.get(&format!("/api/sessions/{session}/logs?type=noise"), Some(&token)).await.expect(422);
+    }
+
+    async fn sessions_are_terminated_limited_and_validated(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 1).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        let full = app.post(&format!("/api/machines/{machine}/sessions"), Some(&token), json!({"mode": "interactive"})).await;
+        full.expect(409);
+        assert_eq!(full.error_code(), "SES_003");
+
+        let ended = app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await;
+        ended.expect(200);
+        assert_eq!(ended.body["data"]["status"], "terminated");
+        let list = app.get(&format!("/api/machines/{machine}/sessions?status=terminated"), Some(&token)).await;
+        assert_eq!(list.body["meta"]["pagination"]["total"], 1);
+        // The slot is free again.
+        create(&app, &token, machine, 80, 24).await;
+
+        let url = format!("/api/machines/{machine}/sessions");
+        for (body, field) in [
+            (json!({"mode": "telepathic"}), "mode"),
+            (json!({"mode": "interactive", "pty_size": {"cols": 1, "rows": 24}}), "cols"),
+            (json!({"mode": "oneshot"}), "initial_prompt"),
+        ] {
+            let reply = app.post(&url, Some(&token), body.clone()).await;
+            reply.expect(422);
+            assert!(reply.body["error"]["errors"][field].is_array(), "{body}: {}", reply.text);
+        }
+        let (_, bob) = app.user_with_token("bob@example.com").await;
+        let foreign = app.get(&format!("/api/sessions/{session}"), Some(&bob)).await;
+        foreign.expect(404);
+        assert_eq!(foreign.error_code(), "SES_001");
+        let (offline, _) = app.register_machine(&token, json!({"name": "asleep"})).await;
+        let refused = app.post(&format!("/api/machines/{offline}/sessions"), Some(&token), json!({"mode": "interactive"})).await;
+        refused.expect(400);
+        assert_eq!(refused.error_code(), "MCH_002");
+    }
+
+    async fn terminal_io_through_the_pusher_socket_with_a_session_token(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let (session, ws_token) = create(&app, &token, machine, 80, 24).await;
+
+        let url = format!("ws://{}/app/{}", app.addr, app.state.pusher().key);
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let first = ws.next().await.unwrap().unwrap();
+        let established: Value = serde_json::from_str(first.to_text().unwrap()).unwrap();
+        let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+        let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        let channel = format!("private-session.{session}");
+
+        // The ws_ token opens this session's channel, and no other.
+        let auth = |channel: String| {
+            app.client.post(format!("{}/api/broadcasting/auth", app.base_url)).bearer_auth(&ws_token)
+                .form(&[("socket_id", socket_id.clone()), ("channel_name", channel)]).send()
+        };
+        assert_eq!(auth(format!("private-machine.{machine}")).await.unwrap().status(), 403);
+        let signed: Value = auth(channel.clone()).await.unwrap().json().await.unwrap();
+        ws.send(Message::Text(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signed["auth"]}}).to_string().into())).await.unwrap();
+
+        let mut subscribed = false;
+        let mut sent = false;
+        let mut seen = String::new();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+        while !seen.contains("you said: over the socket") {
+            let frame = tokio::time::timeout_at(deadline, ws.next()).await.expect("output in time").unwrap().unwrap();
+            let Message::Text(text) = frame else { continue };
+            let value: Value = serde_json::from_str(&text).unwrap();
+            match value["event"].as_str().unwrap() {
+                "pusher_internal:subscription_succeeded" => subscribed = true,
+                "session:output" => {
+                    let payload: Value = serde_json::from_str(value["data"].as_str().unwrap()).unwrap();
+                    assert!(payload["seq"].as_u64().unwrap() >= 1);
+                    seen.push_str(payload["data"].as_str().unwrap());
+                }
+                _ => {}
+            }
+            if subscribed && !sent {
+                sent = true;
+                ws.send(Message::Text(json!({"event": "client-session:input", "channel": channel,
+                    "data": {"data": "over the socket\n"}}).to_string().into())).await.unwrap();
+            }
+        }
+        let inputs = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
+        assert_eq!(inputs.body["data"][0]["data"], "over the socket\n");
+    }
+}
