@@ -170,7 +170,7 @@ on_both_stores! {
 
     async fn sessions_are_terminated_limited_and_validated(db: TestDb) {
         let app = TestApp::spawn_with(db, fast_links).await;
-        let (token, machine, _agent, _dir) = machine_with_agent(&app, 1).await;
+        let (token, machine, _agent, dir) = machine_with_agent(&app, 1).await;
         let (session, _) = create(&app, &token, machine, 80, 24).await;
         let full = app.post(&format!("/api/machines/{machine}/sessions"), Some(&token), json!({"mode": "interactive"})).await;
         full.expect(409);
@@ -202,6 +202,25 @@ on_both_stores! {
         let refused = app.post(&format!("/api/machines/{offline}/sessions"), Some(&token), json!({"mode": "interactive"})).await;
         refused.expect(400);
         assert_eq!(refused.error_code(), "MCH_002");
+
+        // Deleting the machine ends its sessions' processes and drops their records.
+        let list = app.get(&format!("/api/machines/{machine}/sessions?status=running"), Some(&token)).await;
+        let live = list.body["data"][0]["id"].as_str().unwrap().to_owned();
+        let script = dir.path().join("claude");
+        // The stand-in runs as `/bin/sh <script>` (the agent's own command line names it too).
+        let pattern = format!("^/bin/sh {}", script.display());
+        let running = || {
+            std::process::Command::new("pgrep").arg("-f").arg(&pattern).output()
+                .map(|o| !o.stdout.is_empty()).unwrap_or(false)
+        };
+        assert!(running(), "the stand-in runs before the delete");
+        app.call(Method::DELETE, &format!("/api/machines/{machine}"), Some(&token), None).await.expect(200);
+        app.get(&format!("/api/sessions/{live}"), Some(&token)).await.expect(404);
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while running() {
+            assert!(std::time::Instant::now() < deadline, "the session's process outlived its machine");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     async fn terminal_io_through_the_pusher_socket_with_a_session_token(db: TestDb) {

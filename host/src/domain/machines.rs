@@ -398,6 +398,21 @@ pub async fn delete(
     id: Uuid,
 ) -> Result<()> {
     principal.require(abilities::MACHINES_WRITE)?;
+    let machine = get(store, principal, id).await?;
+    // End the processes of its live sessions while the link is still there; the records go
+    // with the machine.
+    let (sessions, _) = store.sessions_page(machine.id, None, 10_000, 0).await?;
+    for session in sessions
+        .iter()
+        .filter(|s| !super::sessions::is_ended(&s.status))
+    {
+        let request = AgentRequest::SessionTerminate {
+            session_id: session.id,
+        };
+        if let Err(err) = links.request(machine.id, request, RELAY_TIMEOUT).await {
+            tracing::info!(session_id = %session.id, error = %err, "delete: session not confirmed ended");
+        }
+    }
     if !store.delete_machine(principal.user.id, id).await? {
         return Err(not_found());
     }
