@@ -209,6 +209,7 @@ async fn main() {
             max_sessions: 1,
             ..Environment::default()
         },
+        sessions: vec![],
     })
     .unwrap();
     let started = Instant::now();

@@ -83,6 +83,10 @@ pub enum AgentMessage {
     Hello {
         protocol_version: u32,
         environment: Environment,
+        /// Sessions whose processes this agent runs now; the host ends the others it thought
+        /// were running on the machine (their agent restarted).
+        #[serde(default)]
+        sessions: Vec<Uuid>,
     },
     Pong {
         nonce: u64,
@@ -277,6 +281,7 @@ mod tests {
             AgentMessage::Hello {
                 protocol_version: PROTOCOL_VERSION,
                 environment: Environment::default(),
+                sessions: vec![Uuid::nil()],
             },
             AgentMessage::Pong { nonce: 1 },
             AgentMessage::Reply {

@@ -223,6 +223,25 @@ on_both_stores! {
         }
     }
 
+    async fn sessions_whose_agent_died_end_as_errors_when_it_comes_back(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, mut agent, dir) = machine_with_agent(&app, 5).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        agent.kill();
+        app.wait_for_status(&token, machine, "offline", Duration::from_secs(15)).await;
+        let machine_token = {
+            let reply = app.post(&format!("/api/machines/{machine}/regenerate-token"), Some(&token), json!({})).await;
+            reply.body["data"]["token"].as_str().unwrap().to_owned()
+        };
+        let script = dir.path().join("claude");
+        let _again = AgentProcess::start(&app, &machine_token, &["--claude-path", script.to_str().unwrap()]);
+        let ended = wait_for_status(&app, &token, session, "error").await;
+        assert!(ended["ended_at"].is_string());
+        let errors = app.get(&format!("/api/sessions/{session}/logs?type=error"), Some(&token)).await;
+        assert!(errors.body["data"][0]["data"].as_str().unwrap().contains("agent restarted"));
+    }
+
     async fn terminal_io_through_the_pusher_socket_with_a_session_token(db: TestDb) {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;

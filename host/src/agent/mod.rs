@@ -244,6 +244,7 @@ async fn connect_and_serve(
         &AgentMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
             environment,
+            sessions: link.sessions.ids(),
         },
     )
     .await?;

@@ -155,6 +155,11 @@ impl Sessions {
         Ok(())
     }
 
+    /// The sessions running here now.
+    pub fn ids(&self) -> Vec<Uuid> {
+        self.lock().keys().copied().collect()
+    }
+
     pub fn input(&self, id: Uuid, data: &str) -> anyhow::Result<()> {
         let mut running = self.lock();
         let session = running

@@ -494,6 +494,32 @@ pub async fn on_exit(
     Ok(())
 }
 
+/// On hello: sessions recorded as running on the machine whose processes the agent no longer
+/// runs (it restarted, or the machine did) end as `error`.
+pub async fn reconcile(
+    store: &dyn Store,
+    bus: &EventBus,
+    machine_id: Uuid,
+    running_on_agent: &[Uuid],
+) -> Result<()> {
+    let (recorded, _) = store
+        .sessions_page(machine_id, Some("running"), 10_000, 0)
+        .await?;
+    for session in recorded
+        .iter()
+        .filter(|s| !running_on_agent.contains(&s.id))
+    {
+        log_error(
+            store,
+            session.id,
+            "The agent restarted; the session's process is gone.",
+        )
+        .await?;
+        set_status(store, bus, session.id, "error", None).await?;
+    }
+    Ok(())
+}
+
 /// `duration` and `formatted_duration` (API §4.1): from start to end (or now).
 pub fn duration(session: &Session, now: DateTime<Utc>) -> (i64, String) {
     let Some(start) = session.started_at else {

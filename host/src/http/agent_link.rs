@@ -151,7 +151,10 @@ fn error(reply_to: Option<u64>, code: &str, message: impl Into<String>) -> HostM
 }
 
 /// Waits for the agent's `hello`; `None` (after telling the agent why) when it does not come.
-async fn await_hello(socket: &mut WebSocket, timeout: Duration) -> Option<protocol::Environment> {
+async fn await_hello(
+    socket: &mut WebSocket,
+    timeout: Duration,
+) -> Option<(protocol::Environment, Vec<uuid::Uuid>)> {
     let first = tokio::time::timeout(timeout, socket.recv()).await;
     let text = match first {
         Ok(Some(Ok(Message::Text(text)))) => text,
@@ -165,7 +168,8 @@ async fn await_hello(socket: &mut WebSocket, timeout: Duration) -> Option<protoc
         Ok(AgentMessage::Hello {
             protocol_version,
             environment,
-        }) if protocol_version == PROTOCOL_VERSION => Some(environment),
+            sessions,
+        }) if protocol_version == PROTOCOL_VERSION => Some((environment, sessions)),
         Ok(AgentMessage::Hello {
             protocol_version, ..
         }) => {
@@ -191,7 +195,7 @@ async fn await_hello(socket: &mut WebSocket, timeout: Duration) -> Option<protoc
 #[tracing::instrument(skip_all, fields(machine_id = %machine.id))]
 async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
     let settings = state.config().agent_link.clone();
-    let Some(environment) = await_hello(
+    let Some((environment, running)) = await_hello(
         &mut socket,
         Duration::from_secs(settings.hello_timeout_secs),
     )
@@ -205,6 +209,9 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
         tracing::error!(error = %err, "recording hello failed");
         close_with(&mut socket, 1011, "internal error").await;
         return;
+    }
+    if let Err(err) = sessions::reconcile(state.store(), state.bus(), machine.id, &running).await {
+        tracing::error!(error = %err, "reconciling the machine's sessions failed");
     }
     let (link, mut outbox) = state.links().register(machine.id, close::REPLACED);
     tracing::info!(hostname = %environment.hostname, "agent linked");
