@@ -419,6 +419,12 @@ pub fn claudenest_binary() -> PathBuf {
     binary
 }
 
+/// Link timings for tests: presence changes within a second or two.
+pub fn fast_links(c: &mut Config) {
+    c.agent_link.ping_interval_secs = 1;
+    c.agent_link.pong_timeout_secs = 1;
+}
+
 /// A running `claudenest agent` process with a private HOME; killed on drop.
 pub struct AgentProcess {
     pub child: std::process::Child,

@@ -3,20 +3,14 @@
 
 use std::time::Duration;
 
-use claudenest::{config::Config, links::AgentLinks as _};
-use claudenest_e2e::{AgentProcess, TestApp, TestDb, on_both_stores};
+use claudenest::links::AgentLinks as _;
+use claudenest_e2e::{AgentProcess, TestApp, TestDb, fast_links, on_both_stores};
 use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
 use uuid::Uuid;
-
-/// Fast link timings so presence changes within a second or two.
-fn fast_links(c: &mut Config) {
-    c.agent_link.ping_interval_secs = 1;
-    c.agent_link.pong_timeout_secs = 1;
-}
 
 const SOON: Duration = Duration::from_secs(15);
 

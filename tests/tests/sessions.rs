@@ -4,8 +4,7 @@
 
 use std::time::Duration;
 
-use claudenest::config::Config;
-use claudenest_e2e::{AgentProcess, TestApp, on_both_stores};
+use claudenest_e2e::{AgentProcess, TestApp, fast_links, on_both_stores};
 use futures_util::{SinkExt as _, StreamExt as _};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -23,11 +22,6 @@ while IFS= read -r line; do
   esac
 done
 "#;
-
-fn fast_links(c: &mut Config) {
-    c.agent_link.ping_interval_secs = 1;
-    c.agent_link.pong_timeout_secs = 1;
-}
 
 /// A user, a machine with a running agent whose `claude` is the stand-in.
 async fn machine_with_agent(

@@ -13,7 +13,10 @@ use crate::{
     config::CoordinationSettings,
     error::{ApiError, ErrorCode, Result, Validator},
     events::{Event, EventBus},
-    store::{Activity, Instance, InstanceReport, Project, ProjectCounts, Store, StoreError, Task},
+    store::{
+        Activity, Instance, InstanceReport, Project, ProjectCounts, ProjectListing, Store,
+        StoreError, Task,
+    },
 };
 
 /// Settings a project has unless told otherwise (and the only keys it accepts).
@@ -206,6 +209,22 @@ pub async fn create(
         Err(StoreError::Conflict) => Err(ApiError::new(ErrorCode::ProjectPathExists)),
         Err(err) => Err(err.into()),
     }
+}
+
+/// The projects of one of the caller's machines, with their counts.
+pub async fn list(
+    store: &dyn Store,
+    principal: &Principal,
+    machine_id: Uuid,
+) -> Result<Vec<ProjectListing>> {
+    principal.require(abilities::PROJECTS_READ)?;
+    store
+        .machine(principal.user.id, machine_id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    Ok(store
+        .projects_of_machine(principal.user.id, machine_id, clock::now())
+        .await?)
 }
 
 /// One of the caller's projects, for reading.

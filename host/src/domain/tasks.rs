@@ -112,10 +112,7 @@ async fn check_dependencies(
     dependencies: &[Uuid],
 ) -> Result<()> {
     let edges = store.task_dependencies(project_id).await?;
-    let (known, _) = store
-        .tasks_page(project_id, None, None, u64::MAX / 2, 0)
-        .await?;
-    let known: HashSet<Uuid> = known.iter().map(|r| r.task.id).collect();
+    let known: HashSet<Uuid> = store.task_ids(project_id).await?.into_iter().collect();
     for dep in dependencies {
         if *dep == task_id {
             v.add("dependencies", "A task cannot depend on itself.");

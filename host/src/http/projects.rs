@@ -152,16 +152,7 @@ pub async fn list_projects(
     AuthUser(principal): AuthUser,
     ApiPath(machine): ApiPath<Uuid>,
 ) -> Result<Reply<Vec<ProjectView>>> {
-    principal.require(crate::domain::abilities::PROJECTS_READ)?;
-    state
-        .store()
-        .machine(principal.user.id, machine)
-        .await?
-        .ok_or_else(|| crate::error::ApiError::new(crate::error::ErrorCode::MachineNotFound))?;
-    let rows = state
-        .store()
-        .projects_of_machine(principal.user.id, machine, clock::now())
-        .await?;
+    let rows = projects::list(state.store(), &principal, machine).await?;
     Ok(Reply::ok(rows.into_iter().map(ProjectView::from).collect()))
 }
 

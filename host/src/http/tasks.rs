@@ -109,12 +109,10 @@ impl TaskView {
         Self::new(row.task, row.is_blocked, d)
     }
 
-    /// For a task just claimed, released or completed (its dependencies are all done or
-    /// unchanged, so they are read again).
-    async fn load(state: &AppState, task: Task) -> Result<Self> {
-        let deps = tasks::dependency_map(state.store(), task.project_id).await?;
-        let d = deps.get(&task.id).cloned().unwrap_or_default();
-        Ok(Self::new(task, false, d))
+    /// One task with its own dependencies read (not the whole project's).
+    async fn load(state: &AppState, task: Task, is_blocked: bool) -> Result<Self> {
+        let deps = state.store().dependencies_of(task.id).await?;
+        Ok(Self::new(task, is_blocked, deps))
     }
 }
 
@@ -301,7 +299,7 @@ pub async fn claim_next(
     .await?;
     let (task, message) = match claimed {
         Some(task) => (
-            Some(TaskView::load(&state, task).await?),
+            Some(TaskView::load(&state, task, false).await?),
             "Task claimed successfully",
         ),
         None => (None, "No task is available"),
@@ -321,9 +319,10 @@ pub async fn get_task(
     AuthUser(principal): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
 ) -> Result<Reply<TaskView>> {
-    let (row, project) = tasks::get(state.store(), &principal, id).await?;
-    let deps = tasks::dependency_map(state.store(), project.id).await?;
-    Ok(Reply::ok(TaskView::from_row(row, &deps)))
+    let (row, _) = tasks::get(state.store(), &principal, id).await?;
+    Ok(Reply::ok(
+        TaskView::load(&state, row.task, row.is_blocked).await?,
+    ))
 }
 
 /// API §6.5. Status changes go through claim, release and complete.
@@ -346,8 +345,9 @@ pub async fn update_task(
         estimated_tokens: req.estimated_tokens,
     };
     let row = tasks::update(state.store(), state.bus(), &principal, id, input).await?;
-    let deps = tasks::dependency_map(state.store(), row.task.project_id).await?;
-    Ok(Reply::ok(TaskView::from_row(row, &deps)))
+    Ok(Reply::ok(
+        TaskView::load(&state, row.task, row.is_blocked).await?,
+    ))
 }
 
 /// API §6.6.
@@ -380,7 +380,7 @@ pub async fn claim(
 ) -> Result<Reply<ClaimedData>> {
     let task = tasks::claim(state.store(), state.bus(), &principal, id, &req.instance_id).await?;
     Ok(Reply::ok(ClaimedData {
-        task: TaskView::load(&state, task).await?,
+        task: TaskView::load(&state, task, false).await?,
         message: "Task claimed successfully".into(),
     }))
 }
@@ -405,7 +405,7 @@ pub async fn release(
         req.reason,
     )
     .await?;
-    Ok(Reply::ok(TaskView::load(&state, task).await?))
+    Ok(Reply::ok(TaskView::load(&state, task, false).await?))
 }
 
 /// API §6.9: only by the claiming instance; unblocks dependents and records a context chunk.
@@ -429,5 +429,5 @@ pub async fn complete(
         req.files_modified,
     )
     .await?;
-    Ok(Reply::ok(TaskView::load(&state, task).await?))
+    Ok(Reply::ok(TaskView::load(&state, task, false).await?))
 }

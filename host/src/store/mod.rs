@@ -262,6 +262,10 @@ pub trait Store: Send + Sync + 'static {
         limit: u64,
         offset: u64,
     ) -> StoreResult<(Vec<TaskRow>, u64)>;
+    /// The ids of the project's tasks (for checking dependencies).
+    async fn task_ids(&self, project_id: Uuid) -> StoreResult<Vec<Uuid>>;
+    /// What one task depends on.
+    async fn dependencies_of(&self, task_id: Uuid) -> StoreResult<Vec<Uuid>>;
     /// Every `(task, depends_on)` edge in the project.
     async fn task_dependencies(&self, project_id: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>>;
     /// Saves the editable fields; replaces the dependencies when given.

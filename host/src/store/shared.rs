@@ -584,6 +584,22 @@ macro_rules! store_impl {
                 Ok((rows, total as u64))
             }
 
+            async fn task_ids(&self, project_id: Uuid) -> StoreResult<Vec<Uuid>> {
+                let rows: Vec<(Uuid,)> = sqlx::query_as(sql::TASK_IDS_OF_PROJECT)
+                    .bind(project_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
+            async fn dependencies_of(&self, task_id: Uuid) -> StoreResult<Vec<Uuid>> {
+                let rows: Vec<(Uuid,)> = sqlx::query_as(sql::DEPENDENCIES_OF_TASK)
+                    .bind(task_id)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.into_iter().map(|(id,)| id).collect())
+            }
+
             async fn task_dependencies(&self, project_id: Uuid) -> StoreResult<Vec<(Uuid, Uuid)>> {
                 let rows = sqlx::query_as(sql::DEPENDENCIES_OF_PROJECT).bind(project_id);
                 Ok(rows.fetch_all(&self.pool).await?)

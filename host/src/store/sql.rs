@@ -163,6 +163,9 @@ pub const INSERT_TASK: &str = "INSERT INTO tasks (id, project_id, title, descrip
 pub const INSERT_DEPENDENCY: &str =
     "INSERT INTO task_dependencies (task_id, depends_on) VALUES ($1, $2)";
 pub const DELETE_DEPENDENCIES: &str = "DELETE FROM task_dependencies WHERE task_id = $1";
+pub const TASK_IDS_OF_PROJECT: &str = "SELECT id FROM tasks WHERE project_id = $1";
+pub const DEPENDENCIES_OF_TASK: &str =
+    "SELECT depends_on FROM task_dependencies WHERE task_id = $1 ORDER BY depends_on";
 pub const DEPENDENCIES_OF_PROJECT: &str = "SELECT d.task_id, d.depends_on \
      FROM task_dependencies d JOIN tasks t ON t.id = d.task_id WHERE t.project_id = $1";
 pub const UPDATE_TASK: &str = "UPDATE tasks SET title = $2, description = $3, priority = $4, \
