@@ -56,10 +56,6 @@ impl LockView {
     }
 }
 
-fn now() -> DateTime<Utc> {
-    crate::domain::clock::now()
-}
-
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AcquireRequest {
@@ -174,7 +170,10 @@ pub async fn acquire(
     };
     let lock =
         locks::acquire_one(state.store(), state.bus(), &principal, project, &request).await?;
-    Ok(Reply::created(LockView::new(lock, now())))
+    Ok(Reply::created(LockView::new(
+        lock,
+        crate::domain::clock::now(),
+    )))
 }
 
 /// API §8.3: whether any live lock (path or glob) covers the path.
@@ -227,7 +226,7 @@ pub async fn extend(
         req.additional_minutes,
     )
     .await?;
-    Ok(Reply::ok(LockView::new(lock, now())))
+    Ok(Reply::ok(LockView::new(lock, crate::domain::clock::now())))
 }
 
 /// API §8.5: partial — every free path is taken, the rest reported, in one transaction.
@@ -288,7 +287,7 @@ pub async fn release(
         Some(&req.instance_id),
     )
     .await?;
-    Ok(Reply::ok(LockView::new(lock, now())))
+    Ok(Reply::ok(LockView::new(lock, crate::domain::clock::now())))
 }
 
 /// API §8.7: the project's owner releases whoever holds it.
@@ -311,7 +310,7 @@ pub async fn force_release(
         None,
     )
     .await?;
-    Ok(Reply::ok(LockView::new(lock, now())))
+    Ok(Reply::ok(LockView::new(lock, crate::domain::clock::now())))
 }
 
 /// API §8.8.
