@@ -103,6 +103,9 @@ pub struct AgentArgs {
     /// Sessions this machine accepts at once [default: 10].
     #[arg(long)]
     pub max_sessions: Option<u32>,
+    /// Seconds a terminated session has between its hang-up and SIGKILL [default: 5].
+    #[arg(long)]
+    pub kill_grace_secs: Option<u64>,
     #[command(subcommand)]
     pub action: Option<AgentAction>,
 }
@@ -294,6 +297,9 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
             capabilities,
             max_sessions: args.max_sessions.or(file.max_sessions).unwrap_or(10),
         },
+        kill_grace: std::time::Duration::from_secs(
+            args.kill_grace_secs.or(file.kill_grace_secs).unwrap_or(5),
+        ),
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();

@@ -42,6 +42,7 @@ pub struct Config {
     pub oauth: OAuthSettings,
     pub agent_link: AgentLinkSettings,
     pub coordination: CoordinationSettings,
+    pub sessions: SessionSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -70,6 +71,23 @@ impl Default for CoordinationSettings {
         Self {
             instance_timeout_secs: 300,
             sweep_interval_secs: 15,
+        }
+    }
+}
+
+/// Session logs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SessionSettings {
+    /// Output chunks (each at most 16 KiB) kept per session; older output leaves the log as
+    /// new output arrives. Input, status and error entries are kept. 0 keeps everything.
+    pub log_retention_chunks: u64,
+}
+
+impl Default for SessionSettings {
+    fn default() -> Self {
+        Self {
+            log_retention_chunks: 50_000,
         }
     }
 }
@@ -193,6 +211,7 @@ impl Default for Config {
             oauth: OAuthSettings::default(),
             agent_link: AgentLinkSettings::default(),
             coordination: CoordinationSettings::default(),
+            sessions: SessionSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -265,6 +284,7 @@ const KEYS: &[&str] = &[
     "oauth",
     "agent_link",
     "coordination",
+    "sessions",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

@@ -18,7 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// Bumped on any incompatible change; the host refuses a `hello` with another version.
-pub const PROTOCOL_VERSION: u32 = 1;
+pub const PROTOCOL_VERSION: u32 = 2;
 
 /// Largest frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -108,11 +108,28 @@ pub enum AgentMessage {
         seq: u64,
         data: String,
     },
-    /// The session's process ended (after its last output).
+    /// The session's process ended (sent after its last output chunk).
     SessionExit {
         session_id: Uuid,
         exit_code: Option<i32>,
     },
+    /// Token use and cost a headless session reported in its stream-json output.
+    SessionUsage {
+        session_id: Uuid,
+        total_tokens: i64,
+        total_cost: f64,
+    },
+}
+
+/// Where a session's output stands on the host, sent in `welcome` for each session the agent
+/// listed in its `hello`: the agent resends what follows `acked_seq` and drops the rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionCursor {
+    pub session_id: Uuid,
+    pub acked_seq: u64,
+    /// The session already ended on the host (terminated while the link was down): the agent
+    /// ends its process too.
+    pub ended: bool,
 }
 
 /// Host → agent.
@@ -123,6 +140,10 @@ pub enum HostMessage {
         protocol_version: u32,
         machine_id: Uuid,
         ping_interval_secs: u64,
+        /// The host's cursor for each session the agent listed in `hello`. Sessions the host
+        /// does not know (or not as this machine's) are missing: the agent ends and forgets them.
+        #[serde(default)]
+        sessions: Vec<SessionCursor>,
     },
     Ping {
         nonce: u64,
@@ -135,6 +156,14 @@ pub enum HostMessage {
         reply_to: Option<u64>,
         code: String,
         message: String,
+    },
+    /// Output up to `seq` is stored: the agent may drop it. `exit_recorded`: the exit is
+    /// stored too and the agent forgets the session.
+    SessionAck {
+        session_id: Uuid,
+        seq: u64,
+        #[serde(default)]
+        exit_recorded: bool,
     },
     /// Sent just before the host closes the link, saying why.
     Goodbye {
@@ -168,8 +197,11 @@ pub enum AgentRequest {
         cols: u16,
         rows: u16,
     },
-    /// Ends the session's process (hang-up, then kill).
+    /// Ends the session's process: hang-up (PTY) or SIGTERM, then SIGKILL to its process group
+    /// after the agent's grace period.
     SessionTerminate { session_id: Uuid },
+    /// The current screen of an interactive session (its terminal emulator's state).
+    SessionSnapshot { session_id: Uuid },
 }
 
 /// Error codes in `error` messages.
@@ -227,9 +259,17 @@ pub const AGENT_MESSAGE_TYPES: &[&str] = &[
     "error",
     "session_output",
     "session_exit",
+    "session_usage",
 ];
 /// The `type` names of [`HostMessage`].
-pub const HOST_MESSAGE_TYPES: &[&str] = &["welcome", "ping", "request", "error", "goodbye"];
+pub const HOST_MESSAGE_TYPES: &[&str] = &[
+    "welcome",
+    "ping",
+    "request",
+    "error",
+    "session_ack",
+    "goodbye",
+];
 
 pub fn encode<T: Serialize>(message: &T) -> String {
     serde_json::to_string(message).expect("protocol messages always serialize")
@@ -304,6 +344,11 @@ mod tests {
                 session_id: Uuid::nil(),
                 exit_code: Some(0),
             },
+            AgentMessage::SessionUsage {
+                session_id: Uuid::nil(),
+                total_tokens: 12,
+                total_cost: 0.5,
+            },
         ];
         for m in &agent {
             let decoded: AgentMessage = decode(&encode(m), AGENT_MESSAGE_TYPES).unwrap();
@@ -315,6 +360,11 @@ mod tests {
                 protocol_version: 1,
                 machine_id: Uuid::nil(),
                 ping_interval_secs: 15,
+                sessions: vec![SessionCursor {
+                    session_id: Uuid::nil(),
+                    acked_seq: 9,
+                    ended: false,
+                }],
             },
             HostMessage::Ping { nonce: 3 },
             HostMessage::Request {
@@ -328,6 +378,11 @@ mod tests {
                 reply_to: Some(4),
                 code: "x".into(),
                 message: "y".into(),
+            },
+            HostMessage::SessionAck {
+                session_id: Uuid::nil(),
+                seq: 9,
+                exit_recorded: true,
             },
             HostMessage::Goodbye {
                 reason: "bye".into(),

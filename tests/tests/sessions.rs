@@ -11,13 +11,37 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-/// A stand-in for `claude`: answers lines, reports its terminal size, exits with a chosen code.
+/// A stand-in for `claude`. Interactive: answers lines, reports its terminal size, counts,
+/// draws at a cursor position, ignores hang-ups on request, exits with a chosen code.
+/// `-p PROMPT [--output-format stream-json]`: answers once (stream-json lines with usage for
+/// headless), exiting 2 when the prompt is `fail`.
 const STAND_IN: &str = r#"#!/bin/sh
+if [ "$1" = "-p" ]; then
+  if [ "$3" = "--output-format" ]; then
+    echo '{"type":"system","subtype":"init","session_id":"s1"}'
+    echo '{"type":"assistant","message":{"content":[{"type":"text","text":"working on it"}]}}'
+    echo '{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.0425,"usage":{"input_tokens":1200,"output_tokens":300,"cache_read_input_tokens":500}}'
+    exit 0
+  fi
+  echo "answer to: $2"
+  echo "to stderr" >&2
+  [ "$2" = "fail" ] && exit 2
+  exit 0
+fi
 echo "stand-in claude ready"
 while IFS= read -r line; do
   case "$line" in
     size) stty size ;;
     exit*) exit ${line#exit } ;;
+    count*)
+      i=1
+      while [ $i -le ${line#count } ]; do
+        echo "line $i"
+        [ $((i % 25)) -eq 0 ] && sleep 0.02
+        i=$((i+1))
+      done ;;
+    draw) printf '\033[2J\033[5;10Hdrawn at row 5\n' ;;
+    stubborn*) trap '' HUP TERM; echo $$ > "${line#stubborn }"; echo "stubborn now" ;;
     *) echo "you said: $line" ;;
   esac
 done
@@ -40,7 +64,12 @@ async fn machine_with_agent(
     let agent = AgentProcess::start(
         app,
         &machine_token,
-        &["--claude-path", script.to_str().unwrap()],
+        &[
+            "--claude-path",
+            script.to_str().unwrap(),
+            "--kill-grace-secs",
+            "1",
+        ],
     );
     app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
         .await;
@@ -91,6 +120,35 @@ async fn wait_for_status(app: &TestApp, token: &str, session: Uuid, want: &str) 
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// Every output entry after `since`, in sequence order (the `since_seq` reader).
+async fn output_since(app: &TestApp, token: &str, session: Uuid, since: i64) -> Vec<(i64, String)> {
+    let logs = app
+        .get(
+            &format!("/api/sessions/{session}/logs?since_seq={since}&limit=10000"),
+            Some(token),
+        )
+        .await;
+    logs.expect(200);
+    logs.body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["seq"].as_i64().unwrap(),
+                l["data"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The numbers of the `line N` lines in `text`, in order.
+fn counted_lines(text: &str) -> Vec<u32> {
+    text.lines()
+        .filter_map(|l| l.trim_end_matches('\r').strip_prefix("line ")?.parse().ok())
+        .collect()
 }
 
 async fn create(app: &TestApp, token: &str, machine: Uuid, cols: u16, rows: u16) -> (Uuid, String) {
@@ -283,5 +341,121 @@ on_both_stores! {
         }
         let inputs = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
         assert_eq!(inputs.body["data"][0]["data"], "over the socket\n");
+    }
+
+    async fn output_keeps_flowing_through_a_host_restart_with_no_gap(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "count 3000\n"})).await.expect(200);
+        let before = wait_for_output(&app, &token, session, "line 100\r\n").await;
+        assert!(!before.contains("line 3000"), "the restart comes mid-stream");
+        // The host goes away mid-stream; the agent keeps the output until the new host has it.
+        let app = app.restart(fast_links).await;
+        wait_for_output(&app, &token, session, "line 3000\r\n").await;
+        let entries = output_since(&app, &token, session, 0).await;
+        let seqs: Vec<i64> = entries.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "sequence has a gap or a repeat");
+        let text: String = entries.iter().map(|(_, d)| d.as_str()).collect();
+        assert_eq!(counted_lines(&text), (1..=3000).collect::<Vec<u32>>());
+        let view = app.get(&format!("/api/sessions/{session}"), Some(&token)).await;
+        assert_eq!(view.body["data"]["last_seq"], *seqs.last().unwrap());
+        assert_eq!(view.body["data"]["status"], "running");
+        // Catching up from a position: the next entries in order.
+        let tail = output_since(&app, &token, session, 2).await;
+        assert_eq!(tail[0].0, 3);
+        app.get(&format!("/api/sessions/{session}/logs?since_seq=-1"), Some(&token)).await.expect(422);
+    }
+
+    async fn headless_sessions_report_usage_and_oneshot_sessions_their_exit(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let url = format!("/api/machines/{machine}/sessions");
+        let headless = app.post(&url, Some(&token), json!({"mode": "headless", "initial_prompt": "fix the bug"})).await;
+        headless.expect(201);
+        let id: Uuid = headless.body["data"]["session"]["id"].as_str().unwrap().parse().unwrap();
+        let ended = wait_for_status(&app, &token, id, "completed").await;
+        assert_eq!(ended["total_tokens"], 2000);
+        assert!((ended["total_cost"].as_f64().unwrap() - 0.0425).abs() < 1e-9, "{ended}");
+        assert_eq!(ended["exit_code"], 0);
+        let text = wait_for_output(&app, &token, id, "\"type\":\"result\"").await;
+        assert!(text.contains("working on it"));
+
+        let oneshot = app.post(&url, Some(&token), json!({"mode": "oneshot", "initial_prompt": "fail"})).await;
+        oneshot.expect(201);
+        let id: Uuid = oneshot.body["data"]["session"]["id"].as_str().unwrap().parse().unwrap();
+        let ended = wait_for_status(&app, &token, id, "error").await;
+        assert_eq!(ended["exit_code"], 2);
+        let text = wait_for_output(&app, &token, id, "answer to: fail").await;
+        assert!(text.contains("to stderr"), "stderr is logged too: {text:?}");
+
+        // No terminal, no input.
+        let running = app.post(&url, Some(&token), json!({"mode": "oneshot", "initial_prompt": "ok"})).await;
+        let id = running.body["data"]["session"]["id"].as_str().unwrap().to_owned();
+        let refused = app.post(&format!("/api/sessions/{id}/input"), Some(&token), json!({"data": "x"})).await;
+        refused.expect(422);
+        assert!(refused.body["error"]["errors"]["data"].is_array());
+    }
+
+    async fn terminate_hangs_up_then_kills_what_ignores_it(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, dir) = machine_with_agent(&app, 5).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        let pid_file = dir.path().join("stubborn.pid");
+        let line = format!("stubborn {}\n", pid_file.display());
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": line})).await.expect(200);
+        wait_for_output(&app, &token, session, "stubborn now").await;
+        let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
+        let alive = || std::process::Command::new("kill").args(["-0", &pid]).stderr(std::process::Stdio::null())
+            .status().unwrap().success();
+        assert!(alive());
+        let ended = app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await;
+        ended.expect(200);
+        assert_eq!(ended.body["data"]["status"], "terminated");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(alive(), "the hang-up is ignored, the grace period (1 s) has not passed");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while alive() {
+            assert!(std::time::Instant::now() < deadline, "the process outlived its grace period");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        // Terminated stays terminated: the exit the kill caused does not turn it into an error.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let view = app.get(&format!("/api/sessions/{session}"), Some(&token)).await;
+        assert_eq!(view.body["data"]["status"], "terminated");
+    }
+
+    async fn attach_gives_the_current_screen_and_old_output_leaves_the_log(db: TestDb) {
+        let app = TestApp::spawn_with(db, |c| {
+            fast_links(c);
+            c.sessions.log_retention_chunks = 5;
+        }).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "count 400\n"})).await.expect(200);
+        wait_for_output(&app, &token, session, "line 400\r\n").await;
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "draw\n"})).await.expect(200);
+        wait_for_output(&app, &token, session, "drawn at row 5").await;
+
+        let attached = app.post(&format!("/api/sessions/{session}/attach"), Some(&token), json!({})).await;
+        attached.expect(200);
+        let snapshot = &attached.body["data"]["snapshot"];
+        let rows: Vec<&str> = snapshot["text"].as_str().unwrap().split('\n').collect();
+        assert_eq!(rows[4].trim_end(), format!("{}drawn at row 5", " ".repeat(9)), "{snapshot}");
+        assert!(!snapshot["text"].as_str().unwrap().contains("line 399"), "the screen was cleared");
+        assert_eq!((snapshot["rows"].as_u64(), snapshot["cols"].as_u64()), (Some(24), Some(80)));
+        let last_seq = app.get(&format!("/api/sessions/{session}"), Some(&token)).await.body["data"]["last_seq"].as_i64().unwrap();
+        assert_eq!(snapshot["seq"].as_i64().unwrap(), last_seq);
+
+        // Retention keeps the newest 5 output chunks.
+        let kept = output_since(&app, &token, session, 0).await;
+        assert!(last_seq > 5, "the count came in more than 5 chunks");
+        let seqs: Vec<i64> = kept.iter().map(|(s, _)| *s).collect();
+        assert_eq!(seqs, ((last_seq - 4)..=last_seq).collect::<Vec<_>>());
+        let inputs = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
+        assert_eq!(inputs.body["data"].as_array().unwrap().len(), 2, "input entries are kept");
     }
 }

@@ -42,6 +42,7 @@ pub struct AgentFile {
     #[serde(default)]
     pub capabilities: Vec<String>,
     pub max_sessions: Option<u32>,
+    pub kill_grace_secs: Option<u64>,
 }
 
 impl AgentFile {
@@ -97,6 +98,8 @@ pub struct AgentSettings {
     pub server: String,
     pub token: String,
     pub environment: EnvironmentSettings,
+    /// Between a terminated session's hang-up and SIGKILL.
+    pub kill_grace: Duration,
 }
 
 /// Link URL for a server base URL: `http` → `ws`, `https` → `wss`.
@@ -159,14 +162,14 @@ enum Ended {
 pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow::Result<()> {
     let url = link_url(&settings.server)?;
     let mut backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(30));
-    // Everything the agent sends besides hello and pongs: replies and session output. It
-    // outlives each link, so output produced while the host is away waits here (bounded).
+    // Replies to the host's requests. Session output does not pass here: it waits in the
+    // sessions' journals until the host acknowledges it, across links.
     let (outbound_tx, mut outbound) = mpsc::channel::<AgentMessage>(OUTBOUND_CAPACITY);
     let sessions = sessions::Sessions::new(
-        outbound_tx.clone(),
         settings.environment.claude_path.clone(),
+        settings.kill_grace,
     );
-    loop {
+    let ended = loop {
         let link = Link {
             url: &url,
             settings: &settings,
@@ -174,7 +177,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
             replies: &outbound_tx,
         };
         match connect_and_serve(&link, &mut outbound, &shutdown).await {
-            Ok(Ended::Shutdown) => return Ok(()),
+            Ok(Ended::Shutdown) => break Ok(()),
             Ok(Ended::Closed { code, reason }) => {
                 tracing::warn!(?code, reason, "link closed; reconnecting");
                 backoff.reset();
@@ -185,15 +188,21 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
         tracing::info!(?delay, "reconnecting after");
         tokio::select! {
             () = tokio::time::sleep(delay) => {}
-            () = shutdown.cancelled() => return Ok(()),
+            () = shutdown.cancelled() => break Ok(()),
         }
-    }
+    };
+    sessions.end_all().await;
+    ended
 }
 
 type Socket = WebSocketStream<MaybeTlsStream<tokio::net::TcpStream>>;
 
-/// Messages waiting to be sent before producers (PTY readers) have to wait.
+/// Replies waiting to be sent.
 const OUTBOUND_CAPACITY: usize = 1024;
+/// Session messages sent per turn of the link loop, so pings are answered between turns.
+const SESSION_BATCH: usize = 64;
+/// How long the host has to answer `hello` with `welcome`.
+const WELCOME_TIMEOUT: Duration = Duration::from_secs(15);
 
 /// What one connection attempt works with.
 struct Link<'a> {
@@ -248,6 +257,11 @@ async fn connect_and_serve(
         },
     )
     .await?;
+    let cursors = tokio::select! {
+        welcome = await_welcome(&mut socket) => welcome?,
+        () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+    };
+    link.sessions.resume(&cursors);
     // Replies are produced by spawned tasks, so a slow request never delays a pong.
     loop {
         tokio::select! {
@@ -265,8 +279,11 @@ async fn connect_and_serve(
                     None => return Ok(Ended::Closed { code: None, reason: "connection lost".into() }),
                 };
                 match protocol::decode::<HostMessage>(&text, HOST_MESSAGE_TYPES) {
-                    Ok(HostMessage::Welcome { machine_id, .. }) => {
-                        tracing::info!(%machine_id, "linked to the host");
+                    Ok(HostMessage::Welcome { .. }) => {
+                        tracing::warn!("a second welcome on one link; ignored");
+                    }
+                    Ok(HostMessage::SessionAck { session_id, seq, exit_recorded }) => {
+                        link.sessions.ack(session_id, seq, exit_recorded);
                     }
                     Ok(HostMessage::Ping { nonce }) => {
                         send(&mut socket, &AgentMessage::Pong { nonce }).await?;
@@ -303,10 +320,57 @@ async fn connect_and_serve(
                 }
             }
             Some(message) = outbound.recv() => send(&mut socket, &message).await?,
+            () = link.sessions.ready().notified() => {
+                let batch = link.sessions.pending(SESSION_BATCH);
+                if batch.len() == SESSION_BATCH {
+                    // More waits: come back after a look at the socket.
+                    link.sessions.ready().notify_one();
+                }
+                for message in &batch {
+                    send(&mut socket, message).await?;
+                }
+            }
             () = shutdown.cancelled() => {
                 let _ = socket.close(None).await;
                 return Ok(Ended::Shutdown);
             }
+        }
+    }
+}
+
+/// Waits for the host's `welcome` (pings before it are answered) and returns its session
+/// cursors.
+async fn await_welcome(socket: &mut Socket) -> anyhow::Result<Vec<protocol::SessionCursor>> {
+    let deadline = tokio::time::Instant::now() + WELCOME_TIMEOUT;
+    loop {
+        let frame = tokio::time::timeout_at(deadline, socket.next())
+            .await
+            .context("no welcome from the host in time")?;
+        let text = match frame {
+            Some(Ok(Message::Text(text))) => text,
+            Some(Ok(Message::Close(frame))) => anyhow::bail!(
+                "the host closed the link before welcome: {}",
+                frame.map(|f| f.reason.to_string()).unwrap_or_default()
+            ),
+            Some(Ok(_)) => continue,
+            Some(Err(err)) => return Err(err.into()),
+            None => anyhow::bail!("the host closed the link before welcome"),
+        };
+        match protocol::decode::<HostMessage>(&text, HOST_MESSAGE_TYPES) {
+            Ok(HostMessage::Welcome {
+                machine_id,
+                sessions,
+                ..
+            }) => {
+                tracing::info!(%machine_id, sessions = sessions.len(), "linked to the host");
+                return Ok(sessions);
+            }
+            Ok(HostMessage::Ping { nonce }) => send(socket, &AgentMessage::Pong { nonce }).await?,
+            Ok(HostMessage::Error { code, message, .. }) => {
+                anyhow::bail!("the host refused the link: {code}: {message}")
+            }
+            Ok(other) => tracing::debug!(?other, "before welcome; ignored"),
+            Err(err) => anyhow::bail!("undecodable frame before welcome: {}", err.message),
         }
     }
 }
@@ -356,6 +420,7 @@ async fn handle_request(
             sessions.terminate(session_id)?;
             ok()
         }
+        AgentRequest::SessionSnapshot { session_id } => sessions.snapshot(session_id),
         AgentRequest::Echo { payload } => Ok(payload),
         AgentRequest::Environment => Ok(serde_json::to_value(environment::detect(env).await)?),
         AgentRequest::Wake { mac, target } => {

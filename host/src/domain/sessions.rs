@@ -4,7 +4,7 @@
 //! back over the agent link (numbered per session), is published at once as `session:output`
 //! on `private-session.{id}`, and is written to the log in batches by the link.
 
-use std::time::Duration as StdDuration;
+use std::{collections::HashMap, time::Duration as StdDuration};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -21,7 +21,7 @@ use crate::{
     error::{ApiError, ErrorCode, Result, Validator},
     events::{Event, EventBus},
     links::AgentLinks,
-    protocol::AgentRequest,
+    protocol::{AgentRequest, SessionCursor},
     store::{Session, SessionLog, Store},
 };
 
@@ -38,7 +38,12 @@ pub const STATUSES: &[&str] = &[
 /// Prefix of per-session WebSocket tokens.
 pub const WS_TOKEN_PREFIX: &str = "ws_";
 const AGENT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+/// Attach answers without a snapshot rather than wait long for one.
+const SNAPSHOT_TIMEOUT: StdDuration = StdDuration::from_secs(3);
 const MAX_INPUT_BYTES: usize = 64 * 1024;
+/// Output is logged in batches of at most this many chunks (or every [`OUTPUT_FLUSH`]).
+pub const OUTPUT_BATCH: usize = 64;
+pub const OUTPUT_FLUSH: StdDuration = StdDuration::from_millis(50);
 
 pub fn session_channel(id: Uuid) -> String {
     format!("private-session.{id}")
@@ -269,6 +274,17 @@ pub async fn list(
         .await?)
 }
 
+/// Only interactive sessions have a terminal to type into.
+fn takes_input(session: &Session) -> Result<()> {
+    if session.mode != "interactive" {
+        return Err(ApiError::invalid_field(
+            "data",
+            "Headless and oneshot sessions take no input.",
+        ));
+    }
+    Ok(())
+}
+
 /// A live session of the caller's, for changing it (`SES_002` once it ended).
 async fn live(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Session> {
     principal.require(abilities::SESSIONS_WRITE)?;
@@ -333,6 +349,12 @@ pub async fn input(
             "The data must be 1 to 65536 bytes.",
         )
         .finish()?;
+    principal.require(abilities::SESSIONS_WRITE)?;
+    let session = store
+        .session(principal.user.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    takes_input(&session)?;
     let session = live(store, principal, id).await?;
     send_input(store, links, &session, data).await
 }
@@ -343,6 +365,7 @@ async fn send_input(
     session: &Session,
     data: String,
 ) -> Result<()> {
+    takes_input(session)?;
     let request = AgentRequest::SessionInput {
         session_id: session.id,
         data: data.clone(),
@@ -396,16 +419,47 @@ async fn send_resize(
         .await?)
 }
 
-/// `POST /api/sessions/{id}/attach`: a fresh `ws_` token (the previous one stops working).
+/// What attaching gives a viewer.
+pub struct Attached {
+    pub session: Session,
+    /// The new `ws_` token (the previous one stops working).
+    pub token: String,
+    /// A live interactive session's current screen, from the terminal emulator its agent
+    /// keeps: `{seq, rows, cols, text, ansi}`. The viewer draws `ansi`, then applies
+    /// `session:output` events with a higher `seq`. `None` when ended or unreachable.
+    pub snapshot: Option<Value>,
+}
+
+/// `POST /api/sessions/{id}/attach`.
 pub async fn attach(
     store: &dyn Store,
+    links: &dyn AgentLinks,
     principal: &Principal,
     id: Uuid,
-) -> Result<(Session, String)> {
+) -> Result<Attached> {
     let session = get(store, principal, id).await?;
     let secret = TokenSecret::generate(WS_TOKEN_PREFIX);
     store.set_session_ws_token(id, &secret.hash).await?;
-    Ok((session, secret.plain))
+    let snapshot = if session.mode == "interactive" && !is_ended(&session.status) {
+        let request = AgentRequest::SessionSnapshot { session_id: id };
+        match links
+            .request(session.machine_id, request, SNAPSHOT_TIMEOUT)
+            .await
+        {
+            Ok(screen) => Some(screen),
+            Err(err) => {
+                tracing::info!(session_id = %id, error = %err, "no snapshot for attach");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    Ok(Attached {
+        session,
+        token: secret.plain,
+        snapshot,
+    })
 }
 
 /// The session a `ws_` token opens (its channel only).
@@ -468,30 +522,185 @@ pub async fn from_client_event(
     }
 }
 
-/// Output from the agent: published at once (the log is written by the caller, batched).
-pub fn publish_output(bus: &EventBus, session_id: Uuid, seq: u64, data: &str) {
-    publish(
-        bus,
-        session_id,
-        "session:output",
-        json!({ "data": data, "seq": seq }),
-    );
+/// The host's end of one agent link's session streams: output is published at once, logged
+/// in batches, and acknowledged to the agent once stored (so the agent can drop it). Sequence
+/// numbers make resends after a reconnect harmless: what was seen is neither published nor
+/// logged twice. Only the link's own machine's sessions are accepted.
+pub struct OutputStreams {
+    machine_id: Uuid,
+    /// Highest sequence accepted per session of this machine.
+    seen: HashMap<Uuid, u64>,
+    batch: Vec<SessionLog>,
+    retention: u64,
 }
 
-/// The agent reports the process ended.
-pub async fn on_exit(
-    store: &dyn Store,
-    bus: &EventBus,
-    session_id: Uuid,
-    exit_code: Option<i32>,
-) -> Result<()> {
-    let status = if exit_code == Some(0) {
-        "completed"
-    } else {
-        "error"
-    };
-    set_status(store, bus, session_id, status, exit_code).await?;
-    Ok(())
+/// A stored position the agent may forget up to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ack {
+    pub session_id: Uuid,
+    pub seq: u64,
+    pub exit_recorded: bool,
+}
+
+impl OutputStreams {
+    /// After `hello`: the cursor of each session the agent holds that is this machine's.
+    pub async fn open(
+        store: &dyn Store,
+        machine_id: Uuid,
+        on_agent: &[Uuid],
+        retention: u64,
+    ) -> Result<(Self, Vec<SessionCursor>)> {
+        let mut streams = Self {
+            machine_id,
+            seen: HashMap::new(),
+            batch: Vec::new(),
+            retention,
+        };
+        let mut cursors = Vec::new();
+        for &id in on_agent {
+            if let Some(session) = streams.known(store, id).await? {
+                cursors.push(SessionCursor {
+                    session_id: id,
+                    acked_seq: session.last_seq.max(0) as u64,
+                    ended: is_ended(&session.status),
+                });
+            }
+        }
+        Ok((streams, cursors))
+    }
+
+    /// The session when it is this machine's (remembering its stored position).
+    async fn known(&mut self, store: &dyn Store, id: Uuid) -> Result<Option<Session>> {
+        let session = store
+            .session_by_id(id)
+            .await?
+            .filter(|s| s.machine_id == self.machine_id);
+        if let Some(s) = &session {
+            self.seen.entry(id).or_insert(s.last_seq.max(0) as u64);
+        }
+        Ok(session)
+    }
+
+    async fn owns(&mut self, store: &dyn Store, id: Uuid) -> Result<bool> {
+        Ok(self.seen.contains_key(&id) || self.known(store, id).await?.is_some())
+    }
+
+    /// A chunk of output. Returns whether the batch is due for a flush.
+    pub async fn output(
+        &mut self,
+        store: &dyn Store,
+        bus: &EventBus,
+        session_id: Uuid,
+        seq: u64,
+        data: String,
+    ) -> Result<bool> {
+        if !self.owns(store, session_id).await? {
+            tracing::warn!(%session_id, "output for a session that is not this machine's; dropped");
+            return Ok(false);
+        }
+        let seen = self.seen.entry(session_id).or_default();
+        if seq <= *seen {
+            return Ok(false);
+        }
+        *seen = seq;
+        publish(
+            bus,
+            session_id,
+            "session:output",
+            json!({ "data": data, "seq": seq }),
+        );
+        self.batch.push(SessionLog {
+            id: Uuid::now_v7(),
+            session_id,
+            kind: "output".into(),
+            seq: Some(seq as i64),
+            data,
+            metadata: Json(json!({})),
+            created_at: clock::now(),
+        });
+        Ok(self.batch.len() >= OUTPUT_BATCH)
+    }
+
+    pub fn has_pending(&self) -> bool {
+        !self.batch.is_empty()
+    }
+
+    /// Writes the batch (one transaction per session), applies retention, and returns what the
+    /// agent may now forget. On an error nothing is acknowledged: the agent resends.
+    pub async fn flush(&mut self, store: &dyn Store) -> Result<Vec<Ack>> {
+        let mut by_session: Vec<(Uuid, Vec<SessionLog>)> = Vec::new();
+        for chunk in std::mem::take(&mut self.batch) {
+            match by_session
+                .iter_mut()
+                .find(|(id, _)| *id == chunk.session_id)
+            {
+                Some((_, list)) => list.push(chunk),
+                None => by_session.push((chunk.session_id, vec![chunk])),
+            }
+        }
+        let mut acks = Vec::with_capacity(by_session.len());
+        for (session_id, logs) in by_session {
+            let last = logs.iter().filter_map(|l| l.seq).max().unwrap_or(0);
+            store.append_session_logs(session_id, &logs).await?;
+            if self.retention > 0 && last > self.retention as i64 {
+                store
+                    .trim_session_output(session_id, last - self.retention as i64)
+                    .await?;
+            }
+            acks.push(Ack {
+                session_id,
+                seq: last as u64,
+                exit_recorded: false,
+            });
+        }
+        Ok(acks)
+    }
+
+    /// Token use a headless session reported.
+    pub async fn usage(
+        &mut self,
+        store: &dyn Store,
+        bus: &EventBus,
+        session_id: Uuid,
+        total_tokens: i64,
+        total_cost: f64,
+    ) -> Result<()> {
+        if !self.owns(store, session_id).await? {
+            return Ok(());
+        }
+        store
+            .set_session_usage(session_id, total_tokens, total_cost, clock::now())
+            .await?;
+        let data = json!({ "total_tokens": total_tokens, "total_cost": total_cost });
+        publish(bus, session_id, "session:usage", data);
+        Ok(())
+    }
+
+    /// The process ended: its output is stored first, then its status. Returns the
+    /// acknowledgements, the last of which lets the agent forget the session.
+    pub async fn exit(
+        &mut self,
+        store: &dyn Store,
+        bus: &EventBus,
+        session_id: Uuid,
+        exit_code: Option<i32>,
+    ) -> Result<Vec<Ack>> {
+        let mut acks = self.flush(store).await?;
+        if self.owns(store, session_id).await? {
+            let status = if exit_code == Some(0) {
+                "completed"
+            } else {
+                "error"
+            };
+            set_status(store, bus, session_id, status, exit_code).await?;
+        }
+        acks.push(Ack {
+            session_id,
+            seq: self.seen.remove(&session_id).unwrap_or(0),
+            exit_recorded: true,
+        });
+        Ok(acks)
+    }
 }
 
 /// On hello: sessions recorded as running on the machine whose processes the agent no longer

@@ -23,60 +23,8 @@ use crate::{
         self, AGENT_MESSAGE_TYPES, AgentMessage, HostMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
         close, codes,
     },
-    store::{Machine, SessionLog},
+    store::Machine,
 };
-
-/// Session output is logged in batches: at most this many chunks or this long apart.
-const OUTPUT_BATCH: usize = 64;
-const OUTPUT_FLUSH: Duration = Duration::from_millis(50);
-
-/// Output chunks waiting to be written to the session logs.
-#[derive(Default)]
-struct OutputBatch {
-    chunks: Vec<SessionLog>,
-}
-
-impl OutputBatch {
-    fn push(&mut self, session_id: uuid::Uuid, seq: u64, data: String) {
-        self.chunks.push(SessionLog {
-            id: uuid::Uuid::now_v7(),
-            session_id,
-            kind: "output".into(),
-            seq: Some(seq as i64),
-            data,
-            metadata: sqlx::types::Json(serde_json::json!({})),
-            created_at: crate::domain::clock::now(),
-        });
-    }
-
-    fn len(&self) -> usize {
-        self.chunks.len()
-    }
-
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    /// One transaction per session in the batch.
-    async fn flush(&mut self, store: &dyn crate::store::Store) {
-        let chunks = std::mem::take(&mut self.chunks);
-        let mut by_session: Vec<(uuid::Uuid, Vec<SessionLog>)> = Vec::new();
-        for chunk in chunks {
-            match by_session
-                .iter_mut()
-                .find(|(id, _)| *id == chunk.session_id)
-            {
-                Some((_, list)) => list.push(chunk),
-                None => by_session.push((chunk.session_id, vec![chunk])),
-            }
-        }
-        for (session_id, logs) in by_session {
-            if let Err(err) = store.append_session_logs(session_id, &logs).await {
-                tracing::error!(error = %err, %session_id, "writing session output failed");
-            }
-        }
-    }
-}
 
 /// Initial read buffer of each link's socket.
 const LINK_READ_BUFFER: usize = 4 * 1024;
@@ -213,6 +161,16 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
     if let Err(err) = sessions::reconcile(state.store(), state.bus(), machine.id, &running).await {
         tracing::error!(error = %err, "reconciling the machine's sessions failed");
     }
+    let retention = state.config().sessions.log_retention_chunks;
+    let (mut streams, cursors) =
+        match sessions::OutputStreams::open(state.store(), machine.id, &running, retention).await {
+            Ok(opened) => opened,
+            Err(err) => {
+                tracing::error!(error = %err, "reading the machine's session cursors failed");
+                close_with(&mut socket, 1011, "internal error").await;
+                return;
+            }
+        };
     let (link, mut outbox) = state.links().register(machine.id, close::REPLACED);
     tracing::info!(hostname = %environment.hostname, "agent linked");
     let presence = *state.presence();
@@ -220,9 +178,15 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
         protocol_version: PROTOCOL_VERSION,
         machine_id: machine.id,
         ping_interval_secs: presence.ping_interval.as_secs(),
+        sessions: cursors,
     };
     if send(&mut socket, &welcome).await {
-        serve(&state, &link, &mut socket, &mut outbox, presence).await;
+        let mut io = LinkIo {
+            socket: &mut socket,
+            outbox: &mut outbox,
+            streams: &mut streams,
+        };
+        serve(&state, &link, &mut io, presence).await;
     }
     if state.links().unregister(&link) {
         if let Err(err) = machines::link_closed(state.store(), state.bus(), machine.id).await {
@@ -234,12 +198,46 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
     }
 }
 
+/// What the link's loop reads from and writes to.
+struct LinkIo<'a> {
+    socket: &'a mut WebSocket,
+    outbox: &'a mut tokio::sync::mpsc::Receiver<HostMessage>,
+    streams: &'a mut sessions::OutputStreams,
+}
+
+/// Tells the agent what is stored; `false` when the socket is gone.
+async fn send_acks(socket: &mut WebSocket, acks: Vec<sessions::Ack>) -> bool {
+    for ack in acks {
+        let message = HostMessage::SessionAck {
+            session_id: ack.session_id,
+            seq: ack.seq,
+            exit_recorded: ack.exit_recorded,
+        };
+        if !send(socket, &message).await {
+            return false;
+        }
+    }
+    true
+}
+
+/// Stores the pending output and acknowledges it. A store error closes the link: the agent
+/// reconnects and resends what was not acknowledged.
+async fn flush_output(state: &AppState, io: &mut LinkIo<'_>) -> bool {
+    match io.streams.flush(state.store()).await {
+        Ok(acks) => send_acks(io.socket, acks).await,
+        Err(err) => {
+            tracing::error!(error = %err, "storing session output failed; the agent will resend");
+            close_with(io.socket, 1011, "storing session output failed").await;
+            false
+        }
+    }
+}
+
 /// The link's main loop: frames in, frames out, pings, and the reasons to stop.
 async fn serve(
     state: &AppState,
     link: &Link,
-    socket: &mut WebSocket,
-    outbox: &mut tokio::sync::mpsc::Receiver<HostMessage>,
+    io: &mut LinkIo<'_>,
     presence: machines::PresenceSettings,
 ) {
     let mut ticker = tokio::time::interval(presence.ping_interval);
@@ -248,19 +246,18 @@ async fn serve(
     let mut nonce = 0u64;
     // The ping awaiting its pong, and when it is overdue.
     let mut awaiting: Option<(u64, Instant)> = None;
-    let mut output = OutputBatch::default();
-    let mut flush = tokio::time::interval(OUTPUT_FLUSH);
+    let mut flush = tokio::time::interval(sessions::OUTPUT_FLUSH);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
     // Every way out of the loop below returns from this block, so the batch is always flushed.
     async {
     loop {
         let overdue = awaiting.map(|(_, at)| at);
         tokio::select! {
-            incoming = socket.recv() => {
+            incoming = io.socket.recv() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Binary(_))) => {
-                        let _ = send(socket, &error(None, codes::BAD_MESSAGE, "binary frames are not part of the protocol")).await;
+                        let _ = send(io.socket, &error(None, codes::BAD_MESSAGE, "binary frames are not part of the protocol")).await;
                         continue;
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
@@ -287,61 +284,79 @@ async fn serve(
                         tracing::warn!(code, message, "agent reported an error");
                     }
                     Ok(AgentMessage::SessionOutput { session_id, seq, data }) => {
-                        sessions::publish_output(state.bus(), session_id, seq, &data);
-                        output.push(session_id, seq, data);
-                        if output.len() >= OUTPUT_BATCH {
-                            output.flush(state.store()).await;
+                        match io.streams.output(state.store(), state.bus(), session_id, seq, data).await {
+                            Ok(true) => if !flush_output(state, io).await { return },
+                            Ok(false) => {}
+                            Err(err) => {
+                                tracing::error!(error = %err, %session_id, "accepting session output failed");
+                                close_with(io.socket, 1011, "internal error").await;
+                                return;
+                            }
+                        }
+                    }
+                    Ok(AgentMessage::SessionUsage { session_id, total_tokens, total_cost }) => {
+                        if let Err(err) = io.streams.usage(state.store(), state.bus(), session_id, total_tokens, total_cost).await {
+                            tracing::error!(error = %err, %session_id, "recording a session's usage failed");
                         }
                     }
                     Ok(AgentMessage::SessionExit { session_id, exit_code }) => {
-                        output.flush(state.store()).await;
-                        if let Err(err) = sessions::on_exit(state.store(), state.bus(), session_id, exit_code).await {
-                            tracing::error!(error = %err, %session_id, "recording a session's exit failed");
+                        match io.streams.exit(state.store(), state.bus(), session_id, exit_code).await {
+                            Ok(acks) => if !send_acks(io.socket, acks).await { return },
+                            Err(err) => {
+                                // Not acknowledged: the agent sends the exit again on its next link.
+                                tracing::error!(error = %err, %session_id, "recording a session's exit failed");
+                                close_with(io.socket, 1011, "internal error").await;
+                                return;
+                            }
                         }
                     }
                     Ok(AgentMessage::Hello { .. }) => {
-                        let _ = send(socket, &error(None, codes::UNEXPECTED, "hello was already received")).await;
+                        let _ = send(io.socket, &error(None, codes::UNEXPECTED, "hello was already received")).await;
                     }
                     Err(err) => {
                         tracing::debug!(code = err.code, message = %err.message, "undecodable frame");
-                        let _ = send(socket, &error(err.reply_to, err.code, err.message)).await;
+                        let _ = send(io.socket, &error(err.reply_to, err.code, err.message)).await;
                     }
                 }
             }
-            Some(message) = outbox.recv() => {
-                if !send(socket, &message).await {
+            Some(message) = io.outbox.recv() => {
+                if !send(io.socket, &message).await {
                     return;
                 }
             }
-            _ = flush.tick(), if !output.is_empty() => {
-                output.flush(state.store()).await;
+            _ = flush.tick(), if io.streams.has_pending() => {
+                if !flush_output(state, io).await {
+                    return;
+                }
             }
             _ = ticker.tick(), if awaiting.is_none() => {
                 nonce += 1;
                 awaiting = Some((nonce, Instant::now() + presence.pong_timeout));
-                if !send(socket, &HostMessage::Ping { nonce }).await {
+                if !send(io.socket, &HostMessage::Ping { nonce }).await {
                     return;
                 }
             }
             () = sleep_until_some(overdue) => {
                 tracing::warn!("no pong within the deadline; closing the link");
-                close_with(socket, close::PONG_TIMEOUT, "pong timeout").await;
+                close_with(io.socket, close::PONG_TIMEOUT, "pong timeout").await;
                 return;
             }
             () = link.closing().cancelled() => {
                 let (code, reason) = link.close_reason().unwrap_or((close::REVOKED, "closed".into()));
-                close_with(socket, code, &reason).await;
+                close_with(io.socket, code, &reason).await;
                 return;
             }
             () = state.shutdown().cancelled() => {
-                close_with(socket, close::SHUTDOWN, "host shutting down").await;
+                close_with(io.socket, close::SHUTDOWN, "host shutting down").await;
                 return;
             }
         }
     }
     }
     .await;
-    output.flush(state.store()).await;
+    if io.streams.has_pending() {
+        flush_output(state, io).await;
+    }
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

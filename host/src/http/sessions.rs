@@ -19,7 +19,7 @@ use crate::{
         sessions::{self, NewSession},
     },
     error::{ErrorEnvelope, Result, Validator},
-    store::{Session, SessionLog},
+    store::{LogFilter, Session, SessionLog},
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -97,6 +97,18 @@ pub struct SessionWithToken {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
+pub struct AttachView {
+    pub session: SessionView,
+    /// `ws_…`: authorizes `private-session.{id}` at `/api/broadcasting/auth`, and nothing else.
+    pub websocket_token: String,
+    /// A live interactive session's screen now: `{seq, rows, cols, text, ansi}`. Draw `ansi`,
+    /// then apply `session:output` events whose `seq` is higher. Null when the session ended
+    /// or its machine did not answer.
+    #[schema(value_type = Option<Object>)]
+    pub snapshot: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
 pub struct LogView {
     pub id: Uuid,
     /// `input`, `output`, `error` or `status`.
@@ -157,6 +169,9 @@ pub struct LogQuery {
     /// `input`, `output`, `error` or `status`.
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// Output after this sequence number, oldest first (for catching up after a snapshot or a
+    /// dropped connection). Without it: the most recent entries.
+    pub since_seq: Option<i64>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -295,6 +310,9 @@ pub async fn logs(
         "limit",
         "The limit must be between 1 and 10000.",
     );
+    if let Some(since) = query.since_seq {
+        v.check(since >= 0, "since_seq", "The since_seq must be 0 or more.");
+    }
     if let Some(kind) = &query.kind {
         v.check(
             ["input", "output", "error", "status"].contains(&kind.as_str()),
@@ -306,7 +324,14 @@ pub async fn logs(
     let session = sessions::get(state.store(), &principal, id).await?;
     let rows = state
         .store()
-        .session_logs(session.id, query.kind.as_deref(), limit)
+        .session_logs(
+            session.id,
+            &LogFilter {
+                kind: query.kind,
+                limit,
+                after_seq: query.since_seq,
+            },
+        )
         .await?;
     Ok(Reply::ok(rows.into_iter().map(LogView::from).collect()))
 }
@@ -314,16 +339,17 @@ pub async fn logs(
 /// API §4.6: a new `ws_` token (the previous one stops working).
 #[utoipa::path(post, path = "/sessions/{id}/attach", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = Envelope<SessionWithToken>), (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<AttachView>), (status = 404, body = ErrorEnvelope)))]
 pub async fn attach(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Reply<SessionWithToken>> {
-    let (session, token) = sessions::attach(state.store(), &principal, id).await?;
-    Ok(Reply::ok(SessionWithToken {
-        session: session.into(),
-        websocket_token: token,
+) -> Result<Reply<AttachView>> {
+    let attached = sessions::attach(state.store(), state.agent_links(), &principal, id).await?;
+    Ok(Reply::ok(AttachView {
+        session: attached.session.into(),
+        websocket_token: attached.token,
+        snapshot: attached.snapshot,
     }))
 }
 

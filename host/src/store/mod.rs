@@ -396,13 +396,21 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn set_session_ws_token(&self, id: Uuid, hash: &[u8]) -> StoreResult<()>;
     /// Appends log entries in one transaction and moves `last_seq` to the highest output seq.
+    /// An output entry whose `seq` is already logged is skipped (a resend after a reconnect).
     async fn append_session_logs(&self, session_id: Uuid, logs: &[SessionLog]) -> StoreResult<()>;
-    /// The last `limit` entries (of `kind`, when given), oldest first.
+    /// Removes the session's output entries up to `through_seq`; returns how many.
+    async fn trim_session_output(&self, session_id: Uuid, through_seq: i64) -> StoreResult<u64>;
+    async fn set_session_usage(
+        &self,
+        id: Uuid,
+        total_tokens: i64,
+        total_cost: f64,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
     async fn session_logs(
         &self,
         session_id: Uuid,
-        kind: Option<&str>,
-        limit: u64,
+        filter: &LogFilter,
     ) -> StoreResult<Vec<SessionLog>>;
 
     // --- events across host processes -------------------------------------------------------
@@ -412,6 +420,16 @@ pub trait Store: Send + Sync + 'static {
     async fn send_event(&self, payload: &str) -> StoreResult<()>;
     /// Payloads other processes sent, or `None` when this store has no such channel (SQLite).
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>>;
+}
+
+/// Which log entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct LogFilter {
+    pub kind: Option<String>,
+    pub limit: u64,
+    /// Output after this sequence, oldest first; otherwise the last `limit` entries, oldest
+    /// first.
+    pub after_seq: Option<i64>,
 }
 
 /// Whether two lock paths (or globs) overlap; supplied by the domain to `acquire_locks`.

@@ -19,9 +19,9 @@ pub(super) mod prelude {
         protocol::Environment,
         store::{
             Activity, ApiToken, ClaimRefusal, ContextChunk, FileLock, Instance, InstanceReport,
-            LockOutcome, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing, PasswordReset,
-            PathOverlap, Project, ProjectCounts, ProjectListing, Session, SessionLog, Store,
-            StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
+            LockOutcome, LogFilter, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing,
+            PasswordReset, PathOverlap, Project, ProjectCounts, ProjectListing, Session,
+            SessionLog, Store, StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
         },
     };
 }
@@ -959,18 +959,23 @@ macro_rules! store_impl {
                 session_id: Uuid,
                 logs: &[SessionLog],
             ) -> StoreResult<()> {
+                type Db = <$backend as $crate::store::Backend>::Db;
                 let mut tx = self.pool.begin().await?;
-                for log in logs {
-                    sqlx::query(sql::INSERT_SESSION_LOG)
-                        .bind(log.id)
-                        .bind(log.session_id)
-                        .bind(&log.kind)
-                        .bind(log.seq)
-                        .bind(&log.data)
-                        .bind(&log.metadata)
-                        .bind(log.created_at)
-                        .execute(&mut *tx)
-                        .await?;
+                // Multi-row INSERTs (7 binds a row, well under either database's limit); a
+                // chunk the agent resent after a reconnect is already there and skipped.
+                for rows in logs.chunks(200) {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(sql::INSERT_SESSION_LOGS);
+                    q.push_values(rows, |mut b, log| {
+                        b.push_bind(log.id)
+                            .push_bind(log.session_id)
+                            .push_bind(log.kind.clone())
+                            .push_bind(log.seq)
+                            .push_bind(log.data.clone())
+                            .push_bind(log.metadata.clone())
+                            .push_bind(log.created_at);
+                    });
+                    q.push(" ON CONFLICT DO NOTHING");
+                    q.build().execute(&mut *tx).await?;
                 }
                 if let Some(seq) = logs.iter().filter_map(|l| l.seq).max() {
                     let query = sqlx::query(sql::ADVANCE_SESSION_SEQ).bind(session_id).bind(seq);
@@ -979,21 +984,44 @@ macro_rules! store_impl {
                 Ok(tx.commit().await?)
             }
 
-            async fn session_logs(
+            async fn trim_session_output(&self, session_id: Uuid, through_seq: i64) -> StoreResult<u64> {
+                let query = sqlx::query(sql::TRIM_SESSION_OUTPUT).bind(session_id).bind(through_seq);
+                Ok(query.execute(&self.pool).await?.rows_affected())
+            }
+
+            async fn set_session_usage(
                 &self,
-                session_id: Uuid,
-                kind: Option<&str>,
-                limit: u64,
-            ) -> StoreResult<Vec<SessionLog>> {
+                id: Uuid,
+                total_tokens: i64,
+                total_cost: f64,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                let query = sqlx::query(sql::SET_SESSION_USAGE)
+                    .bind(id)
+                    .bind(total_tokens)
+                    .bind(total_cost)
+                    .bind(now);
+                query.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn session_logs(&self, session_id: Uuid, filter: &LogFilter) -> StoreResult<Vec<SessionLog>> {
                 type Db = <$backend as $crate::store::Backend>::Db;
                 let mut q = sqlx::QueryBuilder::<Db>::new(
                     "SELECT * FROM session_logs WHERE session_id = ",
                 );
                 q.push_bind(session_id);
-                if let Some(kind) = kind {
-                    q.push(" AND type = ").push_bind(kind.to_owned());
+                if let Some(kind) = &filter.kind {
+                    q.push(" AND type = ").push_bind(kind.clone());
                 }
-                q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit as i64);
+                let limit = filter.limit as i64;
+                if let Some(after) = filter.after_seq {
+                    // Output since a sequence: the first `limit` after it.
+                    q.push(" AND seq > ").push_bind(after);
+                    q.push(" ORDER BY seq ASC LIMIT ").push_bind(limit);
+                    return Ok(q.build_query_as().fetch_all(&self.pool).await?);
+                }
+                q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(limit);
                 let mut rows: Vec<SessionLog> = q.build_query_as().fetch_all(&self.pool).await?;
                 rows.reverse();
                 Ok(rows)

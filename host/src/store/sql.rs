@@ -264,5 +264,11 @@ pub const SET_SESSION_SIZE: &str =
 pub const SET_SESSION_WS_TOKEN: &str = "UPDATE sessions SET ws_token_hash = $2 WHERE id = $1";
 pub const ADVANCE_SESSION_SEQ: &str =
     "UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2";
-pub const INSERT_SESSION_LOG: &str = "INSERT INTO session_logs \
-     (id, session_id, type, seq, data, metadata, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)";
+/// Followed by the rows' `VALUES` (a query builder's `push_values`).
+pub const INSERT_SESSION_LOGS: &str =
+    "INSERT INTO session_logs (id, session_id, type, seq, data, metadata, created_at) ";
+/// Retention: output up to a sequence leaves the log.
+pub const TRIM_SESSION_OUTPUT: &str =
+    "DELETE FROM session_logs WHERE session_id = $1 AND seq IS NOT NULL AND seq <= $2";
+pub const SET_SESSION_USAGE: &str =
+    "UPDATE sessions SET total_tokens = $2, total_cost = $3, updated_at = $4 WHERE id = $1";
