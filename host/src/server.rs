@@ -51,6 +51,14 @@ impl Server {
         let app = http::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let graceful = shutdown.clone();
         let serving = tokio::spawn(async move {
+            use axum::serve::ListenerExt as _;
+            // Terminal keystrokes and link frames are tiny: Nagle would hold them back for the
+            // peer's delayed ACK (tens of ms).
+            let listener = listener.tap_io(|tcp| {
+                if let Err(err) = tcp.set_nodelay(true) {
+                    tracing::debug!(error = %err, "TCP_NODELAY");
+                }
+            });
             axum::serve(listener, app)
                 .with_graceful_shutdown(graceful.cancelled_owned())
                 .await

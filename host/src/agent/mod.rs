@@ -221,7 +221,8 @@ async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
     let config = WebSocketConfig::default()
         .max_message_size(Some(MAX_FRAME_BYTES))
         .max_frame_size(Some(MAX_FRAME_BYTES));
-    match tokio_tungstenite::connect_async_with_config(request, Some(config), false).await {
+    // `true`: TCP_NODELAY, so keystroke echoes are not held back by Nagle.
+    match tokio_tungstenite::connect_async_with_config(request, Some(config), true).await {
         Ok((socket, _)) => Ok(socket),
         Err(tungstenite::Error::Http(response)) if response.status() == 401 => {
             anyhow::bail!("the host refused the machine token (401): pair again or set a new token")

@@ -1,0 +1,413 @@
+//! Sessions: keystroke round trip and sustained output throughput, each next to a baseline
+//! measured in the same run.
+//!
+//! - Keystroke: a Pusher WebSocket client sends `client-session:input` with one character; it
+//!   travels host → agent → PTY (running `cat`, so the terminal's echo answers) → agent → host
+//!   → the client as `session:output`. Baseline: `terminado` (PyPI; the PTY-over-WebSocket
+//!   server JupyterLab uses, one hop) running `cat` the same way (`pip install terminado`).
+//! - Throughput: a session prints base64 as fast as it can; measured from create to `completed`
+//!   and the bytes in the log are checked against the bytes the PTY produced. Baseline: the same
+//!   command read straight from a PTY in this process (no link, no database).
+//!
+//! Real processes throughout: the `claudenest` host binary on SQLite and a `claudenest agent`.
+
+use std::{
+    io::Read as _,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use claudenest::{
+    domain::{
+        accounts::{self, Principal},
+        machines::{self, NewMachine},
+    },
+    store,
+};
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+
+const KEYSTROKES: usize = 1000;
+const WARMUP: usize = 50;
+/// Bytes of zeros the flood encodes (base64 makes 4/3 of it, plus line ends).
+const FLOOD_BYTES: usize = 24 * 1024 * 1024;
+
+/// The session command: `cat` for keystrokes, a base64 flood in a `flood` directory.
+const STAND_IN: &str = r#"#!/bin/sh
+case "$(pwd)" in
+  */flood) exec sh -c "head -c $FLOOD_BYTES /dev/zero | base64 -w 100" ;;
+  *) exec cat ;;
+esac
+"#;
+
+const TERMINADO: &str = r#"
+import sys, tornado.ioloop, tornado.web, terminado
+manager = terminado.SingleTermManager(shell_command=["cat"])
+app = tornado.web.Application([(r"/websocket", terminado.TermSocket, {"term_manager": manager})])
+app.listen(int(sys.argv[1]), "127.0.0.1")
+print("ready", flush=True)
+tornado.ioloop.IOLoop.current().start()
+"#;
+
+struct Killed(Child);
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
+}
+
+async fn wait_until(mut ready: impl AsyncFnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready().await {
+        assert!(Instant::now() < deadline, "{what} did not happen");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        match ws.next().await.expect("socket open").expect("frame") {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            _ => continue,
+        }
+    }
+}
+
+/// Sends `KEYSTROKES` characters one at a time through `send` and times each echo.
+async fn keystrokes(
+    ws: &mut Ws,
+    frame: impl Fn(char) -> String,
+    echoed: impl Fn(&Value) -> Option<String>,
+) -> Vec<Duration> {
+    let mut times = Vec::with_capacity(KEYSTROKES);
+    for i in 0..WARMUP + KEYSTROKES {
+        let key = (b'a' + (i % 26) as u8) as char;
+        let t = Instant::now();
+        ws.send(Message::Text(frame(key).into())).await.unwrap();
+        loop {
+            let message = next_json(ws).await;
+            if echoed(&message).is_some_and(|text| text.contains(key)) {
+                break;
+            }
+        }
+        if i >= WARMUP {
+            times.push(t.elapsed());
+        }
+    }
+    times.sort_unstable();
+    times
+}
+
+/// The same flood read straight from a PTY: bytes and seconds.
+fn raw_pty_flood(script: &std::path::Path, flood_dir: &std::path::Path) -> (usize, Duration) {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 40,
+            cols: 120,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(script);
+    cmd.cwd(flood_dir);
+    cmd.env("FLOOD_BYTES", FLOOD_BYTES.to_string());
+    let t = Instant::now();
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    let mut buf = vec![0u8; 16 * 1024];
+    let mut total = 0;
+    loop {
+        match reader.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+    child.wait().unwrap();
+    (total, t.elapsed())
+}
+
+#[tokio::main]
+async fn main() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("claudenest.sqlite3").display()
+    );
+    let script = dir.path().join("claude");
+    std::fs::write(&script, STAND_IN).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let flood_dir = dir.path().join("flood");
+    std::fs::create_dir(&flood_dir).unwrap();
+
+    let store = store::open(&url).await.unwrap();
+    let user = accounts::create_account(
+        store.as_ref(),
+        accounts::NewAccount {
+            name: "Bench".into(),
+            email: "bench@example.com".into(),
+            password: "bench password".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let (token_row, token) =
+        accounts::issue_token(store.as_ref(), user.id, "bench", vec!["*".into()], None)
+            .await
+            .unwrap();
+    let principal = Principal {
+        user: user.clone(),
+        token_id: token_row.id,
+        abilities: vec!["*".to_owned()].into(),
+    };
+    let (machine, machine_token) = machines::register(
+        store.as_ref(),
+        &principal,
+        NewMachine {
+            name: "bench".into(),
+            ..NewMachine::default()
+        },
+    )
+    .await
+    .unwrap();
+    store.close().await;
+
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _host = Killed(
+        Command::new(env!("CARGO_BIN_EXE_claudenest"))
+            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+            .env("CLAUDENEST_DATABASE_URL", &url)
+            .env("CLAUDENEST_LOG", "warn")
+            .env("CLAUDENEST_RATE_LIMITS__API_PER_MINUTE", "1000000")
+            .env("CLAUDENEST_RATE_LIMITS__WEBSOCKET_PER_MINUTE", "1000000")
+            .env("CLAUDENEST_SESSIONS__LOG_RETENTION_CHUNKS", "0")
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let _agent = Killed(
+        Command::new(env!("CARGO_BIN_EXE_claudenest"))
+            .args(["agent", "--server", &base, "--token", &machine_token])
+            .arg("--claude-path")
+            .arg(&script)
+            .env("CLAUDENEST_LOG", "warn")
+            .env("FLOOD_BYTES", FLOOD_BYTES.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let client = reqwest::Client::builder().no_proxy().build().unwrap();
+    let machine_url = format!("{base}/api/machines/{}", machine.id);
+    wait_until(
+        async || {
+            let Ok(r) = client.get(&machine_url).bearer_auth(&token).send().await else {
+                return false;
+            };
+            let body: Value = r.json().await.unwrap_or_default();
+            body["data"]["status"] == "online"
+        },
+        "the agent linking",
+    )
+    .await;
+
+    let create = async |project_path: &std::path::Path| -> (String, String) {
+        let body: Value = client
+            .post(format!("{machine_url}/sessions"))
+            .bearer_auth(&token)
+            .json(&json!({"mode": "interactive", "project_path": project_path}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(body["data"]["session"]["status"], "running", "{body}");
+        (
+            body["data"]["session"]["id"].as_str().unwrap().to_owned(),
+            body["data"]["websocket_token"].as_str().unwrap().to_owned(),
+        )
+    };
+
+    // --- keystrokes through ClaudeNest ------------------------------------------------------
+    let (session, ws_token) = create(dir.path()).await;
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/app/claudenest"))
+            .await
+            .unwrap();
+    let established = next_json(&mut ws).await;
+    let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+    let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+    let channel = format!("private-session.{session}");
+    let signed: Value = client
+        .post(format!("{base}/api/broadcasting/auth"))
+        .bearer_auth(&ws_token)
+        .form(&[
+            ("socket_id", socket_id.as_str()),
+            ("channel_name", channel.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subscribe =
+        json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signed["auth"]}});
+    ws.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    while next_json(&mut ws).await["event"] != "pusher_internal:subscription_succeeded" {}
+    let ours = keystrokes(
+        &mut ws,
+        |key| {
+            json!({"event": "client-session:input", "channel": channel, "data": {"data": key.to_string()}})
+                .to_string()
+        },
+        |m| {
+            (m["event"] == "session:output").then(|| {
+                let payload: Value = serde_json::from_str(m["data"].as_str()?).ok()?;
+                Some(payload["data"].as_str()?.to_owned())
+            })?
+        },
+    )
+    .await;
+    drop(ws);
+
+    // --- keystrokes through terminado -------------------------------------------------------
+    let terminado_port = free_port();
+    let mut terminado = Killed(
+        Command::new("python3")
+            .args(["-c", TERMINADO, &terminado_port.to_string()])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut ready = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(terminado.0.stdout.as_mut().unwrap()),
+        &mut ready,
+    )
+    .unwrap();
+    assert_eq!(
+        ready.trim(),
+        "ready",
+        "terminado did not start: pip install terminado"
+    );
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{terminado_port}/websocket"))
+            .await
+            .unwrap();
+    let theirs = keystrokes(
+        &mut ws,
+        |key| json!(["stdin", key.to_string()]).to_string(),
+        |m| (m[0] == "stdout").then(|| m[1].as_str().unwrap_or_default().to_owned()),
+    )
+    .await;
+
+    println!("\nkeystroke round trip, {KEYSTROKES} sequential keys echoed by a PTY running `cat`");
+    println!("{:<52} {:>9} {:>9}", "", "p50 µs", "p99 µs");
+    for (name, v) in [
+        ("terminado (baseline: browser → server → PTY)", &theirs),
+        ("ClaudeNest (client → host → agent → PTY)", &ours),
+    ] {
+        println!(
+            "{name:<52} {:>9} {:>9}",
+            percentile(v, 50).as_micros(),
+            percentile(v, 99).as_micros()
+        );
+    }
+    let ratio = |p| percentile(&ours, p).as_secs_f64() / percentile(&theirs, p).as_secs_f64();
+    println!(
+        "ratio ClaudeNest / terminado: p50 {:.2}×, p99 {:.2}×",
+        ratio(50),
+        ratio(99)
+    );
+
+    // --- output throughput ------------------------------------------------------------------
+    let (raw_bytes, raw_time) = raw_pty_flood(&script, &flood_dir);
+    let t = Instant::now();
+    let (session, _) = create(&flood_dir).await;
+    let session_url = format!("{base}/api/sessions/{session}");
+    wait_until(
+        async || {
+            let body: Value = client
+                .get(&session_url)
+                .bearer_auth(&token)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_ne!(body["data"]["status"], "error", "{body}");
+            body["data"]["status"] == "completed"
+        },
+        "the flood session completing",
+    )
+    .await;
+    let elapsed = t.elapsed();
+    let (mut logged, mut since, mut chunks) = (0usize, 0i64, 0usize);
+    loop {
+        let body: Value = client
+            .get(format!("{session_url}/logs?since_seq={since}&limit=10000"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let entries = body["data"].as_array().unwrap();
+        let Some(last) = entries.last() else { break };
+        for entry in entries {
+            logged += entry["data"].as_str().unwrap().len();
+        }
+        chunks += entries.len();
+        since = last["seq"].as_i64().unwrap();
+    }
+    assert_eq!(
+        logged, raw_bytes,
+        "bytes logged must equal the bytes the PTY produced"
+    );
+    let mbps = |bytes: usize, d: Duration| bytes as f64 / 1e6 / d.as_secs_f64();
+    println!(
+        "\noutput throughput: {:.1} MB of base64 through a PTY (bytes in = bytes logged: {logged} in {chunks} chunks)",
+        raw_bytes as f64 / 1e6
+    );
+    println!("{:<52} {:>9}", "", "MB/s");
+    println!(
+        "{:<52} {:>9.1}",
+        "raw PTY read in-process (baseline)",
+        mbps(raw_bytes, raw_time)
+    );
+    println!(
+        "{:<52} {:>9.1}",
+        "ClaudeNest: PTY → agent → host → SQLite log",
+        mbps(logged, elapsed)
+    );
+    println!(
+        "ratio ClaudeNest / raw PTY: {:.2}×",
+        mbps(logged, elapsed) / mbps(raw_bytes, raw_time)
+    );
+}
