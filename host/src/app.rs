@@ -39,6 +39,8 @@ struct Inner {
     bus: Arc<EventBus>,
     hub: Arc<Hub>,
     pusher: PusherApp,
+    /// Made on first use: most hosts never run a plugin, and its engine reserves address space.
+    plugins: tokio::sync::OnceCell<Arc<crate::plugins::runtime::PluginRuntime>>,
 }
 
 /// The one Pusher app this host serves.
@@ -138,6 +140,7 @@ impl AppState {
                 bus,
                 hub,
                 pusher,
+                plugins: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -188,6 +191,29 @@ impl AppState {
     /// Agent links wherever they are held: what domain code talks to agents through.
     pub fn agent_links(&self) -> &ClusterLinks {
         &self.inner.agent_links
+    }
+
+    /// The plugin runtime (compiled components cached under `<data_dir>/plugin-cache`).
+    pub async fn plugins(
+        &self,
+    ) -> crate::error::Result<&Arc<crate::plugins::runtime::PluginRuntime>> {
+        self.inner
+            .plugins
+            .get_or_try_init(|| async {
+                let settings = &self.inner.config.plugins;
+                let limits = crate::plugins::runtime::Limits {
+                    timeout: std::time::Duration::from_millis(settings.call_timeout_ms),
+                    memory_bytes: (settings.memory_mib * 1024 * 1024) as usize,
+                    output_bytes: settings.max_output_bytes,
+                    ..Default::default()
+                };
+                let cache = self.inner.config.data_dir.join("plugin-cache");
+                crate::plugins::runtime::PluginRuntime::new(Some(cache), limits).map_err(|err| {
+                    tracing::error!(error = %err, "starting the plugin runtime failed");
+                    crate::error::ApiError::new(crate::error::ErrorCode::Internal)
+                })
+            })
+            .await
     }
 
     pub fn presence(&self) -> &PresenceSettings {

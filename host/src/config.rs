@@ -43,6 +43,7 @@ pub struct Config {
     pub agent_link: AgentLinkSettings,
     pub coordination: CoordinationSettings,
     pub sessions: SessionSettings,
+    pub plugins: PluginSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -71,6 +72,31 @@ impl Default for CoordinationSettings {
         Self {
             instance_timeout_secs: 300,
             sweep_interval_secs: 15,
+        }
+    }
+}
+
+/// WebAssembly plugins.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginSettings {
+    /// Deadline of one plugin call.
+    pub call_timeout_ms: u64,
+    /// Linear memory a plugin instance may grow to.
+    pub memory_mib: u64,
+    /// Bytes a call may return.
+    pub max_output_bytes: usize,
+    /// Largest component accepted at install.
+    pub max_component_bytes: usize,
+}
+
+impl Default for PluginSettings {
+    fn default() -> Self {
+        Self {
+            call_timeout_ms: 5000,
+            memory_mib: 64,
+            max_output_bytes: 1024 * 1024,
+            max_component_bytes: 32 * 1024 * 1024,
         }
     }
 }
@@ -212,6 +238,7 @@ impl Default for Config {
             agent_link: AgentLinkSettings::default(),
             coordination: CoordinationSettings::default(),
             sessions: SessionSettings::default(),
+            plugins: PluginSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -285,6 +312,7 @@ const KEYS: &[&str] = &[
     "agent_link",
     "coordination",
     "sessions",
+    "plugins",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

@@ -88,6 +88,13 @@ error_codes! {
     McpServerNotFound = ("MCP_001", NOT_FOUND, "MCP server not found"),
     McpServerStartFailed = ("MCP_002", INTERNAL_SERVER_ERROR, "MCP server failed to start"),
     ToolExecutionFailed = ("MCP_003", INTERNAL_SERVER_ERROR, "Tool execution failed"),
+    PluginNotFound = ("PLG_001", NOT_FOUND, "Plugin not found"),
+    PluginExists = ("PLG_002", CONFLICT, "A plugin with this name is already installed"),
+    /// Not a component this host can run (the message says why).
+    PluginInvalid = ("PLG_003", UNPROCESSABLE_ENTITY, "The plugin was rejected"),
+    /// The plugin trapped, ran out of time or memory, or returned too much.
+    PluginFailed = ("PLG_004", BAD_GATEWAY, "The plugin failed"),
+    PluginNotEnabled = ("PLG_005", NOT_FOUND, "The plugin is not enabled on this machine"),
     Validation = ("VAL_001", UNPROCESSABLE_ENTITY, "The given data was invalid."),
     /// The request body is larger than the server accepts.
     PayloadTooLarge = ("VAL_002", PAYLOAD_TOO_LARGE, "The request body is too large."),

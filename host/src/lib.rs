@@ -19,6 +19,7 @@ pub mod error;
 pub mod events;
 pub mod http;
 pub mod links;
+pub mod plugins;
 pub mod protocol;
 pub mod realtime;
 pub mod server;

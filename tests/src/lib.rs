@@ -389,7 +389,7 @@ pub fn http_client() -> reqwest::Client {
         .expect("http client")
 }
 
-async fn into_reply(response: reqwest::Response) -> Reply {
+pub async fn into_reply(response: reqwest::Response) -> Reply {
     let status = response.status();
     let headers = response.headers().clone();
     let text = response.text().await.expect("body");
@@ -522,4 +522,18 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A plugin component built by `scripts/test.sh` from `plugins/` (e.g. `fs_tools`).
+pub fn plugin_wasm(crate_name: &str) -> Vec<u8> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../plugins/target/wasm32-wasip2/release")
+        .join(format!("{crate_name}.wasm"));
+    std::fs::read(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; build the plugins first (cargo build --release --target wasm32-wasip2 \
+             --manifest-path plugins/Cargo.toml; scripts/test.sh does)",
+            path.display()
+        )
+    })
 }

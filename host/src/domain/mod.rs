@@ -9,6 +9,7 @@ pub mod machines;
 pub mod mail;
 pub mod oauth;
 pub mod password_reset;
+pub mod plugins;
 pub mod projects;
 pub mod sessions;
 pub mod tasks;

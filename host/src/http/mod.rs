@@ -10,6 +10,7 @@ pub mod extract;
 pub mod health;
 pub mod locks;
 pub mod machines;
+pub mod plugins;
 pub mod projects;
 pub mod pusher;
 pub mod rate_limit;
@@ -60,6 +61,7 @@ use request_id::RequestId;
         (name = "projects", description = "Projects, instances, activity (API §5)"),
         (name = "tasks", description = "Tasks (API §6)"),
         (name = "locks", description = "File locks (API §8)"),
+        (name = "plugins", description = "WebAssembly plugins: registry, per-machine enablement, tool calls"),
         (name = "meta", description = "This document"),
     )
 )]
@@ -98,6 +100,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(projects::router())
         .merge(tasks::router())
         .merge(locks::router())
+        .merge(plugins::router(state))
         .route_layer(middleware::from_fn_with_state(
             state.api_limiter(),
             rate_limit::per_token,

@@ -413,6 +413,24 @@ pub trait Store: Send + Sync + 'static {
         filter: &LogFilter,
     ) -> StoreResult<Vec<SessionLog>>;
 
+    // --- plugins ------------------------------------------------------------------------------
+
+    /// `Conflict` when the user already has a plugin of that name.
+    async fn insert_plugin(&self, plugin: &PluginRow, component: &[u8]) -> StoreResult<()>;
+    async fn plugins(&self, user_id: Uuid) -> StoreResult<Vec<PluginRow>>;
+    async fn plugin(&self, user_id: Uuid, name: &str) -> StoreResult<Option<PluginRow>>;
+    async fn plugin_component(&self, id: Uuid) -> StoreResult<Option<Vec<u8>>>;
+    /// Also disables it everywhere.
+    async fn delete_plugin(&self, user_id: Uuid, name: &str) -> StoreResult<bool>;
+    async fn enable_plugin(&self, enabled: &MachinePlugin) -> StoreResult<()>;
+    async fn machine_plugins(&self, machine_id: Uuid) -> StoreResult<Vec<MachinePlugin>>;
+    async fn machine_plugin(
+        &self,
+        machine_id: Uuid,
+        plugin_id: Uuid,
+    ) -> StoreResult<Option<MachinePlugin>>;
+    async fn disable_plugin(&self, machine_id: Uuid, plugin_id: Uuid) -> StoreResult<bool>;
+
     // --- events across host processes -------------------------------------------------------
 
     /// Sends an event payload to every host process sharing this database (PostgreSQL:

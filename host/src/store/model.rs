@@ -359,3 +359,29 @@ pub struct SessionLog {
     pub metadata: Json<serde_json::Value>,
     pub created_at: DateTime<Utc>,
 }
+
+/// An installed plugin (without its component bytes; see `Store::plugin_component`).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PluginRow {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    pub version: String,
+    pub world: String,
+    pub api_version: String,
+    pub description: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    pub manifest: Json<serde_json::Value>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A plugin enabled on a machine, with the operator's config and grants.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct MachinePlugin {
+    pub machine_id: Uuid,
+    pub plugin_id: Uuid,
+    pub config: Json<serde_json::Value>,
+    pub grants: Json<serde_json::Value>,
+    pub enabled_at: DateTime<Utc>,
+}

@@ -19,9 +19,10 @@ pub(super) mod prelude {
         protocol::Environment,
         store::{
             Activity, ApiToken, ClaimRefusal, ContextChunk, FileLock, Instance, InstanceReport,
-            LockOutcome, LogFilter, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing,
-            PasswordReset, PathOverlap, Project, ProjectCounts, ProjectListing, Session,
-            SessionLog, Store, StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
+            LockOutcome, LogFilter, Machine, MachineFilter, MachinePlugin, OAuthIdentity,
+            OAuthState, Pairing, PasswordReset, PathOverlap, PluginRow, Project, ProjectCounts,
+            ProjectListing, Session, SessionLog, Store, StoreResult, Task, TaskRow, TokenWithOwner,
+            User, sql,
         },
     };
 }
@@ -982,6 +983,77 @@ macro_rules! store_impl {
                     query.execute(&mut *tx).await?;
                 }
                 Ok(tx.commit().await?)
+            }
+
+            async fn insert_plugin(&self, p: &PluginRow, component: &[u8]) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_PLUGIN)
+                    .bind(p.id)
+                    .bind(p.user_id)
+                    .bind(&p.name)
+                    .bind(&p.version)
+                    .bind(&p.world)
+                    .bind(&p.api_version)
+                    .bind(&p.description)
+                    .bind(&p.sha256)
+                    .bind(p.size_bytes)
+                    .bind(&p.manifest)
+                    .bind(component)
+                    .bind(p.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn plugins(&self, user_id: Uuid) -> StoreResult<Vec<PluginRow>> {
+                let sql = sqlx::AssertSqlSafe(sql::plugins_of_user());
+                Ok(sqlx::query_as(sql).bind(user_id).fetch_all(&self.pool).await?)
+            }
+
+            async fn plugin(&self, user_id: Uuid, name: &str) -> StoreResult<Option<PluginRow>> {
+                let sql = sqlx::AssertSqlSafe(sql::plugin_by_name());
+                let query = sqlx::query_as(sql).bind(user_id).bind(name);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn plugin_component(&self, id: Uuid) -> StoreResult<Option<Vec<u8>>> {
+                let query = sqlx::query_scalar(sql::PLUGIN_COMPONENT).bind(id);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn delete_plugin(&self, user_id: Uuid, name: &str) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_PLUGIN).bind(user_id).bind(name);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn enable_plugin(&self, e: &MachinePlugin) -> StoreResult<()> {
+                sqlx::query(sql::UPSERT_MACHINE_PLUGIN)
+                    .bind(e.machine_id)
+                    .bind(e.plugin_id)
+                    .bind(&e.config)
+                    .bind(&e.grants)
+                    .bind(e.enabled_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn machine_plugins(&self, machine_id: Uuid) -> StoreResult<Vec<MachinePlugin>> {
+                let query = sqlx::query_as(sql::MACHINE_PLUGINS).bind(machine_id);
+                Ok(query.fetch_all(&self.pool).await?)
+            }
+
+            async fn machine_plugin(
+                &self,
+                machine_id: Uuid,
+                plugin_id: Uuid,
+            ) -> StoreResult<Option<MachinePlugin>> {
+                let query = sqlx::query_as(sql::MACHINE_PLUGIN).bind(machine_id).bind(plugin_id);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn disable_plugin(&self, machine_id: Uuid, plugin_id: Uuid) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_MACHINE_PLUGIN).bind(machine_id).bind(plugin_id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
             }
 
             async fn trim_session_output(&self, session_id: Uuid, through_seq: i64) -> StoreResult<u64> {

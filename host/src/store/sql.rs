@@ -272,3 +272,30 @@ pub const TRIM_SESSION_OUTPUT: &str =
     "DELETE FROM session_logs WHERE session_id = $1 AND seq IS NOT NULL AND seq <= $2";
 pub const SET_SESSION_USAGE: &str =
     "UPDATE sessions SET total_tokens = $2, total_cost = $3, updated_at = $4 WHERE id = $1";
+
+// --- plugins -----------------------------------------------------------------------------------
+
+/// Every column but the component bytes.
+const PLUGIN_COLUMNS: &str = "id, user_id, name, version, world, api_version, description, \
+     sha256, size_bytes, manifest, created_at";
+pub const INSERT_PLUGIN: &str = "INSERT INTO plugins (id, user_id, name, version, world, \
+     api_version, description, sha256, size_bytes, manifest, component, created_at) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+pub fn plugins_of_user() -> String {
+    format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE user_id = $1 ORDER BY name")
+}
+pub fn plugin_by_name() -> String {
+    format!("SELECT {PLUGIN_COLUMNS} FROM plugins WHERE user_id = $1 AND name = $2")
+}
+pub const PLUGIN_COMPONENT: &str = "SELECT component FROM plugins WHERE id = $1";
+pub const DELETE_PLUGIN: &str = "DELETE FROM plugins WHERE user_id = $1 AND name = $2";
+pub const UPSERT_MACHINE_PLUGIN: &str = "INSERT INTO machine_plugins \
+     (machine_id, plugin_id, config, grants, enabled_at) VALUES ($1, $2, $3, $4, $5) \
+     ON CONFLICT (machine_id, plugin_id) DO UPDATE SET config = excluded.config, \
+     grants = excluded.grants, enabled_at = excluded.enabled_at";
+pub const MACHINE_PLUGINS: &str =
+    "SELECT * FROM machine_plugins WHERE machine_id = $1 ORDER BY enabled_at";
+pub const MACHINE_PLUGIN: &str =
+    "SELECT * FROM machine_plugins WHERE machine_id = $1 AND plugin_id = $2";
+pub const DELETE_MACHINE_PLUGIN: &str =
+    "DELETE FROM machine_plugins WHERE machine_id = $1 AND plugin_id = $2";

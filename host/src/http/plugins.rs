@@ -1,0 +1,254 @@
+//! Plugins (issue 8; not in the API spec, built in its style): the registry, per-machine
+//! enablement, and calling an enabled mcp-adapter's tools.
+
+use std::collections::HashMap;
+
+use axum::{
+    body::Bytes,
+    extract::{DefaultBodyLimit, State, rejection::BytesRejection},
+};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use uuid::Uuid;
+
+use super::{
+    auth::AuthUser,
+    envelope::{Envelope, Null, Reply},
+    extract::{ApiJson, ApiPath},
+};
+use crate::{
+    app::AppState,
+    domain::plugins::{self, Enable, GrantSet},
+    error::{ApiError, ErrorCode, ErrorEnvelope, Result},
+    store::{MachinePlugin, PluginRow},
+};
+
+pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
+    let upload_limit = state.config().plugins.max_component_bytes;
+    OpenApiRouter::new()
+        .routes(routes!(list_plugins, install_plugin))
+        // Components are larger than API bodies.
+        .layer(DefaultBodyLimit::max(upload_limit))
+        .routes(routes!(get_plugin, delete_plugin))
+        .routes(routes!(machine_plugins))
+        .routes(routes!(enable_plugin, disable_plugin))
+        .routes(routes!(list_tools))
+        .routes(routes!(call_tool))
+}
+
+/// An installed plugin.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PluginView {
+    pub id: Uuid,
+    pub name: String,
+    pub version: String,
+    /// `mcp-adapter`, `summarizer` or `skill-processor`.
+    pub world: String,
+    pub api_version: String,
+    pub description: String,
+    pub sha256: String,
+    pub size_bytes: i64,
+    /// The manifest embedded in the component (requested capabilities included).
+    #[schema(value_type = Object)]
+    pub manifest: Value,
+    pub created_at: DateTime<Utc>,
+}
+
+impl From<PluginRow> for PluginView {
+    fn from(p: PluginRow) -> Self {
+        Self {
+            id: p.id,
+            name: p.name,
+            version: p.version,
+            world: p.world,
+            api_version: p.api_version,
+            description: p.description,
+            sha256: p.sha256,
+            size_bytes: p.size_bytes,
+            manifest: p.manifest.0,
+            created_at: p.created_at,
+        }
+    }
+}
+
+/// A plugin enabled on a machine.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EnabledView {
+    pub plugin: PluginView,
+    pub machine_id: Uuid,
+    /// Config values the plugin reads with `host.config`.
+    #[schema(value_type = Object)]
+    pub config: Value,
+    pub grants: GrantSet,
+    pub enabled_at: DateTime<Utc>,
+}
+
+impl From<(PluginRow, MachinePlugin)> for EnabledView {
+    fn from((row, enabled): (PluginRow, MachinePlugin)) -> Self {
+        Self {
+            plugin: row.into(),
+            machine_id: enabled.machine_id,
+            config: enabled.config.0,
+            grants: serde_json::from_value(enabled.grants.0).unwrap_or_default(),
+            enabled_at: enabled.enabled_at,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EnableRequest {
+    #[serde(default)]
+    pub config: HashMap<String, String>,
+    #[serde(default)]
+    pub grants: GrantSet,
+}
+
+/// The caller's installed plugins.
+#[utoipa::path(get, path = "/plugins", tag = "plugins", security(("bearer" = [])),
+    responses((status = 200, body = Envelope<Vec<PluginView>>)))]
+pub async fn list_plugins(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+) -> Result<Reply<Vec<PluginView>>> {
+    let rows = plugins::list(state.store(), &principal).await?;
+    Ok(Reply::ok(rows.into_iter().map(PluginView::from).collect()))
+}
+
+/// Installs a component (the request body, `application/wasm`): its manifest and world are
+/// checked, then it is compiled, then stored.
+#[utoipa::path(post, path = "/plugins", tag = "plugins", security(("bearer" = [])),
+    request_body(content = Vec<u8>, content_type = "application/wasm"),
+    responses(
+        (status = 201, body = Envelope<PluginView>),
+        (status = 409, description = "PLG_002: a plugin of that name is installed", body = ErrorEnvelope),
+        (status = 413, description = "VAL_002: larger than `plugins.max_component_bytes`", body = ErrorEnvelope),
+        (status = 422, description = "PLG_003: not a component this host runs (the message says why)", body = ErrorEnvelope),
+    ))]
+pub async fn install_plugin(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    body: std::result::Result<Bytes, BytesRejection>,
+) -> Result<Reply<PluginView>> {
+    let body = body.map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
+    let runtime = state.plugins().await?;
+    let row = plugins::install(state.store(), runtime, &principal, body.to_vec()).await?;
+    Ok(Reply::created(row.into()))
+}
+
+#[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = Envelope<PluginView>), (status = 404, description = "PLG_001", body = ErrorEnvelope)))]
+pub async fn get_plugin(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Reply<PluginView>> {
+    Ok(Reply::ok(
+        plugins::get(state.store(), &principal, &name).await?.into(),
+    ))
+}
+
+/// Uninstalls the plugin (and disables it everywhere).
+#[utoipa::path(delete, path = "/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("name" = String, Path)),
+    responses((status = 200, body = Envelope<Null>), (status = 404, description = "PLG_001", body = ErrorEnvelope)))]
+pub async fn delete_plugin(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath(name): ApiPath<String>,
+) -> Result<Reply<Null>> {
+    plugins::delete(state.store(), &principal, &name).await?;
+    Ok(Reply::ok(Null))
+}
+
+/// The plugins enabled on a machine.
+#[utoipa::path(get, path = "/machines/{machine}/plugins", tag = "plugins", security(("bearer" = [])),
+    params(("machine" = Uuid, Path)),
+    responses((status = 200, body = Envelope<Vec<EnabledView>>), (status = 404, body = ErrorEnvelope)))]
+pub async fn machine_plugins(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath(machine): ApiPath<Uuid>,
+) -> Result<Reply<Vec<EnabledView>>> {
+    let rows = plugins::enabled_on(state.store(), &principal, machine).await?;
+    Ok(Reply::ok(rows.into_iter().map(EnabledView::from).collect()))
+}
+
+/// Enables the plugin on the machine with config values and capability grants (or changes
+/// them). Grants must match what the plugin's manifest requests.
+#[utoipa::path(put, path = "/machines/{machine}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("machine" = Uuid, Path), ("name" = String, Path)), request_body = EnableRequest,
+    responses((status = 200, body = Envelope<EnabledView>), (status = 404, body = ErrorEnvelope),
+               (status = 422, body = ErrorEnvelope)))]
+pub async fn enable_plugin(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath((machine, name)): ApiPath<(Uuid, String)>,
+    ApiJson(req): ApiJson<EnableRequest>,
+) -> Result<Reply<EnabledView>> {
+    let enable = Enable {
+        config: req.config,
+        grants: req.grants,
+    };
+    let enabled = plugins::enable(state.store(), &principal, machine, &name, enable).await?;
+    Ok(Reply::ok(enabled.into()))
+}
+
+#[utoipa::path(delete, path = "/machines/{machine}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
+    params(("machine" = Uuid, Path), ("name" = String, Path)),
+    responses((status = 200, body = Envelope<Null>), (status = 404, description = "PLG_001, PLG_005", body = ErrorEnvelope)))]
+pub async fn disable_plugin(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath((machine, name)): ApiPath<(Uuid, String)>,
+) -> Result<Reply<Null>> {
+    plugins::disable(state.store(), &principal, machine, &name).await?;
+    Ok(Reply::ok(Null))
+}
+
+/// The tools of an mcp-adapter plugin enabled on the machine (MCP `tools/list` shape).
+#[utoipa::path(get, path = "/machines/{machine}/plugins/{name}/tools", tag = "plugins", security(("bearer" = [])),
+    params(("machine" = Uuid, Path), ("name" = String, Path)),
+    responses((status = 200, body = Envelope<Vec<Object>>), (status = 404, body = ErrorEnvelope),
+               (status = 502, description = "PLG_004: the plugin failed", body = ErrorEnvelope)))]
+pub async fn list_tools(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath((machine, name)): ApiPath<(Uuid, String)>,
+) -> Result<Reply<Vec<Value>>> {
+    let runtime = state.plugins().await?;
+    let tools = plugins::list_tools(state.store(), runtime, &principal, machine, &name).await?;
+    Ok(Reply::ok(tools))
+}
+
+/// Calls a tool with the body as its arguments; answers MCP `tools/call` content and
+/// `isError`. Traps, timeouts and limits are `PLG_004` with the reason.
+#[utoipa::path(post, path = "/machines/{machine}/plugins/{name}/tools/{tool}", tag = "plugins", security(("bearer" = [])),
+    params(("machine" = Uuid, Path), ("name" = String, Path), ("tool" = String, Path)),
+    request_body = Object,
+    responses((status = 200, body = Envelope<Object>), (status = 404, body = ErrorEnvelope),
+               (status = 422, body = ErrorEnvelope),
+               (status = 502, description = "PLG_004: the plugin failed", body = ErrorEnvelope)))]
+pub async fn call_tool(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath((machine, name, tool)): ApiPath<(Uuid, String, String)>,
+    ApiJson(arguments): ApiJson<Value>,
+) -> Result<Reply<Value>> {
+    let runtime = state.plugins().await?;
+    let result = plugins::call_tool(
+        state.store(),
+        runtime,
+        &principal,
+        machine,
+        &name,
+        &tool,
+        &arguments,
+    )
+    .await?;
+    Ok(Reply::ok(result))
+}
