@@ -81,6 +81,50 @@ pub enum Command {
     Token(TokenCommand),
     /// Run the machine agent: link this machine to a ClaudeNest host.
     Agent(AgentArgs),
+    /// Work with WebAssembly plugins (docs/plugins.md).
+    #[command(subcommand)]
+    Plugin(PluginCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PluginCommand {
+    /// Print a component's manifest, world, API version, exports, imports and requested
+    /// capabilities, and whether this host accepts it. Reads the file only.
+    Inspect { file: PathBuf },
+    /// Embed a manifest (JSON) into a component built by a tool that cannot (componentize-py).
+    Pack {
+        file: PathBuf,
+        #[arg(long)]
+        manifest: PathBuf,
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Upload a component to a host (`POST /api/plugins`).
+    Install {
+        file: PathBuf,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List the plugins installed on a host.
+    List {
+        #[command(flatten)]
+        remote: Remote,
+    },
+}
+
+/// Where a CLI command talks to.
+#[derive(Debug, Args)]
+pub struct Remote {
+    /// The host's base URL.
+    #[arg(
+        long,
+        env = "CLAUDENEST_SERVER",
+        default_value = "http://127.0.0.1:8000"
+    )]
+    pub server: String,
+    /// A `cn_` token with the `plugins` abilities.
+    #[arg(long, env = "CLAUDENEST_TOKEN", hide_env_values = true)]
+    pub token: String,
 }
 
 #[derive(Debug, Args)]
@@ -185,6 +229,7 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Agent(args) => run_agent(args).await,
+        Command::Plugin(command) => run_plugin(command).await,
         Command::Serve => crate::server::serve(config).await,
         Command::Migrate => {
             let store = store::open(&config.effective_database_url()).await?;
@@ -260,6 +305,91 @@ fn describe_fields(err: &crate::error::ApiError) -> String {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+async fn run_plugin(command: PluginCommand) -> anyhow::Result<()> {
+    use crate::plugins::{manifest, runtime::PluginRuntime};
+    let read =
+        |file: &PathBuf| std::fs::read(file).with_context(|| format!("reading {}", file.display()));
+    match command {
+        PluginCommand::Inspect { file } => {
+            let bytes = read(&file)?;
+            let inspected =
+                manifest::inspect(&bytes).map_err(|e| anyhow::anyhow!("rejected: {e}"))?;
+            let m = &inspected.manifest;
+            println!("name:         {} {}", m.name, m.version);
+            println!("world:        {}", m.world.as_str());
+            println!("api version:  {}", m.api_version);
+            println!("sha256:       {}", PluginRuntime::sha256(&bytes));
+            println!("size:         {} bytes", bytes.len());
+            println!("description:  {}", m.description);
+            println!("exports:      {}", inspected.exports.join(", "));
+            println!("imports:      {}", inspected.imports.join(", "));
+            for fs in &m.capabilities.filesystem {
+                println!("requests:     filesystem /{} ({:?})", fs.name, fs.access);
+            }
+            for host in &m.capabilities.http {
+                println!("requests:     http {host}");
+            }
+            println!(
+                "accepted by this host (plugin API {})",
+                manifest::API_VERSION
+            );
+            Ok(())
+        }
+        PluginCommand::Pack {
+            file,
+            manifest: manifest_file,
+            output,
+        } => {
+            let m: manifest::Manifest = serde_json::from_slice(&read(&manifest_file)?)
+                .context("the manifest is not valid")?;
+            let packed = manifest::append_manifest(&read(&file)?, &m);
+            manifest::inspect(&packed).map_err(|e| anyhow::anyhow!("rejected: {e}"))?;
+            std::fs::write(&output, packed)?;
+            println!("wrote {}", output.display());
+            Ok(())
+        }
+        PluginCommand::Install { file, remote } => {
+            let body: serde_json::Value = reqwest::Client::new()
+                .post(format!(
+                    "{}/api/plugins",
+                    remote.server.trim_end_matches('/')
+                ))
+                .bearer_auth(&remote.token)
+                .header("content-type", "application/wasm")
+                .body(read(&file)?)
+                .send()
+                .await?
+                .json()
+                .await?;
+            println!("{}", serde_json::to_string_pretty(&body)?);
+            anyhow::ensure!(body["success"] == true, "the host refused the plugin");
+            Ok(())
+        }
+        PluginCommand::List { remote } => {
+            let body: serde_json::Value = reqwest::Client::new()
+                .get(format!(
+                    "{}/api/plugins",
+                    remote.server.trim_end_matches('/')
+                ))
+                .bearer_auth(&remote.token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            for p in body["data"].as_array().into_iter().flatten() {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    p["name"].as_str().unwrap_or(""),
+                    p["version"].as_str().unwrap_or(""),
+                    p["world"].as_str().unwrap_or(""),
+                    p["sha256"].as_str().unwrap_or("")
+                );
+            }
+            Ok(())
+        }
+    }
 }
 
 async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {

@@ -347,3 +347,48 @@ async fn hostile_plugins_are_contained_and_the_host_keeps_serving() {
     assert_eq!(text_of(&config), "hi");
     healthy().await;
 }
+
+#[tokio::test]
+async fn the_cli_inspects_and_installs_components() {
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(db).await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("summarizer.wasm");
+    std::fs::write(&file, plugin_wasm("summarizer")).unwrap();
+    // The server runs on this test's runtime: the CLI runs as an async child.
+    let run = async |args: &[&str]| {
+        tokio::process::Command::new(claudenest_e2e::claudenest_binary())
+            .args(args)
+            .env("CLAUDENEST_TOKEN", &token)
+            .env("CLAUDENEST_SERVER", &app.base_url)
+            .output()
+            .await
+            .unwrap()
+    };
+    let inspected = run(&["plugin", "inspect", file.to_str().unwrap()]).await;
+    let text = String::from_utf8_lossy(&inspected.stdout);
+    assert!(inspected.status.success(), "{text}");
+    assert!(
+        text.contains("world:        summarizer")
+            && text.contains("claudenest:plugin/summarize@0.1.0"),
+        "{text}"
+    );
+    let junk = dir.path().join("junk.wasm");
+    std::fs::write(&junk, b"not wasm").unwrap();
+    let rejected = run(&["plugin", "inspect", junk.to_str().unwrap()]).await;
+    assert!(!rejected.status.success());
+    assert!(String::from_utf8_lossy(&rejected.stderr).contains("not a WebAssembly component"));
+    let installed = run(&["plugin", "install", file.to_str().unwrap()]).await;
+    assert!(
+        installed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&installed.stdout)
+    );
+    let listed = app
+        .get("/api/plugins/textrank-summarizer", Some(&token))
+        .await;
+    listed.expect(200);
+}

@@ -12,7 +12,8 @@ wit_bindgen::generate!({ path: "../../wit", world: "mcp-adapter" });
 /// The manifest the host reads before compiling the component (custom section).
 #[unsafe(link_section = "claudenest:manifest")]
 #[used]
-static MANIFEST: [u8; include_bytes!("../manifest.json").len()] = *include_bytes!("../manifest.json");
+static MANIFEST: [u8; include_bytes!("../manifest.json").len()] =
+    *include_bytes!("../manifest.json");
 
 const ROOT: &str = "/workspace";
 const MAX_READ: u64 = 1024 * 1024;
@@ -48,7 +49,10 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>, limit: usize) -> std::io::Result<()>
 }
 
 fn relative(path: &Path) -> String {
-    path.strip_prefix(ROOT).unwrap_or(path).display().to_string()
+    path.strip_prefix(ROOT)
+        .unwrap_or(path)
+        .display()
+        .to_string()
 }
 
 fn list_files(args: &Value) -> ToolResult {
@@ -71,7 +75,9 @@ fn read_file(args: &Value) -> ToolResult {
     };
     let path = resolve(path);
     match std::fs::metadata(&path) {
-        Ok(meta) if meta.len() > MAX_READ => text(format!("{} is larger than 1 MiB", path.display()), true),
+        Ok(meta) if meta.len() > MAX_READ => {
+            text(format!("{} is larger than 1 MiB", path.display()), true)
+        }
         Ok(_) => match std::fs::read_to_string(&path) {
             Ok(content) => text(content, false),
             Err(err) => text(format!("cannot read {}: {err}", path.display()), true),
@@ -90,7 +96,9 @@ fn search_files(args: &Value) -> ToolResult {
     }
     let mut hits = Vec::new();
     for file in files {
-        let Ok(content) = std::fs::read_to_string(&file) else { continue };
+        let Ok(content) = std::fs::read_to_string(&file) else {
+            continue;
+        };
         for (n, line) in content.lines().enumerate() {
             if line.contains(needle) {
                 hits.push(json!({"path": relative(&file), "line": n + 1, "text": line}));
@@ -116,8 +124,12 @@ impl Guest for FsTools {
         vec![
             Tool {
                 name: "list_files".into(),
-                description: "Lists the files under a directory of the workspace (recursive).".into(),
-                input_schema: path_arg("Directory relative to the workspace; empty for its root.", false),
+                description: "Lists the files under a directory of the workspace (recursive)."
+                    .into(),
+                input_schema: path_arg(
+                    "Directory relative to the workspace; empty for its root.",
+                    false,
+                ),
             },
             Tool {
                 name: "read_file".into(),

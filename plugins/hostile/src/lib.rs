@@ -10,12 +10,16 @@ wit_bindgen::generate!({ path: "../../wit", world: "mcp-adapter" });
 
 #[unsafe(link_section = "claudenest:manifest")]
 #[used]
-static MANIFEST: [u8; include_bytes!("../manifest.json").len()] = *include_bytes!("../manifest.json");
+static MANIFEST: [u8; include_bytes!("../manifest.json").len()] =
+    *include_bytes!("../manifest.json");
 
 struct Hostile;
 
 fn text(s: impl Into<String>, is_error: bool) -> ToolResult {
-    ToolResult { content: vec![Content::Text(s.into())], is_error }
+    ToolResult {
+        content: vec![Content::Text(s.into())],
+        is_error,
+    }
 }
 
 /// Small frames, so it is the engine's stack that runs out (not Rust's shadow stack in linear
@@ -28,14 +32,26 @@ fn recurse(depth: u64) -> u64 {
 
 impl Guest for Hostile {
     fn list_tools() -> Vec<Tool> {
-        ["echo", "spin", "alloc", "recurse", "flood", "log_flood", "escape", "write", "fetch", "trap", "config"]
-            .iter()
-            .map(|name| Tool {
-                name: (*name).into(),
-                description: format!("misbehaves: {name}"),
-                input_schema: r#"{"type":"object"}"#.into(),
-            })
-            .collect()
+        [
+            "echo",
+            "spin",
+            "alloc",
+            "recurse",
+            "flood",
+            "log_flood",
+            "escape",
+            "write",
+            "fetch",
+            "trap",
+            "config",
+        ]
+        .iter()
+        .map(|name| Tool {
+            name: (*name).into(),
+            description: format!("misbehaves: {name}"),
+            input_schema: r#"{"type":"object"}"#.into(),
+        })
+        .collect()
     }
 
     fn call_tool(name: String, arguments: String) -> Result<ToolResult, String> {
@@ -88,7 +104,11 @@ impl Guest for Hostile {
                 };
                 match host::http_fetch(&request) {
                     Ok(response) => text(
-                        format!("{} {}", response.status, String::from_utf8_lossy(&response.body)),
+                        format!(
+                            "{} {}",
+                            response.status,
+                            String::from_utf8_lossy(&response.body)
+                        ),
                         false,
                     ),
                     Err(err) => text(format!("refused: {err}"), true),
@@ -96,7 +116,8 @@ impl Guest for Hostile {
             }
             "trap" => panic!("the plugin panicked on purpose"),
             "config" => text(
-                host::config(args["key"].as_str().unwrap_or_default()).unwrap_or_else(|| "<none>".into()),
+                host::config(args["key"].as_str().unwrap_or_default())
+                    .unwrap_or_else(|| "<none>".into()),
                 false,
             ),
             other => return Err(format!("unknown tool `{other}`")),

@@ -8,7 +8,8 @@ wit_bindgen::generate!({ path: "../../wit", world: "skill-processor" });
 
 #[unsafe(link_section = "claudenest:manifest")]
 #[used]
-static MANIFEST: [u8; include_bytes!("../manifest.json").len()] = *include_bytes!("../manifest.json");
+static MANIFEST: [u8; include_bytes!("../manifest.json").len()] =
+    *include_bytes!("../manifest.json");
 
 struct Frontmatter;
 
@@ -16,12 +17,18 @@ fn unquote(value: &str) -> String {
     let v = value.trim();
     let quoted = v.len() >= 2
         && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')));
-    if quoted { v[1..v.len() - 1].to_owned() } else { v.to_owned() }
+    if quoted {
+        v[1..v.len() - 1].to_owned()
+    } else {
+        v.to_owned()
+    }
 }
 
 fn valid_name(name: &str) -> bool {
     (1..=64).contains(&name.len())
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
         && !name.starts_with('-')
         && !name.ends_with('-')
 }
@@ -81,16 +88,28 @@ impl Guest for Frontmatter {
         if description.is_empty() || description.chars().count() > 1024 {
             return Err("description must be 1-1024 characters".into());
         }
-        let folder = path.trim_end_matches("/SKILL.md").rsplit('/').next().unwrap_or("");
+        let folder = path
+            .trim_end_matches("/SKILL.md")
+            .rsplit('/')
+            .next()
+            .unwrap_or("");
         if path.ends_with("SKILL.md") && !folder.is_empty() && folder != name {
-            warnings.push(format!("the folder `{folder}` differs from the skill name `{name}`"));
+            warnings.push(format!(
+                "the folder `{folder}` differs from the skill name `{name}`"
+            ));
         }
         let body = content.splitn(3, "---").nth(2).unwrap_or("");
         if body.trim().is_empty() {
             warnings.push("the skill has no instructions after its frontmatter".into());
         }
         Ok(Processed {
-            metadata: Metadata { name, description, tags, version, extra },
+            metadata: Metadata {
+                name,
+                description,
+                tags,
+                version,
+                extra,
+            },
             content,
             warnings,
         })

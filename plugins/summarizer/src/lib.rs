@@ -10,7 +10,8 @@ wit_bindgen::generate!({ path: "../../wit", world: "summarizer" });
 
 #[unsafe(link_section = "claudenest:manifest")]
 #[used]
-static MANIFEST: [u8; include_bytes!("../manifest.json").len()] = *include_bytes!("../manifest.json");
+static MANIFEST: [u8; include_bytes!("../manifest.json").len()] =
+    *include_bytes!("../manifest.json");
 
 const DAMPING: f64 = 0.85;
 const ITERATIONS: usize = 40;
@@ -36,7 +37,11 @@ fn sentences(chunks: &[Chunk]) -> Vec<Sentence> {
                 .filter(|w| w.len() > 2)
                 .map(str::to_lowercase)
                 .collect();
-            out.push(Sentence { chunk: i as u32, text: text.to_owned(), words });
+            out.push(Sentence {
+                chunk: i as u32,
+                text: text.to_owned(),
+                words,
+            });
         }
     }
     out
@@ -53,7 +58,17 @@ fn similarity(a: &Sentence, b: &Sentence) -> f64 {
 fn rank(sentences: &[Sentence]) -> Vec<f64> {
     let n = sentences.len();
     let weights: Vec<Vec<f64>> = (0..n)
-        .map(|i| (0..n).map(|j| if i == j { 0.0 } else { similarity(&sentences[i], &sentences[j]) }).collect())
+        .map(|i| {
+            (0..n)
+                .map(|j| {
+                    if i == j {
+                        0.0
+                    } else {
+                        similarity(&sentences[i], &sentences[j])
+                    }
+                })
+                .collect()
+        })
         .collect();
     let out_sums: Vec<f64> = weights.iter().map(|row| row.iter().sum()).collect();
     let mut scores = vec![1.0; n];
@@ -78,12 +93,20 @@ impl Guest for TextRank {
         }
         let sentences = sentences(&chunks);
         if sentences.is_empty() {
-            return Ok(Summary { text: String::new(), used: vec![], token_estimate: 0 });
+            return Ok(Summary {
+                text: String::new(),
+                used: vec![],
+                token_estimate: 0,
+            });
         }
         let scores = rank(&sentences);
         let mut order: Vec<usize> = (0..sentences.len()).collect();
         let weighted = |i: usize| {
-            let importance = f64::from(chunks[sentences[i].chunk as usize].importance.clamp(0.0, 1.0));
+            let importance = f64::from(
+                chunks[sentences[i].chunk as usize]
+                    .importance
+                    .clamp(0.0, 1.0),
+            );
             scores[i] * (0.5 + importance)
         };
         order.sort_by(|&a, &b| weighted(b).total_cmp(&weighted(a)).then(a.cmp(&b)));
@@ -98,11 +121,19 @@ impl Guest for TextRank {
             chosen.push(i);
         }
         chosen.sort_unstable();
-        let text = chosen.iter().map(|&i| sentences[i].text.as_str()).collect::<Vec<_>>().join(" ");
+        let text = chosen
+            .iter()
+            .map(|&i| sentences[i].text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
         let mut used: Vec<u32> = chosen.iter().map(|&i| sentences[i].chunk).collect();
         used.dedup();
         let token_estimate = text.chars().count().div_ceil(4) as u32;
-        Ok(Summary { text, used, token_estimate })
+        Ok(Summary {
+            text,
+            used,
+            token_estimate,
+        })
     }
 }
 
