@@ -392,3 +392,71 @@ async fn the_cli_inspects_and_installs_components() {
         .await;
     listed.expect(200);
 }
+
+/// A component from another language: a Python skill processor built with componentize-py
+/// (plugins/python-skill/build.sh, run by scripts/test.sh), its manifest added as
+/// `claudenest plugin pack` does.
+#[tokio::test]
+async fn a_python_component_runs_like_a_rust_one() {
+    use claudenest::plugins::manifest::{Manifest, append_manifest};
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(db).await;
+    let (user, token) = app.user_with_token("ada@example.com").await;
+    let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let component = std::fs::read(root.join("target/python/python_skill.wasm"))
+        .expect("build it first: plugins/python-skill/build.sh (scripts/test.sh does)");
+    let manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(root.join("python-skill/manifest.json")).unwrap())
+            .unwrap();
+    let unpacked = install(&app, &token, component.clone()).await;
+    unpacked.expect(422);
+    assert!(
+        unpacked.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("no `claudenest:manifest`")
+    );
+    let installed = install(&app, &token, append_manifest(&component, &manifest)).await;
+    installed.expect(201);
+    assert_eq!(installed.body["data"]["world"], "skill-processor");
+    app.call(
+        Method::PUT,
+        &format!("/api/machines/{machine}/plugins/python-skill"),
+        Some(&token),
+        Some(json!({})),
+    )
+    .await
+    .expect(200);
+
+    let runtime = app.state.plugins().await.unwrap();
+    let ready = plugins::ready(app.state.store(), runtime, user.id, machine, "python-skill")
+        .await
+        .unwrap();
+    let skill = "---\nname: deploy\ndescription: Ships it\ntags: [ops]\nowner: ada\n---\nSteps.\n";
+    let processed = runtime
+        .process_skill(
+            &ready.loaded,
+            &ready.grants,
+            "skills/deploy/SKILL.md",
+            skill,
+        )
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(processed.metadata.name, "deploy");
+    assert_eq!(processed.metadata.tags, ["ops"]);
+    assert_eq!(
+        processed.metadata.extra,
+        [("owner".to_owned(), "ada".to_owned())]
+    );
+    assert_eq!(processed.warnings, ["checked by python-skill"]);
+    let untagged = "---\nname: deploy\ndescription: Ships it\n---\n";
+    let rejected = runtime
+        .process_skill(&ready.loaded, &ready.grants, "SKILL.md", untagged)
+        .await
+        .unwrap();
+    assert!(rejected.unwrap_err().contains("house rule"));
+}
