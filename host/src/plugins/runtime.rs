@@ -630,6 +630,26 @@ impl PluginRuntime {
         Ok(())
     }
 
+    /// Instantiates the component in a fresh store and drops it: the fixed cost every call
+    /// pays before the plugin's code runs (measured by the plugins benchmark).
+    pub async fn instantiate(&self, loaded: &Loaded) -> CallResult<()> {
+        self.run(loaded, &Grants::default(), async |pre, store| {
+            match pre {
+                Pre::Mcp(pre) => {
+                    pre.instantiate_async(&mut *store).await?;
+                }
+                Pre::Summarizer(pre) => {
+                    pre.instantiate_async(&mut *store).await?;
+                }
+                Pre::Skills(pre) => {
+                    pre.instantiate_async(&mut *store).await?;
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
     pub async fn list_tools(&self, loaded: &Loaded, grants: &Grants) -> CallResult<Vec<Tool>> {
         let tools = self
             .run(loaded, grants, async |pre, store| {
