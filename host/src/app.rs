@@ -39,6 +39,8 @@ struct Inner {
     bus: Arc<EventBus>,
     hub: Arc<Hub>,
     pusher: PusherApp,
+    embedder: crate::embed::SharedEmbedder,
+    embed_worker: crate::domain::context::EmbedWorker,
     /// Made on first use: most hosts never run a plugin, and its engine reserves address space.
     plugins: tokio::sync::OnceCell<Arc<crate::plugins::runtime::PluginRuntime>>,
 }
@@ -120,6 +122,13 @@ impl AppState {
         let hub = Hub::new();
         let shutdown = CancellationToken::new();
         spawn_dispatcher(&bus, &hub, &shutdown);
+        let embedder = crate::embed::from_config(&config)?;
+        let embed_worker = crate::domain::context::spawn_embedder(
+            store.clone(),
+            embedder.clone(),
+            config.embeddings.batch_size,
+            shutdown.clone(),
+        );
         let links = LinkRegistry::new();
         let agent_links = ClusterLinks::start(links.clone(), bus.clone(), shutdown.clone());
         Ok(Self {
@@ -141,6 +150,8 @@ impl AppState {
                 hub,
                 pusher,
                 plugins: tokio::sync::OnceCell::new(),
+                embedder,
+                embed_worker,
             }),
         })
     }
@@ -191,6 +202,14 @@ impl AppState {
     /// Agent links wherever they are held: what domain code talks to agents through.
     pub fn agent_links(&self) -> &ClusterLinks {
         &self.inner.agent_links
+    }
+
+    pub fn embedder(&self) -> &crate::embed::SharedEmbedder {
+        &self.inner.embedder
+    }
+
+    pub fn embed_worker(&self) -> &crate::domain::context::EmbedWorker {
+        &self.inner.embed_worker
     }
 
     /// The plugin runtime (compiled components cached under `<data_dir>/plugin-cache`).

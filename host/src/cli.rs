@@ -84,6 +84,23 @@ pub enum Command {
     /// Work with WebAssembly plugins (docs/plugins.md).
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Manage the embedding model context search uses.
+    #[command(subcommand)]
+    Model(ModelCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ModelCommand {
+    /// Download all-MiniLM-L6-v2 (model.safetensors, tokenizer.json, config.json) into
+    /// `embeddings.model_dir` [default: <data_dir>/models/all-MiniLM-L6-v2].
+    Fetch {
+        /// Where to download from [default: embeddings.fetch_base_url, Hugging Face].
+        #[arg(long)]
+        base_url: Option<String>,
+        /// Where to put the files [default: embeddings.model_dir].
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -230,6 +247,15 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Agent(args) => run_agent(args).await,
         Command::Plugin(command) => run_plugin(command).await,
+        Command::Model(ModelCommand::Fetch { base_url, dir }) => {
+            let base = base_url.unwrap_or_else(|| config.embeddings.fetch_base_url.clone());
+            let dir = dir.unwrap_or_else(|| config.model_dir());
+            fetch_model(&base, &dir).await?;
+            // Loading it proves the download is a usable model.
+            crate::embed::minilm::MiniLm::load(&dir)?;
+            println!("all-MiniLM-L6-v2 is ready in {}", dir.display());
+            Ok(())
+        }
         Command::Serve => crate::server::serve(config).await,
         Command::Migrate => {
             let store = store::open(&config.effective_database_url()).await?;
@@ -305,6 +331,30 @@ fn describe_fields(err: &crate::error::ApiError) -> String {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Downloads the model files, each to a temporary name first, so an interrupted download never
+/// leaves a half-written file under the real name.
+async fn fetch_model(base: &str, dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let client = reqwest::Client::new();
+    for file in crate::embed::minilm::FILES {
+        let url = format!("{}/{file}", base.trim_end_matches('/'));
+        let response = client
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("downloading {url}"))?
+            .error_for_status()
+            .with_context(|| format!("downloading {url}"))?;
+        let bytes = response.bytes().await?;
+        anyhow::ensure!(!bytes.is_empty(), "{url} is empty");
+        let tmp = dir.join(format!("{file}.part"));
+        std::fs::write(&tmp, &bytes)?;
+        std::fs::rename(&tmp, dir.join(file))?;
+        println!("{file}: {} bytes", bytes.len());
+    }
+    Ok(())
 }
 
 async fn run_plugin(command: PluginCommand) -> anyhow::Result<()> {

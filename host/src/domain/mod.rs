@@ -4,6 +4,7 @@ pub mod abilities;
 pub mod accounts;
 pub mod channels;
 pub mod clock;
+pub mod context;
 pub mod locks;
 pub mod machines;
 pub mod mail;

@@ -513,6 +513,7 @@ pub struct Swept {
     pub requeued_claims: usize,
     pub disconnected_instances: usize,
     pub expired_locks: u64,
+    pub expired_chunks: u64,
 }
 
 /// Frees what nobody is working on any more: claims past their timeout go back to pending,
@@ -553,6 +554,7 @@ pub async fn sweep(
         .await?;
     }
     swept.expired_locks = store.sweep_expired_locks(now).await?;
+    swept.expired_chunks = store.delete_expired_chunks(now).await?;
     Ok(swept)
 }
 

@@ -28,6 +28,18 @@ pub struct Health {
     /// RFC 3339 UTC.
     pub timestamp: String,
     pub store: StoreHealth,
+    pub search: SearchHealth,
+}
+
+/// What context search runs on.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SearchHealth {
+    /// `all-MiniLM-L6-v2`, `http:<model>` or `hashing-v1`.
+    pub embedder: String,
+    /// False for the hashing fallback: queries then match words, not meaning
+    /// (`search_method: text`).
+    pub semantic: bool,
+    pub dimensions: usize,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -60,6 +72,11 @@ pub async fn health(State(state): State<AppState>) -> Reply<Health> {
         store: StoreHealth {
             kind: store.kind(),
             reachable,
+        },
+        search: SearchHealth {
+            embedder: state.embedder().model().to_owned(),
+            semantic: state.embedder().semantic(),
+            dimensions: crate::embed::DIMS,
         },
     };
     let status = if reachable {

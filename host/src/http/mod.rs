@@ -5,6 +5,7 @@
 
 pub mod agent_link;
 pub mod auth;
+pub mod context;
 pub mod envelope;
 pub mod extract;
 pub mod health;
@@ -61,6 +62,7 @@ use request_id::RequestId;
         (name = "projects", description = "Projects, instances, activity (API §5)"),
         (name = "tasks", description = "Tasks (API §6)"),
         (name = "locks", description = "File locks (API §8)"),
+        (name = "context", description = "Shared context and search (API §7)"),
         (name = "plugins", description = "WebAssembly plugins: registry, per-machine enablement, tool calls"),
         (name = "meta", description = "This document"),
     )
@@ -101,6 +103,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(tasks::router())
         .merge(locks::router())
         .merge(plugins::router(state))
+        .merge(context::router())
         .route_layer(middleware::from_fn_with_state(
             state.api_limiter(),
             rate_limit::per_token,

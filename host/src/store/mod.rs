@@ -362,6 +362,37 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_activity(&self, activity: &Activity) -> StoreResult<()>;
     async fn recent_activity(&self, project_id: Uuid, limit: u64) -> StoreResult<Vec<Activity>>;
     async fn insert_chunk(&self, chunk: &ContextChunk) -> StoreResult<()>;
+    /// Live (unexpired at `now`) chunks of a project, newest first, with the total matching.
+    async fn context_chunks(
+        &self,
+        project_id: Uuid,
+        filter: &ChunkFilter,
+        now: DateTime<Utc>,
+    ) -> StoreResult<(Vec<ContextChunk>, u64)>;
+    async fn delete_context_chunk(&self, project_id: Uuid, id: Uuid) -> StoreResult<bool>;
+    /// Removes chunks that expired by `now`; returns how many.
+    async fn delete_expired_chunks(&self, now: DateTime<Utc>) -> StoreResult<u64>;
+    /// Chunks (any project) with no embedding from `model`, oldest first.
+    async fn chunks_to_embed(&self, model: &str, limit: u64) -> StoreResult<Vec<ContextChunk>>;
+    /// Stores (or replaces) embeddings: `(chunk id, project id, vector)`.
+    async fn put_embeddings(&self, model: &str, rows: &[(Uuid, Uuid, Vec<f32>)])
+    -> StoreResult<()>;
+    /// The live chunks of the project nearest to `query` among those embedded by `model`,
+    /// with cosine similarity, most similar first.
+    async fn nearest_chunks(
+        &self,
+        project_id: Uuid,
+        search: &ChunkSearch<'_>,
+        query: &[f32],
+    ) -> StoreResult<Vec<(ContextChunk, f64)>>;
+    /// Live chunks of the project not embedded by `model` yet whose text matches any of
+    /// `words` (full-text index), best match first.
+    async fn text_matches_unembedded(
+        &self,
+        project_id: Uuid,
+        search: &ChunkSearch<'_>,
+        words: &[String],
+    ) -> StoreResult<Vec<ContextChunk>>;
 
     // --- sessions ---------------------------------------------------------------------------
 
@@ -438,6 +469,24 @@ pub trait Store: Send + Sync + 'static {
     async fn send_event(&self, payload: &str) -> StoreResult<()>;
     /// Payloads other processes sent, or `None` when this store has no such channel (SQLite).
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>>;
+}
+
+/// Which chunks to list (API §7.5).
+#[derive(Debug, Clone, Default)]
+pub struct ChunkFilter {
+    pub kind: Option<String>,
+    pub instance_id: Option<String>,
+    pub limit: u64,
+    pub offset: u64,
+}
+
+/// A search over a project's chunks.
+#[derive(Debug, Clone)]
+pub struct ChunkSearch<'a> {
+    pub model: &'a str,
+    pub kind: Option<&'a str>,
+    pub limit: u64,
+    pub now: DateTime<Utc>,
 }
 
 /// Which log entries to read.

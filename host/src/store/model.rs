@@ -385,3 +385,11 @@ pub struct MachinePlugin {
     pub grants: Json<serde_json::Value>,
     pub enabled_at: DateTime<Utc>,
 }
+
+/// A chunk with its cosine distance to a query (search results).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct ScoredChunk {
+    #[sqlx(flatten)]
+    pub chunk: ContextChunk,
+    pub distance: f64,
+}

@@ -149,4 +149,83 @@ store_impl!(PgStore {
         Ok(Some(rx))
     }
 
+
+    async fn put_embeddings(&self, model: &str, rows: &[(Uuid, Uuid, Vec<f32>)]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for (chunk, project, vector) in rows {
+            sqlx::query(sql::PUT_EMBEDDING)
+                .bind(chunk)
+                .bind(project)
+                .bind(model)
+                .bind(pgvector::Vector::from(vector.clone()))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// pgvector's cosine distance. The planner scans the project's rows exactly when that is
+    /// cheaper, else walks the HNSW index; iterative scans keep the project filter from
+    /// starving the index walk of results.
+    async fn nearest_chunks(
+        &self,
+        project_id: Uuid,
+        search: &ChunkSearch<'_>,
+        query: &[f32],
+    ) -> StoreResult<Vec<(ContextChunk, f64)>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET LOCAL hnsw.iterative_scan = relaxed_order")
+            .execute(&mut *tx)
+            .await?;
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "SELECT * FROM (SELECT c.*, (e.embedding <=> ",
+        );
+        q.push_bind(pgvector::Vector::from(query.to_vec()));
+        q.push(")::float8 AS distance FROM chunk_embeddings e JOIN context_chunks c ON c.id = e.chunk_id WHERE e.project_id = ")
+            .push_bind(project_id)
+            .push(" AND e.model = ")
+            .push_bind(search.model.to_owned())
+            .push(" AND (c.expires_at IS NULL OR c.expires_at > ")
+            .push_bind(search.now)
+            .push(")");
+        if let Some(kind) = search.kind {
+            q.push(" AND c.type = ").push_bind(kind.to_owned());
+        }
+        q.push(" ORDER BY distance LIMIT ")
+            .push_bind(search.limit as i64)
+            .push(") nearest ORDER BY distance, id");
+        let rows: Vec<ScoredChunk> = q.build_query_as().fetch_all(&mut *tx).await?;
+        tx.commit().await?;
+        Ok(rows.into_iter().map(|r| (r.chunk, 1.0 - r.distance)).collect())
+    }
+
+    /// `tsvector` (english stemming), any of the words, best `ts_rank` first.
+    async fn text_matches_unembedded(
+        &self,
+        project_id: Uuid,
+        search: &ChunkSearch<'_>,
+        words: &[String],
+    ) -> StoreResult<Vec<ContextChunk>> {
+        let words = sql::search_words(words);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
+            "SELECT c.* FROM context_chunks c LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = ",
+        );
+        q.push_bind(search.model.to_owned())
+            .push(", to_tsquery('english', ")
+            .push_bind(words.join(" | "))
+            .push(") query WHERE c.content_tsv @@ query AND c.project_id = ")
+            .push_bind(project_id)
+            .push(" AND e.chunk_id IS NULL AND (c.expires_at IS NULL OR c.expires_at > ")
+            .push_bind(search.now)
+            .push(")");
+        if let Some(kind) = search.kind {
+            q.push(" AND c.type = ").push_bind(kind.to_owned());
+        }
+        q.push(" ORDER BY ts_rank(c.content_tsv, query) DESC, c.id LIMIT ")
+            .push_bind(search.limit as i64);
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
 });

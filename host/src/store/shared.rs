@@ -18,11 +18,11 @@ pub(super) mod prelude {
     pub(crate) use crate::{
         protocol::Environment,
         store::{
-            Activity, ApiToken, ClaimRefusal, ContextChunk, FileLock, Instance, InstanceReport,
-            LockOutcome, LogFilter, Machine, MachineFilter, MachinePlugin, OAuthIdentity,
-            OAuthState, Pairing, PasswordReset, PathOverlap, PluginRow, Project, ProjectCounts,
-            ProjectListing, Session, SessionLog, Store, StoreResult, Task, TaskRow, TokenWithOwner,
-            User, sql,
+            Activity, ApiToken, ChunkFilter, ChunkSearch, ClaimRefusal, ContextChunk, FileLock,
+            Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter,
+            MachinePlugin, OAuthIdentity, OAuthState, Pairing, PasswordReset, PathOverlap,
+            PluginRow, Project, ProjectCounts, ProjectListing, ScoredChunk, Session, SessionLog,
+            Store, StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
         },
     };
 }
@@ -851,6 +851,48 @@ macro_rules! store_impl {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            async fn context_chunks(
+                &self,
+                project_id: Uuid,
+                filter: &ChunkFilter,
+                now: DateTime<Utc>,
+            ) -> StoreResult<(Vec<ContextChunk>, u64)> {
+                type Db = <$backend as $crate::store::Backend>::Db;
+                let build = |select: &str| {
+                    let mut q = sqlx::QueryBuilder::<Db>::new(select);
+                    q.push(" FROM context_chunks WHERE project_id = ").push_bind(project_id);
+                    q.push(" AND (expires_at IS NULL OR expires_at > ").push_bind(now).push(")");
+                    if let Some(kind) = &filter.kind {
+                        q.push(" AND type = ").push_bind(kind.clone());
+                    }
+                    if let Some(instance) = &filter.instance_id {
+                        q.push(" AND instance_id = ").push_bind(instance.clone());
+                    }
+                    q
+                };
+                let total: i64 = build("SELECT COUNT(*)").build_query_scalar().fetch_one(&self.pool).await?;
+                let mut q = build("SELECT *");
+                q.push(" ORDER BY created_at DESC, id DESC LIMIT ").push_bind(filter.limit as i64);
+                q.push(" OFFSET ").push_bind(filter.offset as i64);
+                let rows = q.build_query_as().fetch_all(&self.pool).await?;
+                Ok((rows, total as u64))
+            }
+
+            async fn delete_context_chunk(&self, project_id: Uuid, id: Uuid) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_CHUNK).bind(project_id).bind(id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn delete_expired_chunks(&self, now: DateTime<Utc>) -> StoreResult<u64> {
+                let query = sqlx::query(sql::DELETE_EXPIRED_CHUNKS).bind(now);
+                Ok(query.execute(&self.pool).await?.rows_affected())
+            }
+
+            async fn chunks_to_embed(&self, model: &str, limit: u64) -> StoreResult<Vec<ContextChunk>> {
+                let query = sqlx::query_as(sql::CHUNKS_TO_EMBED).bind(model).bind(limit as i64);
+                Ok(query.fetch_all(&self.pool).await?)
             }
 
             async fn insert_session(&self, x: &Session) -> StoreResult<()> {

@@ -241,6 +241,33 @@ pub const INSERT_CHUNK: &str = "INSERT INTO context_chunks (id, project_id, inst
      type, content, files, importance_score, expires_at, created_at) VALUES \
      ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
 
+pub const DELETE_CHUNK: &str = "DELETE FROM context_chunks WHERE project_id = $1 AND id = $2";
+pub const DELETE_EXPIRED_CHUNKS: &str =
+    "DELETE FROM context_chunks WHERE expires_at IS NOT NULL AND expires_at <= $1";
+/// Chunks lacking an embedding from model `$1`.
+pub const CHUNKS_TO_EMBED: &str = "SELECT c.* FROM context_chunks c \
+     LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = $1 \
+     WHERE e.chunk_id IS NULL ORDER BY c.created_at, c.id LIMIT $2";
+
+/// `$1` chunk, `$2` project, `$3` model, `$4` vector; skipped when the chunk was deleted meanwhile.
+pub const PUT_EMBEDDING: &str = "INSERT INTO chunk_embeddings (chunk_id, project_id, model, embedding) \
+     SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM context_chunks WHERE id = $1) \
+     ON CONFLICT (chunk_id) DO UPDATE SET model = excluded.model, embedding = excluded.embedding";
+
+/// Words for a full-text query: letters and digits only, at most 32 of them.
+pub fn search_words(words: &[String]) -> Vec<String> {
+    words
+        .iter()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+        })
+        .filter(|w| !w.is_empty())
+        .take(32)
+        .collect()
+}
+
 // --- sessions ----------------------------------------------------------------------------------
 
 pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, machine_id, user_id, mode, \

@@ -85,4 +85,75 @@ store_impl!(SqliteStore {
     async fn listen_events(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<String>>> {
         Ok(None)
     }
+
+    async fn put_embeddings(&self, model: &str, rows: &[(Uuid, Uuid, Vec<f32>)]) -> StoreResult<()> {
+        let mut tx = self.pool.begin().await?;
+        for (chunk, project, vector) in rows {
+            sqlx::query(sql::PUT_EMBEDDING)
+                .bind(chunk)
+                .bind(project)
+                .bind(model)
+                .bind(crate::embed::to_bytes(vector))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    /// sqlite-vec's `vec_distance_cosine` over the project's embeddings (an exact scan).
+    async fn nearest_chunks(
+        &self,
+        project_id: Uuid,
+        search: &ChunkSearch<'_>,
+        query: &[f32],
+    ) -> StoreResult<Vec<(ContextChunk, f64)>> {
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT c.*, vec_distance_cosine(e.embedding, ",
+        );
+        q.push_bind(crate::embed::to_bytes(query));
+        q.push(") AS distance FROM chunk_embeddings e JOIN context_chunks c ON c.id = e.chunk_id WHERE e.project_id = ")
+            .push_bind(project_id)
+            .push(" AND e.model = ")
+            .push_bind(search.model.to_owned())
+            .push(" AND (c.expires_at IS NULL OR c.expires_at > ")
+            .push_bind(search.now)
+            .push(")");
+        if let Some(kind) = search.kind {
+            q.push(" AND c.type = ").push_bind(kind.to_owned());
+        }
+        q.push(" ORDER BY distance, c.id LIMIT ").push_bind(search.limit as i64);
+        let rows: Vec<ScoredChunk> = q.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.chunk, 1.0 - r.distance)).collect())
+    }
+
+    /// FTS5 (porter stemming), any of the words, best bm25 first.
+    async fn text_matches_unembedded(
+        &self,
+        project_id: Uuid,
+        search: &ChunkSearch<'_>,
+        words: &[String],
+    ) -> StoreResult<Vec<ContextChunk>> {
+        let words = sql::search_words(words);
+        if words.is_empty() {
+            return Ok(Vec::new());
+        }
+        let matcher = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR ");
+        let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+            "SELECT c.* FROM context_chunks_fts f JOIN context_chunks c ON c.rowid = f.rowid \
+             LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = ",
+        );
+        q.push_bind(search.model.to_owned())
+            .push(" WHERE context_chunks_fts MATCH ")
+            .push_bind(matcher)
+            .push(" AND c.project_id = ")
+            .push_bind(project_id)
+            .push(" AND e.chunk_id IS NULL AND (c.expires_at IS NULL OR c.expires_at > ")
+            .push_bind(search.now)
+            .push(")");
+        if let Some(kind) = search.kind {
+            q.push(" AND c.type = ").push_bind(kind.to_owned());
+        }
+        q.push(" ORDER BY bm25(context_chunks_fts) LIMIT ").push_bind(search.limit as i64);
+        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+    }
 });
