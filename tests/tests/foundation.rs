@@ -18,7 +18,9 @@ on_both_stores! {
         let data = body["data"].as_object().unwrap();
         let mut keys: Vec<_> = data.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        assert_eq!(keys, ["status", "store", "timestamp", "version"]);
+        assert_eq!(keys, ["search", "status", "store", "timestamp", "version"]);
+        // No model in a fresh data directory: the hashing fallback, and it says so.
+        assert_eq!(data["search"], serde_json::json!({"embedder": "hashing-v1", "semantic": false, "dimensions": 384}));
         assert_eq!(data["status"], "ok");
         assert_eq!(data["version"], claudenest::VERSION);
         chrono::DateTime::parse_from_rfc3339(data["timestamp"].as_str().unwrap()).unwrap();
