@@ -5,6 +5,9 @@
 //! measured next to `pgbench` running the same claim statement against the same server and
 //! database in the same run. On SQLite, the store's claims/s.
 
+#[path = "common.rs"]
+mod common;
+
 use std::{
     sync::{
         Arc,
@@ -42,7 +45,7 @@ async fn main() {
         println!("PostgreSQL: not measured (run through scripts/with-postgres.sh)");
         return;
     };
-    let url = fresh_database(&server).await;
+    let url = common::fresh_database(&server).await;
     let (ours, project) = run_store(&url).await;
     let store = store::open(&url).await.unwrap();
     reset(&url).await;
@@ -51,18 +54,6 @@ async fn main() {
     println!("Postgres store claims/s: {ours:>9.0}");
     println!("Postgres pgbench (same SQL) tps: {theirs:>9.0}");
     println!("store / pgbench: {:.2}", ours / theirs);
-}
-
-async fn fresh_database(server: &str) -> String {
-    use sqlx::Connection as _;
-    let name = format!("bench_{}", Uuid::now_v7().simple());
-    let mut admin = sqlx::PgConnection::connect(server).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .unwrap();
-    let (base, _) = server.rsplit_once('/').unwrap();
-    format!("{base}/{name}")
 }
 
 /// Makes a project with `TASKS` tasks and measures claims/s; returns it and the project id.
