@@ -430,3 +430,28 @@ async fn model_fetch_downloads_a_working_model_from_a_loopback_server() {
         .unwrap();
     assert!(!missing.status.success());
 }
+
+on_both_stores! {
+    async fn a_model_change_re_embeds_every_chunk(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let (token, _, project) = new_project(&app, json!({})).await;
+        for (kind, content) in CHUNKS {
+            add(&app, &token, project, json!({"content": content, "type": kind})).await.expect(201);
+        }
+        embedded(&app).await;
+        let store = app.state.store();
+        assert!(store.chunks_to_embed("hashing-v1", 10).await.unwrap().is_empty());
+        // Another model: every chunk is due again, and embedding with it replaces the old rows.
+        let due = store.chunks_to_embed("all-MiniLM-L6-v2", 10).await.unwrap();
+        assert_eq!(due.len(), CHUNKS.len());
+        let rows: Vec<(Uuid, Uuid, Vec<f32>)> = due.iter()
+            .map(|c| (c.id, c.project_id, claudenest::embed::hashing::embed_one(&c.content))).collect();
+        store.put_embeddings("all-MiniLM-L6-v2", &rows).await.unwrap();
+        assert!(store.chunks_to_embed("all-MiniLM-L6-v2", 10).await.unwrap().is_empty());
+        assert_eq!(store.chunks_to_embed("hashing-v1", 10).await.unwrap().len(), CHUNKS.len());
+        // An embedding for a chunk deleted meanwhile is skipped, not an error.
+        let gone = due[0].id;
+        app.call(Method::DELETE, &format!("/api/projects/{project}/context/chunks/{gone}"), Some(&token), None).await.expect(200);
+        store.put_embeddings("all-MiniLM-L6-v2", &rows[..1]).await.unwrap();
+    }
+}
