@@ -26,8 +26,15 @@ pub async fn fresh_database(server: &str) -> String {
     format!("{base}/{name}")
 }
 
-/// A user with a `*` token, as a principal, and one machine of theirs.
-pub async fn user_and_machine(store: &dyn Store) -> (Principal, Uuid) {
+/// A user with a `*` token and one machine of theirs, with the tokens in clear.
+pub struct BenchUser {
+    pub principal: Principal,
+    pub token: String,
+    pub machine: Uuid,
+    pub machine_token: String,
+}
+
+pub async fn bench_user(store: &dyn Store) -> BenchUser {
     let user = accounts::create_account(
         store,
         accounts::NewAccount {
@@ -38,7 +45,7 @@ pub async fn user_and_machine(store: &dyn Store) -> (Principal, Uuid) {
     )
     .await
     .unwrap();
-    let (token_row, _) = accounts::issue_token(store, user.id, "bench", vec!["*".into()], None)
+    let (token_row, token) = accounts::issue_token(store, user.id, "bench", vec!["*".into()], None)
         .await
         .unwrap();
     let principal = Principal {
@@ -50,8 +57,38 @@ pub async fn user_and_machine(store: &dyn Store) -> (Principal, Uuid) {
         name: "bench".into(),
         ..NewMachine::default()
     };
-    let (machine, _) = machines::register(store, &principal, new).await.unwrap();
-    (principal, machine.id)
+    let (machine, machine_token) = machines::register(store, &principal, new).await.unwrap();
+    BenchUser {
+        principal,
+        token,
+        machine: machine.id,
+        machine_token,
+    }
+}
+
+/// A user with a `*` token, as a principal, and one machine of theirs.
+pub async fn user_and_machine(store: &dyn Store) -> (Principal, Uuid) {
+    let user = bench_user(store).await;
+    (user.principal, user.machine)
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct Killed(pub std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// A loopback port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub fn percentile(sorted: &[Duration], p: usize) -> Duration {

@@ -11,19 +11,17 @@
 //!
 //! Real processes throughout: the `claudenest` host binary on SQLite and a `claudenest agent`.
 
+#[path = "common.rs"]
+mod common;
+
 use std::{
     io::Read as _,
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
-use claudenest::{
-    domain::{
-        accounts::{self, Principal},
-        machines::{self, NewMachine},
-    },
-    store,
-};
+use claudenest::store;
+use common::{Killed, free_port, percentile};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -49,26 +47,6 @@ app.listen(int(sys.argv[1]), "127.0.0.1")
 print("ready", flush=True)
 tornado.ioloop.IOLoop.current().start()
 "#;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
-}
 
 async fn wait_until(mut ready: impl AsyncFnMut() -> bool, what: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -160,35 +138,12 @@ async fn main() {
     std::fs::create_dir(&flood_dir).unwrap();
 
     let store = store::open(&url).await.unwrap();
-    let user = accounts::create_account(
-        store.as_ref(),
-        accounts::NewAccount {
-            name: "Bench".into(),
-            email: "bench@example.com".into(),
-            password: "bench password".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let (token_row, token) =
-        accounts::issue_token(store.as_ref(), user.id, "bench", vec!["*".into()], None)
-            .await
-            .unwrap();
-    let principal = Principal {
-        user: user.clone(),
-        token_id: token_row.id,
-        abilities: vec!["*".to_owned()].into(),
-    };
-    let (machine, machine_token) = machines::register(
-        store.as_ref(),
-        &principal,
-        NewMachine {
-            name: "bench".into(),
-            ..NewMachine::default()
-        },
-    )
-    .await
-    .unwrap();
+    let common::BenchUser {
+        token,
+        machine,
+        machine_token,
+        ..
+    } = common::bench_user(store.as_ref()).await;
     store.close().await;
 
     let port = free_port();
@@ -218,7 +173,7 @@ async fn main() {
             .unwrap(),
     );
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let machine_url = format!("{base}/api/machines/{}", machine.id);
+    let machine_url = format!("{base}/api/machines/{machine}");
     wait_until(
         async || {
             let Ok(r) = client.get(&machine_url).bearer_auth(&token).send().await else {
