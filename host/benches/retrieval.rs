@@ -181,14 +181,13 @@ async fn quality(store: &Arc<dyn Store>, embedders: &[SharedEmbedder]) -> Vec<(S
                 .into_iter()
                 .map(|(c, _)| c.id)
                 .collect();
-            // A model no chunk was embedded with: the full-text index over every chunk.
             let words: Vec<String> = topic.query.split_whitespace().map(str::to_owned).collect();
             let text: Vec<Uuid> = store
-                .text_matches_unembedded(project_id, &search("none", 50), &words)
+                .text_matches(project_id, &search(model, 50), &words, false)
                 .await
                 .unwrap()
                 .into_iter()
-                .map(|c| c.id)
+                .map(|(c, _)| c.id)
                 .collect();
             add(format!("{} vector", embedder.model()), score(&vector, rel));
             add(

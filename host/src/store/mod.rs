@@ -385,14 +385,16 @@ pub trait Store: Send + Sync + 'static {
         search: &ChunkSearch<'_>,
         query: &[f32],
     ) -> StoreResult<Vec<(ContextChunk, f64)>>;
-    /// Live chunks of the project not embedded by `model` yet whose text matches any of
-    /// `words` (full-text index), best match first.
-    async fn text_matches_unembedded(
+    /// Live chunks of the project whose text matches any of `words` (full-text index, with
+    /// stemming), best first, with a text score in [0, 1). `pending_only`: only chunks not
+    /// embedded by `search.model` yet.
+    async fn text_matches(
         &self,
         project_id: Uuid,
         search: &ChunkSearch<'_>,
         words: &[String],
-    ) -> StoreResult<Vec<ContextChunk>>;
+        pending_only: bool,
+    ) -> StoreResult<Vec<(ContextChunk, f64)>>;
 
     // --- sessions ---------------------------------------------------------------------------
 

@@ -199,33 +199,40 @@ store_impl!(PgStore {
         Ok(rows.into_iter().map(|r| (r.chunk, 1.0 - r.distance)).collect())
     }
 
-    /// `tsvector` (english stemming), any of the words, best `ts_rank` first.
-    async fn text_matches_unembedded(
+    /// `tsvector` (english stemming), any of the words, best `ts_rank` first; score =
+    /// `ts_rank` with normalisation 32 (rank / (rank + 1)).
+    async fn text_matches(
         &self,
         project_id: Uuid,
         search: &ChunkSearch<'_>,
         words: &[String],
-    ) -> StoreResult<Vec<ContextChunk>> {
+        pending_only: bool,
+    ) -> StoreResult<Vec<(ContextChunk, f64)>> {
         let words = sql::search_words(words);
         if words.is_empty() {
             return Ok(Vec::new());
         }
         let mut q = sqlx::QueryBuilder::<sqlx::Postgres>::new(
-            "SELECT c.* FROM context_chunks c LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = ",
+            "SELECT c.*, (1.0 - ts_rank(c.content_tsv, query, 32))::float8 AS distance \
+             FROM context_chunks c LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = ",
         );
         q.push_bind(search.model.to_owned())
             .push(", to_tsquery('english', ")
             .push_bind(words.join(" | "))
             .push(") query WHERE c.content_tsv @@ query AND c.project_id = ")
             .push_bind(project_id)
-            .push(" AND e.chunk_id IS NULL AND (c.expires_at IS NULL OR c.expires_at > ")
+            .push(" AND (c.expires_at IS NULL OR c.expires_at > ")
             .push_bind(search.now)
             .push(")");
+        if pending_only {
+            q.push(" AND e.chunk_id IS NULL");
+        }
         if let Some(kind) = search.kind {
             q.push(" AND c.type = ").push_bind(kind.to_owned());
         }
-        q.push(" ORDER BY ts_rank(c.content_tsv, query) DESC, c.id LIMIT ")
+        q.push(" ORDER BY distance, c.id LIMIT ")
             .push_bind(search.limit as i64);
-        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+        let rows: Vec<ScoredChunk> = q.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.chunk, 1.0 - r.distance)).collect())
     }
 });

@@ -126,20 +126,23 @@ store_impl!(SqliteStore {
         Ok(rows.into_iter().map(|r| (r.chunk, 1.0 - r.distance)).collect())
     }
 
-    /// FTS5 (porter stemming), any of the words, best bm25 first.
-    async fn text_matches_unembedded(
+    /// FTS5 (porter stemming), any of the words, best bm25 first; score = x / (1 + x) with
+    /// x = -bm25 (bm25 is negative, lower is better).
+    async fn text_matches(
         &self,
         project_id: Uuid,
         search: &ChunkSearch<'_>,
         words: &[String],
-    ) -> StoreResult<Vec<ContextChunk>> {
+        pending_only: bool,
+    ) -> StoreResult<Vec<(ContextChunk, f64)>> {
         let words = sql::search_words(words);
         if words.is_empty() {
             return Ok(Vec::new());
         }
         let matcher = words.iter().map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR ");
         let mut q = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
-            "SELECT c.* FROM context_chunks_fts f JOIN context_chunks c ON c.rowid = f.rowid \
+            "SELECT c.*, 1.0 / (1.0 - bm25(context_chunks_fts)) AS distance \
+             FROM context_chunks_fts f JOIN context_chunks c ON c.rowid = f.rowid \
              LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = ",
         );
         q.push_bind(search.model.to_owned())
@@ -147,13 +150,17 @@ store_impl!(SqliteStore {
             .push_bind(matcher)
             .push(" AND c.project_id = ")
             .push_bind(project_id)
-            .push(" AND e.chunk_id IS NULL AND (c.expires_at IS NULL OR c.expires_at > ")
+            .push(" AND (c.expires_at IS NULL OR c.expires_at > ")
             .push_bind(search.now)
             .push(")");
+        if pending_only {
+            q.push(" AND e.chunk_id IS NULL");
+        }
         if let Some(kind) = search.kind {
             q.push(" AND c.type = ").push_bind(kind.to_owned());
         }
-        q.push(" ORDER BY bm25(context_chunks_fts) LIMIT ").push_bind(search.limit as i64);
-        Ok(q.build_query_as().fetch_all(&self.pool).await?)
+        q.push(" ORDER BY bm25(context_chunks_fts), c.id LIMIT ").push_bind(search.limit as i64);
+        let rows: Vec<ScoredChunk> = q.build_query_as().fetch_all(&self.pool).await?;
+        Ok(rows.into_iter().map(|r| (r.chunk, 1.0 - r.distance)).collect())
     }
 });
