@@ -331,6 +331,21 @@ async fn fetch(
     })
 }
 
+/// Instantiates the component as world `$variant` in a fresh store and calls one export,
+/// under every limit of [`PluginRuntime::run`].
+macro_rules! call_export {
+    ($runtime:expr, $loaded:expr, $grants:expr, $variant:ident,
+     $interface:ident . $func:ident ( $($arg:expr),* )) => {
+        $runtime.run($loaded, $grants, async |pre, store| {
+            let Pre::$variant(pre) = pre else {
+                wasmtime::bail!("the component is not a {}", stringify!($variant));
+            };
+            let instance = pre.instantiate_async(&mut *store).await?;
+            instance.$interface().$func(&mut *store $(, $arg)*).await
+        })
+    };
+}
+
 /// The plugin host of this process.
 pub struct PluginRuntime {
     engine: Engine,
@@ -651,18 +666,14 @@ impl PluginRuntime {
     }
 
     pub async fn list_tools(&self, loaded: &Loaded, grants: &Grants) -> CallResult<Vec<Tool>> {
-        let tools = self
-            .run(loaded, grants, async |pre, store| {
-                let Pre::Mcp(pre) = pre else {
-                    wasmtime::bail!("not an mcp-adapter");
-                };
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .claudenest_plugin_tools()
-                    .call_list_tools(&mut *store)
-                    .await
-            })
-            .await?;
+        let tools = call_export!(
+            self,
+            loaded,
+            grants,
+            Mcp,
+            claudenest_plugin_tools.call_list_tools()
+        )
+        .await?;
         let size: usize = tools
             .iter()
             .map(|t| t.name.len() + t.description.len() + t.input_schema.len())
@@ -679,18 +690,14 @@ impl PluginRuntime {
         name: &str,
         arguments: &str,
     ) -> CallResult<Result<ToolResult, String>> {
-        let result = self
-            .run(loaded, grants, async |pre, store| {
-                let Pre::Mcp(pre) = pre else {
-                    wasmtime::bail!("not an mcp-adapter");
-                };
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .claudenest_plugin_tools()
-                    .call_call_tool(&mut *store, name, arguments)
-                    .await
-            })
-            .await?;
+        let result = call_export!(
+            self,
+            loaded,
+            grants,
+            Mcp,
+            claudenest_plugin_tools.call_call_tool(name, arguments)
+        )
+        .await?;
         if let Ok(result) = &result {
             let size: usize = result
                 .content
@@ -712,18 +719,14 @@ impl PluginRuntime {
         chunks: &[Chunk],
         options: SummarizeOptions,
     ) -> CallResult<Result<Summary, String>> {
-        let result = self
-            .run(loaded, grants, async |pre, store| {
-                let Pre::Summarizer(pre) = pre else {
-                    wasmtime::bail!("not a summarizer");
-                };
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .claudenest_plugin_summarize()
-                    .call_summarize(&mut *store, chunks, options)
-                    .await
-            })
-            .await?;
+        let result = call_export!(
+            self,
+            loaded,
+            grants,
+            Summarizer,
+            claudenest_plugin_summarize.call_summarize(chunks, options)
+        )
+        .await?;
         if let Ok(summary) = &result {
             self.check_output(summary.text.len() + summary.used.len() * 4)?;
         }
@@ -737,18 +740,14 @@ impl PluginRuntime {
         path: &str,
         content: &str,
     ) -> CallResult<Result<Processed, String>> {
-        let result = self
-            .run(loaded, grants, async |pre, store| {
-                let Pre::Skills(pre) = pre else {
-                    wasmtime::bail!("not a skill-processor");
-                };
-                let instance = pre.instantiate_async(&mut *store).await?;
-                instance
-                    .claudenest_plugin_skills()
-                    .call_process(&mut *store, path, content)
-                    .await
-            })
-            .await?;
+        let result = call_export!(
+            self,
+            loaded,
+            grants,
+            Skills,
+            claudenest_plugin_skills.call_process(path, content)
+        )
+        .await?;
         if let Ok(processed) = &result {
             let m = &processed.metadata;
             let size = processed.content.len()
