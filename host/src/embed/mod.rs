@@ -84,7 +84,7 @@ pub fn from_config(config: &crate::config::Config) -> anyhow::Result<SharedEmbed
         "auto" => {
             tracing::warn!(
                 model_dir = %dir.display(),
-                "no embedding model: context search matches words only (run `claudenest model fetch`)"
+                "no embedding model: context search uses the full-text index only (run `claudenest model fetch`)"
             );
             Arc::new(hashing::HashingEmbedder)
         }
