@@ -355,6 +355,19 @@ pub struct PluginRuntime {
     limits: Limits,
     /// Whether the pooling allocator could be set up (else on-demand).
     pub pooling: bool,
+    /// Plugin calls run here, not on the server's runtime: guests yield at every epoch tick,
+    /// but a CPU-bound task that is always ready still delays a runtime's I/O polling, so
+    /// spinning plugins must only ever slow other plugins.
+    executor: Option<tokio::runtime::Runtime>,
+}
+
+impl Drop for PluginRuntime {
+    fn drop(&mut self) {
+        // Dropped from async code (the app state), where a blocking shutdown would panic.
+        if let Some(executor) = self.executor.take() {
+            executor.shutdown_background();
+        }
+    }
 }
 
 impl PluginRuntime {
@@ -411,7 +424,13 @@ impl PluginRuntime {
                     std::thread::sleep(Duration::from_millis(10));
                 }
             })?;
+        let executor = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("plugin-call")
+            .enable_all()
+            .build()?;
         Ok(Arc::new(Self {
+            executor: Some(executor),
             engine,
             linker,
             cache_dir,
@@ -645,117 +664,163 @@ impl PluginRuntime {
         Ok(())
     }
 
+    /// Runs a plugin call on the plugin executor and waits for it.
+    async fn on_executor<T: Send + 'static>(
+        &self,
+        call: impl Future<Output = CallResult<T>> + Send + 'static,
+    ) -> CallResult<T> {
+        let executor = self
+            .executor
+            .as_ref()
+            .expect("the executor lives as long as the runtime");
+        executor
+            .spawn(call)
+            .await
+            .map_err(|e| PluginError(format!("the plugin call was lost: {e}")))?
+    }
+
     /// Instantiates the component in a fresh store and drops it: the fixed cost every call
     /// pays before the plugin's code runs (measured by the plugins benchmark).
-    pub async fn instantiate(&self, loaded: &Loaded) -> CallResult<()> {
-        self.run(loaded, &Grants::default(), async |pre, store| {
-            match pre {
-                Pre::Mcp(pre) => {
-                    pre.instantiate_async(&mut *store).await?;
+    pub async fn instantiate(self: &Arc<Self>, loaded: &Arc<Loaded>) -> CallResult<()> {
+        let (rt, loaded) = (self.clone(), loaded.clone());
+        self.on_executor(async move {
+            rt.run(&loaded, &Grants::default(), async |pre, store| {
+                match pre {
+                    Pre::Mcp(pre) => {
+                        pre.instantiate_async(&mut *store).await?;
+                    }
+                    Pre::Summarizer(pre) => {
+                        pre.instantiate_async(&mut *store).await?;
+                    }
+                    Pre::Skills(pre) => {
+                        pre.instantiate_async(&mut *store).await?;
+                    }
                 }
-                Pre::Summarizer(pre) => {
-                    pre.instantiate_async(&mut *store).await?;
-                }
-                Pre::Skills(pre) => {
-                    pre.instantiate_async(&mut *store).await?;
-                }
-            }
-            Ok(())
+                Ok(())
+            })
+            .await
         })
         .await
     }
 
-    pub async fn list_tools(&self, loaded: &Loaded, grants: &Grants) -> CallResult<Vec<Tool>> {
-        let tools = call_export!(
-            self,
-            loaded,
-            grants,
-            Mcp,
-            claudenest_plugin_tools.call_list_tools()
-        )
-        .await?;
-        let size: usize = tools
-            .iter()
-            .map(|t| t.name.len() + t.description.len() + t.input_schema.len())
-            .sum();
-        self.check_output(size)?;
-        Ok(tools)
+    pub async fn list_tools(
+        self: &Arc<Self>,
+        loaded: &Arc<Loaded>,
+        grants: &Grants,
+    ) -> CallResult<Vec<Tool>> {
+        let (rt, loaded, grants) = (self.clone(), loaded.clone(), grants.clone());
+        self.on_executor(async move {
+            let tools = call_export!(
+                rt,
+                &loaded,
+                &grants,
+                Mcp,
+                claudenest_plugin_tools.call_list_tools()
+            )
+            .await?;
+            let size: usize = tools
+                .iter()
+                .map(|t| t.name.len() + t.description.len() + t.input_schema.len())
+                .sum();
+            rt.check_output(size)?;
+            Ok(tools)
+        })
+        .await
     }
 
     /// `Ok(Err(message))` is the plugin refusing the call (unknown tool, bad arguments).
     pub async fn call_tool(
-        &self,
-        loaded: &Loaded,
+        self: &Arc<Self>,
+        loaded: &Arc<Loaded>,
         grants: &Grants,
         name: &str,
         arguments: &str,
     ) -> CallResult<Result<ToolResult, String>> {
-        let result = call_export!(
-            self,
-            loaded,
-            grants,
-            Mcp,
-            claudenest_plugin_tools.call_call_tool(name, arguments)
-        )
-        .await?;
-        if let Ok(result) = &result {
-            let size: usize = result
-                .content
-                .iter()
-                .map(|c| match c {
-                    Content::Text(t) | Content::Json(t) => t.len(),
-                    Content::Image(i) => i.data.len() + i.mime_type.len(),
-                })
-                .sum();
-            self.check_output(size)?;
-        }
-        Ok(result)
+        let (rt, loaded, grants) = (self.clone(), loaded.clone(), grants.clone());
+        let (name, arguments) = (name.to_owned(), arguments.to_owned());
+        self.on_executor(async move {
+            let result = call_export!(
+                rt,
+                &loaded,
+                &grants,
+                Mcp,
+                claudenest_plugin_tools.call_call_tool(&name, &arguments)
+            )
+            .await?;
+            if let Ok(result) = &result {
+                let size: usize = result
+                    .content
+                    .iter()
+                    .map(|c| match c {
+                        Content::Text(t) | Content::Json(t) => t.len(),
+                        Content::Image(i) => i.data.len() + i.mime_type.len(),
+                    })
+                    .sum();
+                rt.check_output(size)?;
+            }
+            Ok(result)
+        })
+        .await
     }
 
     pub async fn summarize(
-        &self,
-        loaded: &Loaded,
+        self: &Arc<Self>,
+        loaded: &Arc<Loaded>,
         grants: &Grants,
         chunks: &[Chunk],
         options: SummarizeOptions,
     ) -> CallResult<Result<Summary, String>> {
-        let result = call_export!(
-            self,
-            loaded,
-            grants,
-            Summarizer,
-            claudenest_plugin_summarize.call_summarize(chunks, options)
-        )
-        .await?;
-        if let Ok(summary) = &result {
-            self.check_output(summary.text.len() + summary.used.len() * 4)?;
-        }
-        Ok(result)
+        let (rt, loaded, grants, chunks) = (
+            self.clone(),
+            loaded.clone(),
+            grants.clone(),
+            chunks.to_vec(),
+        );
+        self.on_executor(async move {
+            let result = call_export!(
+                rt,
+                &loaded,
+                &grants,
+                Summarizer,
+                claudenest_plugin_summarize.call_summarize(&chunks, options)
+            )
+            .await?;
+            if let Ok(summary) = &result {
+                rt.check_output(summary.text.len() + summary.used.len() * 4)?;
+            }
+            Ok(result)
+        })
+        .await
     }
 
     pub async fn process_skill(
-        &self,
-        loaded: &Loaded,
+        self: &Arc<Self>,
+        loaded: &Arc<Loaded>,
         grants: &Grants,
         path: &str,
         content: &str,
     ) -> CallResult<Result<Processed, String>> {
-        let result = call_export!(
-            self,
-            loaded,
-            grants,
-            Skills,
-            claudenest_plugin_skills.call_process(path, content)
-        )
-        .await?;
-        if let Ok(processed) = &result {
-            let m = &processed.metadata;
-            let size = processed.content.len()
-                + m.name.len()
-                + m.description.len()
-                + processed.warnings.iter().map(String::len).sum::<usize>();
-            self.check_output(size)?;
-        }
-        Ok(result)
+        let (rt, loaded, grants) = (self.clone(), loaded.clone(), grants.clone());
+        let (path, content) = (path.to_owned(), content.to_owned());
+        self.on_executor(async move {
+            let result = call_export!(
+                rt,
+                &loaded,
+                &grants,
+                Skills,
+                claudenest_plugin_skills.call_process(&path, &content)
+            )
+            .await?;
+            if let Ok(processed) = &result {
+                let m = &processed.metadata;
+                let size = processed.content.len()
+                    + m.name.len()
+                    + m.description.len()
+                    + processed.warnings.iter().map(String::len).sum::<usize>();
+                rt.check_output(size)?;
+            }
+            Ok(result)
+        })
+        .await
     }
 }
