@@ -6,8 +6,11 @@
 //! idle links. Baseline in the same run: an authenticated REST call that does not touch the
 //! link (`GET /api/machines/{id}`).
 
+#[path = "common.rs"]
+mod common;
+
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     time::{Duration, Instant},
 };
 
@@ -19,19 +22,12 @@ use claudenest::{
     protocol::{AgentMessage, Environment, PROTOCOL_VERSION},
     store,
 };
+use common::{Killed, percentile};
 use futures_util::{SinkExt as _, StreamExt as _};
 use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
 
 const IDLE_LINKS: usize = 2000;
 const ROUND_TRIPS: usize = 2000;
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn rss_kib(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -40,10 +36,6 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
 #[tokio::main]

@@ -6,8 +6,12 @@
 //! each, publishes, and timestamps deliveries. Two phases: paced (one event every 5 ms, for
 //! delivery latency) and a burst (events back to back, for throughput).
 
+#[path = "common.rs"]
+mod common;
+use common::{Killed, free_port};
+
 use std::{
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -22,22 +26,6 @@ const BURST_EVENTS: usize = 500;
 const APP_ID: &str = "bench";
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret";
-
-struct Killed(Child);
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 struct Figures {
     p50: Duration,

@@ -9,12 +9,16 @@
 #[path = "../../plugins/summarizer/src/textrank.rs"]
 mod textrank;
 
+#[path = "common.rs"]
+mod common;
+
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
 use claudenest::plugins::runtime::{Chunk, Grants, Limits, PluginRuntime, SummarizeOptions};
+use common::percentile;
 
 const CALLS: usize = 2000;
 const COLD_STARTS: usize = 10;
@@ -26,10 +30,6 @@ fn component(name: &str) -> Vec<u8> {
     );
     std::fs::read(format!("{path}{name}.wasm"))
         .unwrap_or_else(|e| panic!("{name}.wasm: {e}; build the plugins first"))
-}
-
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
 
 fn runtime(cache: Option<std::path::PathBuf>, pooling: bool) -> Arc<PluginRuntime> {

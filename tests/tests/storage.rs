@@ -46,7 +46,7 @@ fn machine(user_id: Uuid, name: &str, hash: u8) -> Machine {
         mac_addresses: Json(vec![]),
         networks: Json(vec![]),
         wol_mac: None,
-        wol_broadcast: "255.255.255.255".into(),
+        wol_broadcast: "127.0.0.1".into(),
         wol_port: 9,
         status: "offline".into(),
         status_at: now,

@@ -33,6 +33,14 @@ pub const CHUNK_TYPES: &[&str] = &[
     "summary",
     "broadcast",
 ];
+
+fn check_type(v: &mut Validator, kind: &str) {
+    v.check(
+        CHUNK_TYPES.contains(&kind),
+        "type",
+        format!("The type must be one of: {}.", CHUNK_TYPES.join(", ")),
+    );
+}
 const MAX_CHUNK_CHARS: usize = 50_000;
 const MAX_QUERY_CHARS: usize = 2_000;
 /// Chunks the summarizer reads.
@@ -65,11 +73,7 @@ pub async fn add_chunk(
         "content",
         format!("The content must be 1 to {MAX_CHUNK_CHARS} characters."),
     );
-    v.check(
-        CHUNK_TYPES.contains(&new.kind.as_str()),
-        "type",
-        format!("The type must be one of: {}.", CHUNK_TYPES.join(", ")),
-    );
+    check_type(&mut v, &new.kind);
     if let Some(score) = new.importance_score {
         v.check(
             (0.0..=1.0).contains(&score),
@@ -130,13 +134,9 @@ pub async fn list_chunks(
     principal.require(abilities::CONTEXT_READ)?;
     let project = projects::get(store, principal, project_id).await?;
     if let Some(kind) = &filter.kind {
-        Validator::new()
-            .check(
-                CHUNK_TYPES.contains(&kind.as_str()),
-                "type",
-                format!("The type must be one of: {}.", CHUNK_TYPES.join(", ")),
-            )
-            .finish()?;
+        let mut v = Validator::new();
+        check_type(&mut v, kind);
+        v.finish()?;
     }
     Ok(store
         .context_chunks(project.id, &filter, clock::now())
@@ -162,8 +162,8 @@ pub async fn delete_chunk(
 pub struct ProjectContext {
     pub project: Project,
     pub compiled_context: String,
-    pub total_tokens: i64,
-    pub max_tokens: i64,
+    /// `total_tokens`, `max_tokens` and their percentage, as the project list shows them.
+    pub stats: projects::Stats,
 }
 
 /// Chunks ranked for the compiled context: importance, then recency.
@@ -248,8 +248,7 @@ pub async fn get_context(
     Ok(ProjectContext {
         project,
         compiled_context,
-        total_tokens: stats.total_tokens,
-        max_tokens: stats.max_tokens,
+        stats,
     })
 }
 
@@ -301,11 +300,7 @@ pub async fn query(
         "The minimum similarity must be between 0 and 1.",
     );
     if let Some(kind) = &q.kind {
-        v.check(
-            CHUNK_TYPES.contains(&kind.as_str()),
-            "type",
-            format!("The type must be one of: {}.", CHUNK_TYPES.join(", ")),
-        );
+        check_type(&mut v, kind);
     }
     v.finish()?;
     let project = projects::get(store, principal, project_id).await?;

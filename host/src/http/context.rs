@@ -55,23 +55,18 @@ pub struct ContextView {
 
 impl From<ProjectContext> for ContextView {
     fn from(c: ProjectContext) -> Self {
-        let percent = if c.max_tokens > 0 {
-            (c.total_tokens as f64 * 100.0 / c.max_tokens as f64 * 10.0).round() / 10.0
-        } else {
-            0.0
-        };
         Self {
+            token_usage: TokenUsage {
+                total: c.stats.total_tokens,
+                max: c.stats.max_tokens,
+                percent: c.stats.usage_percent(),
+            },
             summary: c.project.summary,
             architecture: c.project.architecture,
             conventions: c.project.conventions,
             current_focus: c.project.current_focus,
             recent_changes: c.project.recent_changes,
             compiled_context: c.compiled_context,
-            token_usage: TokenUsage {
-                total: c.total_tokens,
-                max: c.max_tokens,
-                percent,
-            },
         }
     }
 }
