@@ -330,24 +330,30 @@ pub async fn query(
             })?
             .pop()
             .unwrap_or_default();
+        // Text first: a chunk the worker embeds between the two reads is then found by one or
+        // both (never by neither); a chunk found by both keeps its vector similarity.
+        let pending = store
+            .text_matches(project.id, &search, &words, true)
+            .await?;
         let mut hits: Vec<Hit> = store
             .nearest_chunks(project.id, &search, &vector)
             .await?
             .into_iter()
             .map(hit)
             .collect();
-        // Chunks the worker has not embedded yet are found by their words, scored by word
-        // overlap so they sit beside cosine similarities.
-        let pending = store
-            .text_matches(project.id, &search, &words, true)
-            .await?;
+        let pending: Vec<ContextChunk> = pending
+            .into_iter()
+            .map(|(chunk, _)| chunk)
+            .filter(|c| !hits.iter().any(|h| h.chunk.id == c.id))
+            .collect();
         let method = if pending.is_empty() {
             "vector"
         } else {
             "hybrid"
         };
+        // Chunks not embedded yet are scored by word overlap, to sit beside cosine similarities.
         let query_words = embed::hashing::embed_one(&q.query);
-        hits.extend(pending.into_iter().map(|(chunk, _)| Hit {
+        hits.extend(pending.into_iter().map(|chunk| Hit {
             similarity: embed::similarity(&query_words, &embed::hashing::embed_one(&chunk.content)),
             chunk,
         }));
