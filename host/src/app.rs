@@ -235,6 +235,15 @@ impl AppState {
             .await
     }
 
+    /// The store, agent links and plugin runtime, for domain code that reaches machines.
+    pub async fn deps(&self) -> crate::error::Result<crate::domain::Deps<'_>> {
+        Ok(crate::domain::Deps {
+            store: self.store(),
+            links: self.agent_links(),
+            plugins: self.plugins().await?,
+        })
+    }
+
     pub fn presence(&self) -> &PresenceSettings {
         &self.inner.presence
     }

@@ -167,6 +167,12 @@ pub struct AgentArgs {
     /// Seconds a terminated session has between its hang-up and SIGKILL [default: 5].
     #[arg(long)]
     pub kill_grace_secs: Option<u64>,
+    /// The skill folder kept in step with the host [default: ~/.claude/skills].
+    #[arg(long, env = "CLAUDENEST_AGENT_SKILLS_DIR")]
+    pub skills_dir: Option<PathBuf>,
+    /// Milliseconds between looks at the skill folder for changes [default: 2000].
+    #[arg(long)]
+    pub skills_poll_ms: Option<u64>,
     #[command(subcommand)]
     pub action: Option<AgentAction>,
 }
@@ -479,6 +485,14 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
         },
         kill_grace: std::time::Duration::from_secs(
             args.kill_grace_secs.or(file.kill_grace_secs).unwrap_or(5),
+        ),
+        skills_dir: args
+            .skills_dir
+            .clone()
+            .or(file.skills_dir.clone())
+            .unwrap_or_else(crate::agent::skills::SkillFolder::default_dir),
+        skills_poll: std::time::Duration::from_millis(
+            args.skills_poll_ms.or(file.skills_poll_ms).unwrap_or(2000).max(50),
         ),
     };
     let shutdown = tokio_util::sync::CancellationToken::new();

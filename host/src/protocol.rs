@@ -18,7 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// Bumped on any incompatible change; the host refuses a `hello` with another version.
-pub const PROTOCOL_VERSION: u32 = 2;
+pub const PROTOCOL_VERSION: u32 = 3;
 
 /// Largest frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -119,6 +119,44 @@ pub enum AgentMessage {
         total_tokens: i64,
         total_cost: f64,
     },
+    /// Skills of the machine's folder: after a link opens, every skill (in frames of bounded
+    /// size) and then `present`, the complete list of paths there; later, only the skills that
+    /// changed or disappeared since the last report.
+    SkillsReport {
+        skills: Vec<DiskSkill>,
+        #[serde(default)]
+        present: Option<Vec<String>>,
+    },
+    /// An MCP server's run state changed (crashed, restarting, running again, tools changed).
+    McpStatus {
+        name: String,
+        status: String,
+        error: Option<String>,
+        /// Present when the server's tool list is (re)read.
+        tools: Option<Vec<Value>>,
+    },
+}
+
+/// A skill as found in the machine's folder (`<path>/SKILL.md`); `content: None` when it is
+/// gone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskSkill {
+    pub path: String,
+    pub content: Option<String>,
+    pub modified: chrono::DateTime<chrono::Utc>,
+}
+
+/// How the agent runs an MCP server (`stdio` child process or `http` URL).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct McpSpec {
+    pub name: String,
+    pub transport: String,
+    pub command: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+    pub url: Option<String>,
 }
 
 /// Where a session's output stands on the host, sent in `welcome` for each session the agent
@@ -202,6 +240,31 @@ pub enum AgentRequest {
     SessionTerminate { session_id: Uuid },
     /// The current screen of an interactive session (its terminal emulator's state).
     SessionSnapshot { session_id: Uuid },
+    /// Writes `<path>/SKILL.md`. When the file's current hash is not `expect_hash` (what the
+    /// host last agreed; `None` = nothing), the current file is first kept as a conflict copy.
+    SkillWrite {
+        path: String,
+        content: String,
+        expect_hash: Option<String>,
+    },
+    /// Writes `content` beside the skill as `SKILL.conflict-<time>.md` (a losing version).
+    SkillKeepCopy { path: String, content: String },
+    /// Removes `<path>/SKILL.md`, with the same conflict rule as `skill_write`.
+    SkillRemove {
+        path: String,
+        expect_hash: Option<String>,
+    },
+    /// Starts (or, running with the same spec, just describes) an MCP server; replies with its
+    /// tools.
+    McpStart { server: McpSpec },
+    McpStop { name: String },
+    /// `tools/call` on a running server; replies with the MCP `CallToolResult`.
+    McpCall {
+        name: String,
+        tool: String,
+        arguments: Value,
+        timeout_ms: u64,
+    },
 }
 
 /// Error codes in `error` messages.
@@ -260,6 +323,8 @@ pub const AGENT_MESSAGE_TYPES: &[&str] = &[
     "session_output",
     "session_exit",
     "session_usage",
+    "skills_report",
+    "mcp_status",
 ];
 /// The `type` names of [`HostMessage`].
 pub const HOST_MESSAGE_TYPES: &[&str] = &[
@@ -348,6 +413,20 @@ mod tests {
                 session_id: Uuid::nil(),
                 total_tokens: 12,
                 total_cost: 0.5,
+            },
+            AgentMessage::SkillsReport {
+                present: Some(vec!["debugging".into()]),
+                skills: vec![DiskSkill {
+                    path: "debugging".into(),
+                    content: None,
+                    modified: chrono::DateTime::UNIX_EPOCH,
+                }],
+            },
+            AgentMessage::McpStatus {
+                name: "time".into(),
+                status: "running".into(),
+                error: None,
+                tools: Some(vec![]),
             },
         ];
         for m in &agent {

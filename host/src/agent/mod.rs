@@ -3,7 +3,9 @@
 //! with capped, jittered backoff.
 
 pub mod environment;
+pub mod mcp;
 pub mod sessions;
+pub mod skills;
 
 use std::{
     io::Write as _,
@@ -43,6 +45,8 @@ pub struct AgentFile {
     pub capabilities: Vec<String>,
     pub max_sessions: Option<u32>,
     pub kill_grace_secs: Option<u64>,
+    pub skills_dir: Option<PathBuf>,
+    pub skills_poll_ms: Option<u64>,
 }
 
 impl AgentFile {
@@ -100,6 +104,10 @@ pub struct AgentSettings {
     pub environment: EnvironmentSettings,
     /// Between a terminated session's hang-up and SIGKILL.
     pub kill_grace: Duration,
+    /// The skill folder kept in step with the host (`<dir>/<name>/SKILL.md`).
+    pub skills_dir: PathBuf,
+    /// How often the skill folder is looked at for changes.
+    pub skills_poll: Duration,
 }
 
 /// Link URL for a server base URL: `http` → `ws`, `https` → `wss`.
@@ -169,12 +177,16 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
         settings.environment.claude_path.clone(),
         settings.kill_grace,
     );
+    let mcp = mcp::McpServers::new(outbound_tx.clone());
+    let skills = skills::SkillFolder::new(settings.skills_dir.clone());
     let ended = loop {
         let link = Link {
             url: &url,
             settings: &settings,
             sessions: &sessions,
             replies: &outbound_tx,
+            mcp: &mcp,
+            skills: &skills,
         };
         match connect_and_serve(&link, &mut outbound, &shutdown).await {
             Ok(Ended::Shutdown) => break Ok(()),
@@ -192,6 +204,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
         }
     };
     sessions.end_all().await;
+    mcp.stop_all().await;
     ended
 }
 
@@ -210,6 +223,8 @@ struct Link<'a> {
     settings: &'a AgentSettings,
     sessions: &'a sessions::Sessions,
     replies: &'a mpsc::Sender<AgentMessage>,
+    mcp: &'a mcp::McpServers,
+    skills: &'a skills::SkillFolder,
 }
 
 async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
@@ -263,6 +278,14 @@ async fn connect_and_serve(
         () = shutdown.cancelled() => return Ok(Ended::Shutdown),
     };
     link.sessions.resume(&cursors);
+    let folder = link.skills.clone();
+    let full_report = tokio::task::spawn_blocking(move || folder.report_messages(true)).await?;
+    for message in &full_report {
+        send(&mut socket, message).await?;
+    }
+    let mut skills_poll = tokio::time::interval(settings.skills_poll);
+    skills_poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    skills_poll.tick().await;
     // Replies are produced by spawned tasks, so a slow request never delays a pong.
     loop {
         tokio::select! {
@@ -292,9 +315,13 @@ async fn connect_and_serve(
                     Ok(HostMessage::Request { id, request }) => {
                         let replies = link.replies.clone();
                         let env_settings = settings.environment.clone();
-                        let sessions = link.sessions.clone();
+                        let parts = Parts {
+                            sessions: link.sessions.clone(),
+                            mcp: link.mcp.clone(),
+                            skills: link.skills.clone(),
+                        };
                         tokio::spawn(async move {
-                            let answer = match handle_request(request, &env_settings, &sessions).await {
+                            let answer = match handle_request(request, &env_settings, &parts).await {
                                 Ok(result) => AgentMessage::Reply { reply_to: id, result },
                                 Err(err) => AgentMessage::Error {
                                     reply_to: Some(id),
@@ -321,6 +348,13 @@ async fn connect_and_serve(
                 }
             }
             Some(message) = outbound.recv() => send(&mut socket, &message).await?,
+            _ = skills_poll.tick() => {
+                let folder = link.skills.clone();
+                let changes = tokio::task::spawn_blocking(move || folder.report_messages(false)).await?;
+                for message in &changes {
+                    send(&mut socket, message).await?;
+                }
+            }
             () = link.sessions.ready().notified() => {
                 let batch = link.sessions.pending(SESSION_BATCH);
                 if batch.len() == SESSION_BATCH {
@@ -376,12 +410,20 @@ async fn await_welcome(socket: &mut Socket) -> anyhow::Result<Vec<protocol::Sess
     }
 }
 
+/// What requests act on.
+struct Parts {
+    sessions: sessions::Sessions,
+    mcp: mcp::McpServers,
+    skills: skills::SkillFolder,
+}
+
 /// Does what the host asked.
 async fn handle_request(
     request: AgentRequest,
     env: &EnvironmentSettings,
-    sessions: &sessions::Sessions,
+    parts: &Parts,
 ) -> anyhow::Result<serde_json::Value> {
+    let sessions = &parts.sessions;
     let ok = || Ok(serde_json::json!({ "ok": true }));
     match request {
         AgentRequest::SessionStart {
@@ -422,6 +464,31 @@ async fn handle_request(
             ok()
         }
         AgentRequest::SessionSnapshot { session_id } => sessions.snapshot(session_id),
+        AgentRequest::SkillWrite {
+            path,
+            content,
+            expect_hash,
+        } => parts.skills.write(&path, &content, expect_hash.as_deref()),
+        AgentRequest::SkillKeepCopy { path, content } => {
+            let copy = parts.skills.keep_copy(&path, &content)?;
+            Ok(serde_json::json!({ "copy": copy }))
+        }
+        AgentRequest::SkillRemove { path, expect_hash } => {
+            parts.skills.remove(&path, expect_hash.as_deref())
+        }
+        AgentRequest::McpStart { server } => parts.mcp.start(server).await,
+        AgentRequest::McpStop { name } => {
+            Ok(serde_json::json!({ "stopped": parts.mcp.stop(&name).await }))
+        }
+        AgentRequest::McpCall {
+            name,
+            tool,
+            arguments,
+            timeout_ms,
+        } => {
+            let timeout = Duration::from_millis(timeout_ms);
+            parts.mcp.call(&name, &tool, arguments, timeout).await
+        }
         AgentRequest::Echo { payload } => Ok(payload),
         AgentRequest::Environment => Ok(serde_json::to_value(environment::detect(env).await)?),
         AgentRequest::Wake { mac, target } => {

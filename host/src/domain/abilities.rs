@@ -37,6 +37,10 @@ pub const TASKS_READ: &str = "tasks:read";
 pub const TASKS_WRITE: &str = "tasks:write";
 pub const CONTEXT_READ: &str = "context:read";
 pub const CONTEXT_WRITE: &str = "context:write";
+pub const SKILLS_READ: &str = "skills:read";
+pub const SKILLS_WRITE: &str = "skills:write";
+pub const MCP_READ: &str = "mcp:read";
+pub const MCP_WRITE: &str = "mcp:write";
 pub const PLUGINS_READ: &str = "plugins:read";
 pub const PLUGINS_WRITE: &str = "plugins:write";
 

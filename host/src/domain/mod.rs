@@ -8,9 +8,20 @@ pub mod context;
 pub mod locks;
 pub mod machines;
 pub mod mail;
+pub mod mcp;
 pub mod oauth;
 pub mod password_reset;
 pub mod plugins;
 pub mod projects;
 pub mod sessions;
+pub mod skills;
 pub mod tasks;
+
+/// What domain code that reaches a machine works with: the store, the machine's agent (over
+/// its link, wherever it is held), and the plugin runtime.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub store: &'a dyn crate::store::Store,
+    pub links: &'a dyn crate::links::AgentLinks,
+    pub plugins: &'a std::sync::Arc<crate::plugins::runtime::PluginRuntime>,
+}

@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::rate_limit::bearer_token;
 use crate::{
     app::AppState,
-    domain::{machines, sessions},
+    domain::{machines, mcp, sessions, skills},
     error::{ApiError, ErrorCode, ErrorEnvelope, Result},
     links::{Link, LinkError},
     protocol::{
@@ -173,6 +173,7 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
         };
     let (link, mut outbox) = state.links().register(machine.id, close::REPLACED);
     tracing::info!(hostname = %environment.hostname, "agent linked");
+    let skill_reports = spawn_machine_work(&state, &machine);
     let presence = *state.presence();
     let welcome = HostMessage::Welcome {
         protocol_version: PROTOCOL_VERSION,
@@ -185,6 +186,7 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
             socket: &mut socket,
             outbox: &mut outbox,
             streams: &mut streams,
+            skill_reports: &skill_reports,
         };
         serve(&state, &link, &mut io, presence).await;
     }
@@ -203,6 +205,33 @@ struct LinkIo<'a> {
     socket: &'a mut WebSocket,
     outbox: &'a mut tokio::sync::mpsc::Receiver<HostMessage>,
     streams: &'a mut sessions::OutputStreams,
+    /// Skill folder reports, handled in order by the machine's sync task.
+    skill_reports: &'a tokio::sync::mpsc::UnboundedSender<SkillReport>,
+}
+
+type SkillReport = (Vec<protocol::DiskSkill>, Option<Vec<String>>);
+
+/// Work a new link starts beside its loop: the machine's MCP servers (auto-start), and the
+/// task that applies its skill reports one after another (each may ask the agent to write, so
+/// it cannot run inside the link's loop, which carries the answers).
+fn spawn_machine_work(
+    state: &AppState,
+    machine: &Machine,
+) -> tokio::sync::mpsc::UnboundedSender<SkillReport> {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SkillReport>();
+    let (s, m) = (state.clone(), machine.clone());
+    state.tasks().spawn(async move {
+        let Ok(deps) = s.deps().await else { return };
+        mcp::on_link_opened(deps, &m).await;
+    });
+    let (s, m) = (state.clone(), machine.clone());
+    state.tasks().spawn(async move {
+        let Ok(deps) = s.deps().await else { return };
+        while let Some((disk, present)) = rx.recv().await {
+            skills::sync_from_disk(deps, &m, disk, present).await;
+        }
+    });
+    tx
 }
 
 /// Tells the agent what is stored; `false` when the socket is gone.
@@ -309,6 +338,13 @@ async fn serve(
                                 return;
                             }
                         }
+                    }
+                    Ok(AgentMessage::SkillsReport { skills, present }) => {
+                        let _ = io.skill_reports.send((skills, present));
+                    }
+                    Ok(AgentMessage::McpStatus { name, status, error, tools }) => {
+                        tracing::info!(server = %name, status, "MCP server status from the agent");
+                        mcp::on_status(state.store(), link.machine_id, &name, status, error, tools).await;
                     }
                     Ok(AgentMessage::Hello { .. }) => {
                         let _ = send(io.socket, &error(None, codes::UNEXPECTED, "hello was already received")).await;

@@ -11,12 +11,14 @@ pub mod extract;
 pub mod health;
 pub mod locks;
 pub mod machines;
+pub mod mcp;
 pub mod plugins;
 pub mod projects;
 pub mod pusher;
 pub mod rate_limit;
 pub mod request_id;
 pub mod sessions;
+pub mod skills;
 pub mod tasks;
 
 use std::{any::Any, sync::Arc};
@@ -63,6 +65,8 @@ use request_id::RequestId;
         (name = "tasks", description = "Tasks (API §6)"),
         (name = "locks", description = "File locks (API §8)"),
         (name = "context", description = "Shared context and search (API §7)"),
+        (name = "skills", description = "Skills per machine, synced with its skill folder (API §9)"),
+        (name = "mcp", description = "MCP servers per machine: stdio, http, wasm (API §10)"),
         (name = "plugins", description = "WebAssembly plugins: registry, per-machine enablement, tool calls"),
         (name = "meta", description = "This document"),
     )
@@ -104,6 +108,8 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(locks::router())
         .merge(plugins::router(state))
         .merge(context::router())
+        .merge(skills::router())
+        .merge(mcp::router())
         .route_layer(middleware::from_fn_with_state(
             state.api_limiter(),
             rate_limit::per_token,

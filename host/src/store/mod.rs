@@ -464,6 +464,36 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Option<MachinePlugin>>;
     async fn disable_plugin(&self, machine_id: Uuid, plugin_id: Uuid) -> StoreResult<bool>;
 
+    // --- skills and MCP servers ----------------------------------------------------------------
+
+    /// The machine's skills by path, tombstones included.
+    async fn skills(&self, machine_id: Uuid) -> StoreResult<Vec<SkillRow>>;
+    async fn skill(&self, machine_id: Uuid, path: &str) -> StoreResult<Option<SkillRow>>;
+    /// Inserts or replaces the skill at `(machine_id, path)` (its id and creation stay).
+    async fn upsert_skill(&self, skill: &SkillRow) -> StoreResult<()>;
+    async fn delete_skill(&self, machine_id: Uuid, path: &str) -> StoreResult<bool>;
+    async fn set_skill_synced(
+        &self,
+        machine_id: Uuid,
+        path: &str,
+        synced_hash: &str,
+    ) -> StoreResult<()>;
+
+    /// `Conflict` when the machine already has a server of that name.
+    async fn insert_mcp_server(&self, server: &McpServerRow) -> StoreResult<()>;
+    async fn mcp_servers(&self, machine_id: Uuid) -> StoreResult<Vec<McpServerRow>>;
+    async fn mcp_server(&self, machine_id: Uuid, name: &str) -> StoreResult<Option<McpServerRow>>;
+    /// Writes the configuration columns (not the run state).
+    async fn update_mcp_server(&self, server: &McpServerRow) -> StoreResult<()>;
+    async fn set_mcp_status(
+        &self,
+        machine_id: Uuid,
+        name: &str,
+        update: &McpStatusUpdate,
+        now: DateTime<Utc>,
+    ) -> StoreResult<()>;
+    async fn delete_mcp_server(&self, machine_id: Uuid, name: &str) -> StoreResult<bool>;
+
     // --- events across host processes -------------------------------------------------------
 
     /// Sends an event payload to every host process sharing this database (PostgreSQL:

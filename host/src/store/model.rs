@@ -386,6 +386,64 @@ pub struct MachinePlugin {
     pub enabled_at: DateTime<Utc>,
 }
 
+/// A skill of a machine (API §9), as the API and the machine's skill folder share it.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct SkillRow {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    /// The folder name under the machine's skills directory (`<path>/SKILL.md`).
+    pub path: String,
+    pub name: String,
+    pub description: String,
+    pub content: String,
+    pub enabled: bool,
+    pub priority: i64,
+    pub metadata: Json<serde_json::Value>,
+    pub size_bytes: i64,
+    pub last_modified: DateTime<Utc>,
+    /// sha256 of what the folder held when both sides last agreed: `Some("")` agreed absent,
+    /// `None` never synced.
+    pub synced_hash: Option<String>,
+    /// Deleted through the API; kept until the agent has removed the file as well.
+    pub deleted: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// An MCP server a machine can run (API §10).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct McpServerRow {
+    pub id: Uuid,
+    pub machine_id: Uuid,
+    pub name: String,
+    pub display_name: String,
+    /// `stdio`, `http` or `wasm`.
+    pub transport: String,
+    pub command: Option<String>,
+    pub args: Json<Vec<String>>,
+    /// Secrets: never returned by the API.
+    pub env: Json<std::collections::BTreeMap<String, String>>,
+    pub url: Option<String>,
+    /// The mcp-adapter plugin behind a `wasm` server.
+    pub plugin: Option<String>,
+    pub auto_start: bool,
+    pub status: String,
+    pub last_error: Option<String>,
+    /// The server's tools as its `tools/list` last answered.
+    pub tools: Json<Vec<serde_json::Value>>,
+    pub last_started_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A change of an MCP server's run state (tools: `None` keeps the cached list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct McpStatusUpdate {
+    pub status: String,
+    pub last_error: Option<String>,
+    pub tools: Option<Vec<serde_json::Value>>,
+    pub started_at: Option<DateTime<Utc>>,
+}
+
 /// A chunk with its cosine distance to a query (search results).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ScoredChunk {

@@ -20,8 +20,8 @@ pub(super) mod prelude {
         store::{
             Activity, ApiToken, ChunkFilter, ChunkSearch, ClaimRefusal, ContextChunk, FileLock,
             Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter,
-            MachinePlugin, OAuthIdentity, OAuthState, Pairing, PasswordReset, PathOverlap,
-            PluginRow, Project, ProjectCounts, ProjectListing, ScoredChunk, Session, SessionLog,
+            MachinePlugin, McpServerRow, McpStatusUpdate, OAuthIdentity, OAuthState, Pairing, PasswordReset, PathOverlap,
+            PluginRow, Project, ProjectCounts, ProjectListing, ScoredChunk, Session, SessionLog, SkillRow,
             Store, StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
         },
     };
@@ -1095,6 +1095,136 @@ macro_rules! store_impl {
 
             async fn disable_plugin(&self, machine_id: Uuid, plugin_id: Uuid) -> StoreResult<bool> {
                 let query = sqlx::query(sql::DELETE_MACHINE_PLUGIN).bind(machine_id).bind(plugin_id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn skills(&self, machine_id: Uuid) -> StoreResult<Vec<SkillRow>> {
+                let query = sqlx::query_as(sql::SKILLS_OF_MACHINE).bind(machine_id);
+                Ok(query.fetch_all(&self.pool).await?)
+            }
+
+            async fn skill(&self, machine_id: Uuid, path: &str) -> StoreResult<Option<SkillRow>> {
+                let query = sqlx::query_as(sql::SKILL_BY_PATH).bind(machine_id).bind(path);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn upsert_skill(&self, k: &SkillRow) -> StoreResult<()> {
+                sqlx::query(sql::UPSERT_SKILL)
+                    .bind(k.id)
+                    .bind(k.machine_id)
+                    .bind(&k.path)
+                    .bind(&k.name)
+                    .bind(&k.description)
+                    .bind(&k.content)
+                    .bind(k.enabled)
+                    .bind(k.priority)
+                    .bind(&k.metadata)
+                    .bind(k.size_bytes)
+                    .bind(k.last_modified)
+                    .bind(&k.synced_hash)
+                    .bind(k.deleted)
+                    .bind(k.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_skill(&self, machine_id: Uuid, path: &str) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_SKILL).bind(machine_id).bind(path);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn set_skill_synced(
+                &self,
+                machine_id: Uuid,
+                path: &str,
+                synced_hash: &str,
+            ) -> StoreResult<()> {
+                let query = sqlx::query(sql::SET_SKILL_SYNCED)
+                    .bind(machine_id)
+                    .bind(path)
+                    .bind(synced_hash);
+                query.execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert_mcp_server(&self, m: &McpServerRow) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_MCP_SERVER)
+                    .bind(m.id)
+                    .bind(m.machine_id)
+                    .bind(&m.name)
+                    .bind(&m.display_name)
+                    .bind(&m.transport)
+                    .bind(&m.command)
+                    .bind(&m.args)
+                    .bind(&m.env)
+                    .bind(&m.url)
+                    .bind(&m.plugin)
+                    .bind(m.auto_start)
+                    .bind(&m.status)
+                    .bind(&m.last_error)
+                    .bind(&m.tools)
+                    .bind(m.last_started_at)
+                    .bind(m.created_at)
+                    .bind(m.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn mcp_servers(&self, machine_id: Uuid) -> StoreResult<Vec<McpServerRow>> {
+                let query = sqlx::query_as(sql::MCP_SERVERS_OF_MACHINE).bind(machine_id);
+                Ok(query.fetch_all(&self.pool).await?)
+            }
+
+            async fn mcp_server(
+                &self,
+                machine_id: Uuid,
+                name: &str,
+            ) -> StoreResult<Option<McpServerRow>> {
+                let query = sqlx::query_as(sql::MCP_SERVER_BY_NAME).bind(machine_id).bind(name);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn update_mcp_server(&self, m: &McpServerRow) -> StoreResult<()> {
+                sqlx::query(sql::UPDATE_MCP_SERVER)
+                    .bind(m.id)
+                    .bind(&m.display_name)
+                    .bind(&m.transport)
+                    .bind(&m.command)
+                    .bind(&m.args)
+                    .bind(&m.env)
+                    .bind(&m.url)
+                    .bind(&m.plugin)
+                    .bind(m.auto_start)
+                    .bind(m.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn set_mcp_status(
+                &self,
+                machine_id: Uuid,
+                name: &str,
+                u: &McpStatusUpdate,
+                now: DateTime<Utc>,
+            ) -> StoreResult<()> {
+                sqlx::query(sql::SET_MCP_STATUS)
+                    .bind(machine_id)
+                    .bind(name)
+                    .bind(&u.status)
+                    .bind(&u.last_error)
+                    .bind(u.tools.clone().map(Json))
+                    .bind(u.started_at)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn delete_mcp_server(&self, machine_id: Uuid, name: &str) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_MCP_SERVER).bind(machine_id).bind(name);
                 Ok(query.execute(&self.pool).await?.rows_affected() == 1)
             }
 

@@ -326,3 +326,35 @@ pub const MACHINE_PLUGIN: &str =
     "SELECT * FROM machine_plugins WHERE machine_id = $1 AND plugin_id = $2";
 pub const DELETE_MACHINE_PLUGIN: &str =
     "DELETE FROM machine_plugins WHERE machine_id = $1 AND plugin_id = $2";
+
+// --- skills and MCP servers (API §9, §10) --------------------------------------------------------
+
+pub const SKILLS_OF_MACHINE: &str = "SELECT * FROM skills WHERE machine_id = $1 ORDER BY path";
+pub const SKILL_BY_PATH: &str = "SELECT * FROM skills WHERE machine_id = $1 AND path = $2";
+pub const UPSERT_SKILL: &str = "INSERT INTO skills (id, machine_id, path, name, description, \
+     content, enabled, priority, metadata, size_bytes, last_modified, synced_hash, deleted, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14) \
+     ON CONFLICT (machine_id, path) DO UPDATE SET name = excluded.name, \
+     description = excluded.description, content = excluded.content, \
+     enabled = excluded.enabled, priority = excluded.priority, metadata = excluded.metadata, \
+     size_bytes = excluded.size_bytes, last_modified = excluded.last_modified, \
+     synced_hash = excluded.synced_hash, deleted = excluded.deleted";
+pub const DELETE_SKILL: &str = "DELETE FROM skills WHERE machine_id = $1 AND path = $2";
+pub const SET_SKILL_SYNCED: &str =
+    "UPDATE skills SET synced_hash = $3 WHERE machine_id = $1 AND path = $2";
+
+pub const INSERT_MCP_SERVER: &str = "INSERT INTO mcp_servers (id, machine_id, name, \
+     display_name, transport, command, args, env, url, plugin, auto_start, status, last_error, \
+     tools, last_started_at, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)";
+pub const MCP_SERVERS_OF_MACHINE: &str =
+    "SELECT * FROM mcp_servers WHERE machine_id = $1 ORDER BY name";
+pub const MCP_SERVER_BY_NAME: &str =
+    "SELECT * FROM mcp_servers WHERE machine_id = $1 AND name = $2";
+pub const UPDATE_MCP_SERVER: &str = "UPDATE mcp_servers SET display_name = $2, transport = $3, \
+     command = $4, args = $5, env = $6, url = $7, plugin = $8, auto_start = $9, updated_at = $10 \
+     WHERE id = $1";
+pub const SET_MCP_STATUS: &str = "UPDATE mcp_servers SET status = $3, last_error = $4, \
+     tools = COALESCE($5, tools), last_started_at = COALESCE($6, last_started_at), \
+     updated_at = $7 WHERE machine_id = $1 AND name = $2";
+pub const DELETE_MCP_SERVER: &str = "DELETE FROM mcp_servers WHERE machine_id = $1 AND name = $2";

@@ -2,6 +2,8 @@
 //! pairs, `tags` as `[a, b]` or `a, b`), requires `name` (lowercase letters, digits, hyphens,
 //! at most 64) and `description` (at most 1024 characters), and normalises line endings.
 
+mod frontmatter;
+
 use exports::claudenest::plugin::skills::{Guest, Metadata, Processed};
 
 wit_bindgen::generate!({ path: "../../wit", world: "skill-processor" });
@@ -13,105 +15,20 @@ static MANIFEST: [u8; include_bytes!("../manifest.json").len()] =
 
 struct Frontmatter;
 
-fn unquote(value: &str) -> String {
-    let v = value.trim();
-    let quoted = v.len() >= 2
-        && ((v.starts_with('"') && v.ends_with('"')) || (v.starts_with('\'') && v.ends_with('\'')));
-    if quoted {
-        v[1..v.len() - 1].to_owned()
-    } else {
-        v.to_owned()
-    }
-}
-
-fn valid_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-        && !name.starts_with('-')
-        && !name.ends_with('-')
-}
-
 impl Guest for Frontmatter {
     fn process(path: String, content: String) -> Result<Processed, String> {
-        let content = content.replace("\r\n", "\n");
-        let mut lines = content.lines();
-        if lines.next().map(str::trim) != Some("---") {
-            return Err("SKILL.md must start with a frontmatter block (`---`)".into());
-        }
-        let mut pairs = Vec::new();
-        let mut closed = false;
-        for line in lines.by_ref() {
-            if line.trim() == "---" {
-                closed = true;
-                break;
-            }
-            if line.trim().is_empty() || line.trim_start().starts_with('#') {
-                continue;
-            }
-            let Some((key, value)) = line.split_once(':') else {
-                return Err(format!("frontmatter line is not `key: value`: {line}"));
-            };
-            pairs.push((key.trim().to_owned(), value.trim().to_owned()));
-        }
-        if !closed {
-            return Err("the frontmatter block is not closed (`---`)".into());
-        }
-        let mut warnings = Vec::new();
-        let (mut name, mut description, mut tags, mut version, mut extra) =
-            (None, None, Vec::new(), None, Vec::new());
-        for (key, value) in pairs {
-            match key.as_str() {
-                "name" => name = Some(unquote(&value)),
-                "description" => description = Some(unquote(&value)),
-                "version" => version = Some(unquote(&value)),
-                "tags" => {
-                    tags = value
-                        .trim_start_matches('[')
-                        .trim_end_matches(']')
-                        .split(',')
-                        .map(unquote)
-                        .filter(|t| !t.is_empty())
-                        .collect()
-                }
-                _ => extra.push((key, unquote(&value))),
-            }
-        }
-        let name = name.ok_or("the frontmatter has no `name`")?;
-        if !valid_name(&name) {
-            return Err(format!(
-                "name `{name}` must be 1-64 lowercase letters, digits or hyphens"
-            ));
-        }
-        let description = description.ok_or("the frontmatter has no `description`")?;
-        if description.is_empty() || description.chars().count() > 1024 {
-            return Err("description must be 1-1024 characters".into());
-        }
-        let folder = path
-            .trim_end_matches("/SKILL.md")
-            .rsplit('/')
-            .next()
-            .unwrap_or("");
-        if path.ends_with("SKILL.md") && !folder.is_empty() && folder != name {
-            warnings.push(format!(
-                "the folder `{folder}` differs from the skill name `{name}`"
-            ));
-        }
-        let body = content.splitn(3, "---").nth(2).unwrap_or("");
-        if body.trim().is_empty() {
-            warnings.push("the skill has no instructions after its frontmatter".into());
-        }
+        let p = frontmatter::process(&path, &content)?;
+        let m = p.metadata;
         Ok(Processed {
             metadata: Metadata {
-                name,
-                description,
-                tags,
-                version,
-                extra,
+                name: m.name,
+                description: m.description,
+                tags: m.tags,
+                version: m.version,
+                extra: m.extra,
             },
-            content,
-            warnings,
+            content: p.content,
+            warnings: p.warnings,
         })
     }
 }
