@@ -241,6 +241,7 @@ impl AppState {
             store: self.store(),
             links: self.agent_links(),
             plugins: self.plugins().await?,
+            presence: *self.presence(),
         })
     }
 

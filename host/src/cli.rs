@@ -492,7 +492,10 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
             .or(file.skills_dir.clone())
             .unwrap_or_else(crate::agent::skills::SkillFolder::default_dir),
         skills_poll: std::time::Duration::from_millis(
-            args.skills_poll_ms.or(file.skills_poll_ms).unwrap_or(2000).max(50),
+            args.skills_poll_ms
+                .or(file.skills_poll_ms)
+                .unwrap_or(2000)
+                .max(50),
         ),
     };
     let shutdown = tokio_util::sync::CancellationToken::new();

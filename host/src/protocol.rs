@@ -214,11 +214,16 @@ pub enum HostMessage {
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum AgentRequest {
     /// Answers the payload back (link health, round-trip measurement).
-    Echo { payload: Value },
+    Echo {
+        payload: Value,
+    },
     /// Re-reads and returns the machine's [`Environment`].
     Environment,
     /// Sends a Wake-on-LAN magic packet for `mac` to `target` (`ip:port`) from the agent's LAN.
-    Wake { mac: String, target: String },
+    Wake {
+        mac: String,
+        target: String,
+    },
     /// Starts a session's process in a PTY sized `cols`×`rows`.
     SessionStart {
         session_id: Uuid,
@@ -229,7 +234,10 @@ pub enum AgentRequest {
         rows: u16,
     },
     /// Types `data` into the session's terminal.
-    SessionInput { session_id: Uuid, data: String },
+    SessionInput {
+        session_id: Uuid,
+        data: String,
+    },
     SessionResize {
         session_id: Uuid,
         cols: u16,
@@ -237,9 +245,13 @@ pub enum AgentRequest {
     },
     /// Ends the session's process: hang-up (PTY) or SIGTERM, then SIGKILL to its process group
     /// after the agent's grace period.
-    SessionTerminate { session_id: Uuid },
+    SessionTerminate {
+        session_id: Uuid,
+    },
     /// The current screen of an interactive session (its terminal emulator's state).
-    SessionSnapshot { session_id: Uuid },
+    SessionSnapshot {
+        session_id: Uuid,
+    },
     /// Writes `<path>/SKILL.md`. When the file's current hash is not `expect_hash` (what the
     /// host last agreed; `None` = nothing), the current file is first kept as a conflict copy.
     SkillWrite {
@@ -248,7 +260,10 @@ pub enum AgentRequest {
         expect_hash: Option<String>,
     },
     /// Writes `content` beside the skill as `SKILL.conflict-<time>.md` (a losing version).
-    SkillKeepCopy { path: String, content: String },
+    SkillKeepCopy {
+        path: String,
+        content: String,
+    },
     /// Removes `<path>/SKILL.md`, with the same conflict rule as `skill_write`.
     SkillRemove {
         path: String,
@@ -256,8 +271,12 @@ pub enum AgentRequest {
     },
     /// Starts (or, running with the same spec, just describes) an MCP server; replies with its
     /// tools.
-    McpStart { server: McpSpec },
-    McpStop { name: String },
+    McpStart {
+        server: McpSpec,
+    },
+    McpStop {
+        name: String,
+    },
     /// `tools/call` on a running server; replies with the MCP `CallToolResult`.
     McpCall {
         name: String,

@@ -16,7 +16,9 @@ use anyhow::Context as _;
 use rmcp::{
     ClientHandler, RoleClient,
     model::{CallToolRequestParams, ClientConfig, ProtocolVersion},
-    service::{ClientLifecycleMode, ClientServiceExt as _, NotificationContext, Peer, RunningService},
+    service::{
+        ClientLifecycleMode, ClientServiceExt as _, NotificationContext, Peer, RunningService,
+    },
     transport::{StreamableHttpClientTransport, TokioChildProcess},
 };
 use serde_json::Value;
@@ -67,29 +69,31 @@ impl ClientHandler for Handler {
         info
     }
 
-    fn on_tool_list_changed(
-        &self,
-        context: NotificationContext<RoleClient>,
-    ) -> impl Future<Output = ()> + Send + '_ {
-        async move {
-            let Some(server) = self.server.upgrade() else {
-                return;
-            };
-            match list_tools(&context.peer).await {
-                Ok(tools) => {
-                    *server.tools.lock().unwrap_or_else(|p| p.into_inner()) = tools.clone();
-                    let _ = self
-                        .events
-                        .send(status(&self.name, "running", None, Some(tools)))
-                        .await;
-                }
-                Err(err) => tracing::warn!(server = %self.name, error = %err, "re-reading tools failed"),
+    async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        let Some(server) = self.server.upgrade() else {
+            return;
+        };
+        match list_tools(&context.peer).await {
+            Ok(tools) => {
+                *server.tools.lock().unwrap_or_else(|p| p.into_inner()) = tools.clone();
+                let _ = self
+                    .events
+                    .send(status(&self.name, "running", None, Some(tools)))
+                    .await;
+            }
+            Err(err) => {
+                tracing::warn!(server = %self.name, error = %err, "re-reading tools failed")
             }
         }
     }
 }
 
-fn status(name: &str, status: &str, error: Option<String>, tools: Option<Vec<Value>>) -> AgentMessage {
+fn status(
+    name: &str,
+    status: &str,
+    error: Option<String>,
+    tools: Option<Vec<Value>>,
+) -> AgentMessage {
     AgentMessage::McpStatus {
         name: name.to_owned(),
         status: status.to_owned(),
@@ -129,9 +133,17 @@ impl McpServers {
     /// already with the same spec: returns the tools it has.
     pub async fn start(&self, spec: McpSpec) -> anyhow::Result<Value> {
         if let Some(existing) = self.get(&spec.name) {
-            let running = existing.peer.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+            let running = existing
+                .peer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .is_some();
             if existing.spec == spec && running {
-                let tools = existing.tools.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                let tools = existing
+                    .tools
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .clone();
                 return Ok(serde_json::json!({ "tools": tools }));
             }
             self.stop(&spec.name).await;
@@ -154,7 +166,12 @@ impl McpServers {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .insert(spec.name.clone(), server.clone());
-        tokio::spawn(supervise(server, client, self.events.clone(), self.restart_base));
+        tokio::spawn(supervise(
+            server,
+            client,
+            self.events.clone(),
+            self.restart_base,
+        ));
         tracing::info!(server = %spec.name, tools = tools.len(), "MCP server started");
         Ok(serde_json::json!({ "tools": tools }))
     }
@@ -172,7 +189,11 @@ impl McpServers {
         server.stop.cancel();
         // The supervisor clears the peer once the process is gone.
         let deadline = tokio::time::Instant::now() + STOP_TIMEOUT + Duration::from_secs(1);
-        while server.peer.lock().unwrap_or_else(|p| p.into_inner()).is_some()
+        while server
+            .peer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some()
             && tokio::time::Instant::now() < deadline
         {
             tokio::time::sleep(Duration::from_millis(20)).await;
@@ -194,7 +215,13 @@ impl McpServers {
     }
 
     /// `tools/call`: the MCP result as JSON (a tool failure is a result with `isError`).
-    pub async fn call(&self, name: &str, tool: &str, arguments: Value, timeout: Duration) -> anyhow::Result<Value> {
+    pub async fn call(
+        &self,
+        name: &str,
+        tool: &str,
+        arguments: Value,
+        timeout: Duration,
+    ) -> anyhow::Result<Value> {
         let server = self
             .get(name)
             .with_context(|| format!("the MCP server `{name}` is not running"))?;
@@ -210,14 +237,19 @@ impl McpServers {
         }
         let result = tokio::time::timeout(timeout, peer.call_tool(params))
             .await
-            .map_err(|_| anyhow::anyhow!("the tool did not answer within {} ms", timeout.as_millis()))?
+            .map_err(|_| {
+                anyhow::anyhow!("the tool did not answer within {} ms", timeout.as_millis())
+            })?
             .map_err(|err| anyhow::anyhow!("{err}"))?;
         Ok(serde_json::to_value(result)?)
     }
 }
 
 /// Starts the process (or opens the URL) and runs the MCP lifecycle.
-async fn connect(server: &Arc<Server>, events: mpsc::Sender<AgentMessage>) -> anyhow::Result<Client> {
+async fn connect(
+    server: &Arc<Server>,
+    events: mpsc::Sender<AgentMessage>,
+) -> anyhow::Result<Client> {
     let spec = &server.spec;
     let handler = Handler {
         name: spec.name.clone(),
@@ -230,7 +262,10 @@ async fn connect(server: &Arc<Server>, events: mpsc::Sender<AgentMessage>) -> an
     };
     match spec.transport.as_str() {
         "stdio" => {
-            let program = spec.command.as_deref().context("a stdio server needs a command")?;
+            let program = spec
+                .command
+                .as_deref()
+                .context("a stdio server needs a command")?;
             let mut command = tokio::process::Command::new(program);
             command.args(&spec.args).envs(&spec.env);
             let mut wrapped = process_wrap::tokio::CommandWrap::from(command);
@@ -267,7 +302,11 @@ async fn describe_failure(server: &Server, err: &anyhow::Error) -> String {
     }
 }
 
-async fn log_stderr(name: String, stderr: tokio::process::ChildStderr, tail: Arc<Mutex<VecDeque<String>>>) {
+async fn log_stderr(
+    name: String,
+    stderr: tokio::process::ChildStderr,
+    tail: Arc<Mutex<VecDeque<String>>>,
+) {
     let mut lines = tokio::io::BufReader::new(stderr).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         tracing::info!(server = %name, "{line}");
@@ -280,7 +319,12 @@ async fn log_stderr(name: String, stderr: tokio::process::ChildStderr, tail: Arc
 }
 
 /// Watches a running server until it is stopped; restarts it when it ends on its own.
-async fn supervise(server: Arc<Server>, mut client: Client, events: mpsc::Sender<AgentMessage>, base: Duration) {
+async fn supervise(
+    server: Arc<Server>,
+    mut client: Client,
+    events: mpsc::Sender<AgentMessage>,
+    base: Duration,
+) {
     let name = server.spec.name.clone();
     let mut failures = 0u32;
     let mut up_since = tokio::time::Instant::now();
@@ -313,7 +357,9 @@ async fn supervise(server: Arc<Server>, mut client: Client, events: mpsc::Sender
                 let _ = events.send(status(&name, "error", Some(said), None)).await;
                 return;
             }
-            let _ = events.send(status(&name, "restarting", Some(said), None)).await;
+            let _ = events
+                .send(status(&name, "restarting", Some(said), None))
+                .await;
             let delay = base * 2u32.pow(failures.min(6) - 1);
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -323,12 +369,17 @@ async fn supervise(server: Arc<Server>, mut client: Client, events: mpsc::Sender
                 Ok(restarted) => match list_tools(restarted.peer()).await {
                     Ok(tools) => {
                         *server.tools.lock().unwrap_or_else(|p| p.into_inner()) = tools.clone();
-                        *server.peer.lock().unwrap_or_else(|p| p.into_inner()) = Some(restarted.peer().clone());
-                        let _ = events.send(status(&name, "running", None, Some(tools))).await;
+                        *server.peer.lock().unwrap_or_else(|p| p.into_inner()) =
+                            Some(restarted.peer().clone());
+                        let _ = events
+                            .send(status(&name, "running", None, Some(tools)))
+                            .await;
                         client = restarted;
                         break;
                     }
-                    Err(err) => tracing::warn!(server = %name, error = %err, "restarted server did not list its tools"),
+                    Err(err) => {
+                        tracing::warn!(server = %name, error = %err, "restarted server did not list its tools")
+                    }
                 },
                 Err(err) => tracing::warn!(server = %name, error = %err, "restart failed"),
             }

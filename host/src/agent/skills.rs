@@ -134,7 +134,12 @@ impl SkillFolder {
     }
 
     /// Keeps the current file as a conflict copy when it is not what the host expects.
-    fn protect(&self, path: &str, expect_hash: Option<&str>, replacing: Option<&str>) -> anyhow::Result<()> {
+    fn protect(
+        &self,
+        path: &str,
+        expect_hash: Option<&str>,
+        replacing: Option<&str>,
+    ) -> anyhow::Result<()> {
         let file = self.file(path)?;
         let Some((current, _)) = read(&file) else {
             return Ok(());
@@ -150,7 +155,11 @@ impl SkillFolder {
     }
 
     pub fn keep_copy(&self, path: &str, content: &str) -> anyhow::Result<PathBuf> {
-        let dir = self.file(path)?.parent().expect("skill file has a folder").to_owned();
+        let dir = self
+            .file(path)?
+            .parent()
+            .expect("skill file has a folder")
+            .to_owned();
         std::fs::create_dir_all(&dir)?;
         let stamp = Utc::now().format("%Y%m%dT%H%M%S%.3fZ");
         let copy = dir.join(format!("SKILL.conflict-{stamp}.md"));
@@ -158,7 +167,12 @@ impl SkillFolder {
         Ok(copy)
     }
 
-    pub fn write(&self, path: &str, content: &str, expect_hash: Option<&str>) -> anyhow::Result<Value> {
+    pub fn write(
+        &self,
+        path: &str,
+        content: &str,
+        expect_hash: Option<&str>,
+    ) -> anyhow::Result<Value> {
         self.protect(path, expect_hash, Some(content))?;
         let file = self.file(path)?;
         std::fs::create_dir_all(file.parent().expect("skill file has a folder"))?;
@@ -220,19 +234,31 @@ mod tests {
         let first = folder.report(false);
         assert_eq!(first.len(), 1);
         assert_eq!(first[0].content.as_deref(), Some("one"));
-        assert!(folder.report(false).is_empty(), "unchanged: nothing to report");
+        assert!(
+            folder.report(false).is_empty(),
+            "unchanged: nothing to report"
+        );
 
         // The host writes over a file it has not seen: the file is kept as a copy.
         std::fs::write(dir.path().join("a/SKILL.md"), "two").unwrap();
-        folder.write("a", "three", Some(&skills::content_hash("one"))).unwrap();
+        folder
+            .write("a", "three", Some(&skills::content_hash("one")))
+            .unwrap();
         let copies: Vec<_> = std::fs::read_dir(dir.path().join("a"))
             .unwrap()
             .flatten()
-            .filter(|e| e.file_name().to_string_lossy().starts_with("SKILL.conflict-"))
+            .filter(|e| {
+                e.file_name()
+                    .to_string_lossy()
+                    .starts_with("SKILL.conflict-")
+            })
             .collect();
         assert_eq!(copies.len(), 1);
         assert_eq!(std::fs::read_to_string(copies[0].path()).unwrap(), "two");
-        assert!(folder.report(false).is_empty(), "the host's own write is not echoed");
+        assert!(
+            folder.report(false).is_empty(),
+            "the host's own write is not echoed"
+        );
 
         std::fs::remove_file(dir.path().join("a/SKILL.md")).unwrap();
         let gone = folder.report(false);

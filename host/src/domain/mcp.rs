@@ -102,7 +102,10 @@ async fn machine_of(store: &dyn Store, principal: &Principal, machine_id: Uuid) 
 }
 
 async fn server_of(store: &dyn Store, machine_id: Uuid, name: &str) -> Result<McpServerRow> {
-    store.mcp_server(machine_id, name).await?.ok_or_else(not_found)
+    store
+        .mcp_server(machine_id, name)
+        .await?
+        .ok_or_else(not_found)
 }
 
 /// Checks a server's configuration as a whole (after a create or a patch).
@@ -121,16 +124,23 @@ async fn validate(store: &dyn Store, user_id: Uuid, s: &McpServerRow) -> Result<
     match s.transport.as_str() {
         "stdio" => {
             v.check(
-                s.command.as_deref().is_some_and(|c| (1..=1024).contains(&c.trim().len())),
+                s.command
+                    .as_deref()
+                    .is_some_and(|c| (1..=1024).contains(&c.trim().len())),
                 "command",
                 "A stdio server needs a command (1 to 1024 characters).",
             );
         }
         "http" => {
             let ok = s.url.as_deref().is_some_and(|u| {
-                reqwest::Url::parse(u).is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                reqwest::Url::parse(u)
+                    .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
             });
-            v.check(ok, "url", "An http server needs an http:// or https:// URL.");
+            v.check(
+                ok,
+                "url",
+                "An http server needs an http:// or https:// URL.",
+            );
         }
         "wasm" => {
             let plugin = match s.plugin.as_deref() {
@@ -169,7 +179,11 @@ async fn validate(store: &dyn Store, user_id: Uuid, s: &McpServerRow) -> Result<
     v.finish()
 }
 
-pub async fn list(store: &dyn Store, principal: &Principal, machine_id: Uuid) -> Result<Vec<McpServerRow>> {
+pub async fn list(
+    store: &dyn Store,
+    principal: &Principal,
+    machine_id: Uuid,
+) -> Result<Vec<McpServerRow>> {
     principal.require(abilities::MCP_READ)?;
     machine_of(store, principal, machine_id).await?;
     Ok(store.mcp_servers(machine_id).await?)
@@ -285,12 +299,19 @@ pub async fn update(
 }
 
 /// `DELETE …/mcp/{name}` (§10.10): stops it first when it runs.
-pub async fn delete(deps: Deps<'_>, principal: &Principal, machine_id: Uuid, name: &str) -> Result<()> {
+pub async fn delete(
+    deps: Deps<'_>,
+    principal: &Principal,
+    machine_id: Uuid,
+    name: &str,
+) -> Result<()> {
     principal.require(abilities::MCP_WRITE)?;
-    machine_of(deps.store, principal, machine_id).await?;
+    let machine = machine_of(deps.store, principal, machine_id).await?;
     let row = server_of(deps.store, machine_id, name).await?;
-    if row.transport != "wasm" && deps.links.is_connected(machine_id) {
-        let stop = AgentRequest::McpStop { name: row.name.clone() };
+    if row.transport != "wasm" && deps.is_online(&machine) {
+        let stop = AgentRequest::McpStop {
+            name: row.name.clone(),
+        };
         if let Err(err) = deps.links.request(machine_id, stop, STOP_TIMEOUT).await {
             tracing::warn!(server = %row.name, error = %err, "stopping a deleted MCP server failed");
         }
@@ -323,7 +344,12 @@ fn start_failed(message: &str) -> ApiError {
 }
 
 /// `POST …/mcp/{name}/start` (§10.5).
-pub async fn start(deps: Deps<'_>, principal: &Principal, machine_id: Uuid, name: &str) -> Result<McpServerRow> {
+pub async fn start(
+    deps: Deps<'_>,
+    principal: &Principal,
+    machine_id: Uuid,
+    name: &str,
+) -> Result<McpServerRow> {
     principal.require(abilities::MCP_WRITE)?;
     let machine = machine_of(deps.store, principal, machine_id).await?;
     let row = server_of(deps.store, machine_id, name).await?;
@@ -336,7 +362,7 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
     let tools = if row.transport == "wasm" {
         wasm_tools(deps, machine, row).await
     } else {
-        if !deps.links.is_connected(machine.id) {
+        if !deps.is_online(machine) {
             return Err(ApiError::new(ErrorCode::MachineOffline));
         }
         let starting = McpStatusUpdate {
@@ -395,11 +421,21 @@ fn stopped() -> McpStatusUpdate {
 }
 
 /// The tools of the mcp-adapter plugin behind a `wasm` server.
-async fn wasm_tools(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> std::result::Result<Vec<Value>, String> {
+async fn wasm_tools(
+    deps: Deps<'_>,
+    machine: &Machine,
+    row: &McpServerRow,
+) -> std::result::Result<Vec<Value>, String> {
     let plugin = row.plugin.as_deref().unwrap_or_default();
-    let ready = super::plugins::ready(deps.store, deps.plugins, machine.user_id, machine.id, plugin)
-        .await
-        .map_err(|e| e.message().to_owned())?;
+    let ready = super::plugins::ready(
+        deps.store,
+        deps.plugins,
+        machine.user_id,
+        machine.id,
+        plugin,
+    )
+    .await
+    .map_err(|e| e.message().to_owned())?;
     let tools = deps
         .plugins
         .list_tools(&ready.loaded, &ready.grants)
@@ -408,23 +444,33 @@ async fn wasm_tools(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> st
     Ok(tools
         .into_iter()
         .map(|t| {
-            let schema: Value = serde_json::from_str(&t.input_schema).unwrap_or(json!({"type": "object"}));
+            let schema: Value =
+                serde_json::from_str(&t.input_schema).unwrap_or(json!({"type": "object"}));
             json!({"name": t.name, "description": t.description, "inputSchema": schema})
         })
         .collect())
 }
 
 /// `POST …/mcp/{name}/stop` (§10.6).
-pub async fn stop(deps: Deps<'_>, principal: &Principal, machine_id: Uuid, name: &str) -> Result<McpServerRow> {
+pub async fn stop(
+    deps: Deps<'_>,
+    principal: &Principal,
+    machine_id: Uuid,
+    name: &str,
+) -> Result<McpServerRow> {
     principal.require(abilities::MCP_WRITE)?;
-    machine_of(deps.store, principal, machine_id).await?;
+    let machine = machine_of(deps.store, principal, machine_id).await?;
     let row = server_of(deps.store, machine_id, name).await?;
-    if row.transport != "wasm" {
-        let request = AgentRequest::McpStop { name: row.name.clone() };
+    if row.transport != "wasm" && deps.is_online(&machine) {
+        let request = AgentRequest::McpStop {
+            name: row.name.clone(),
+        };
         match deps.links.request(machine_id, request, STOP_TIMEOUT).await {
             // Offline: the agent is gone or will be told at its next link (not auto-started).
             Ok(_) | Err(LinkError::NotConnected) => {}
-            Err(err) => tracing::warn!(server = %row.name, error = %err, "stopping an MCP server failed"),
+            Err(err) => {
+                tracing::warn!(server = %row.name, error = %err, "stopping an MCP server failed")
+            }
         }
     }
     set_status(deps.store, &row, stopped()).await?;
@@ -447,13 +493,22 @@ pub fn tool_view(tool: &Value) -> Value {
 }
 
 /// `GET …/mcp/{name}/tools` (§10.7): the tools as the server last listed them.
-pub async fn tools(store: &dyn Store, principal: &Principal, machine_id: Uuid, name: &str) -> Result<Vec<Value>> {
+pub async fn tools(
+    store: &dyn Store,
+    principal: &Principal,
+    machine_id: Uuid,
+    name: &str,
+) -> Result<Vec<Value>> {
     let row = get(store, principal, machine_id, name).await?;
     Ok(row.tools.0.iter().map(tool_view).collect())
 }
 
 /// `GET …/mcp/all-tools` (§10.9): the tools of every running server, named `server__tool`.
-pub async fn all_tools(store: &dyn Store, principal: &Principal, machine_id: Uuid) -> Result<Vec<Value>> {
+pub async fn all_tools(
+    store: &dyn Store,
+    principal: &Principal,
+    machine_id: Uuid,
+) -> Result<Vec<Value>> {
     let servers = list(store, principal, machine_id).await?;
     Ok(servers
         .iter()
@@ -491,7 +546,11 @@ pub async fn execute(
         "timeout_ms",
         "The timeout must be between 1 and 300000 ms.",
     );
-    v.check(arguments.is_object(), "parameters", "The parameters must be an object.");
+    v.check(
+        arguments.is_object(),
+        "parameters",
+        "The parameters must be an object.",
+    );
     v.check(
         row.status == "running",
         "name",
@@ -499,16 +558,31 @@ pub async fn execute(
     );
     v.check(
         row.status != "running"
-            || row.tools.0.iter().any(|t| t.get("name").and_then(Value::as_str) == Some(call.tool.as_str())),
+            || row
+                .tools
+                .0
+                .iter()
+                .any(|t| t.get("name").and_then(Value::as_str) == Some(call.tool.as_str())),
         "tool",
         "The server has no tool with this name.",
     );
     v.finish()?;
     let result = if row.transport == "wasm" {
         let plugin = row.plugin.as_deref().unwrap_or_default();
-        super::plugins::call_tool(deps.store, deps.plugins, principal, machine.id, plugin, &call.tool, &arguments)
-            .await?
+        super::plugins::call_tool(
+            deps.store,
+            deps.plugins,
+            principal,
+            machine.id,
+            plugin,
+            &call.tool,
+            &arguments,
+        )
+        .await?
     } else {
+        if !deps.is_online(&machine) {
+            return Err(ApiError::new(ErrorCode::MachineOffline));
+        }
         let request = AgentRequest::McpCall {
             name: row.name.clone(),
             tool: call.tool.clone(),
@@ -524,7 +598,9 @@ pub async fn execute(
                 return Err(ApiError::new(ErrorCode::ToolExecutionFailed).with_message(message));
             }
             Err(other) => {
-                return Err(ApiError::new(ErrorCode::ToolExecutionFailed).with_message(other.to_string()));
+                return Err(
+                    ApiError::new(ErrorCode::ToolExecutionFailed).with_message(other.to_string())
+                );
             }
         }
     };
@@ -533,7 +609,11 @@ pub async fn execute(
 
 /// Maps an MCP `CallToolResult` to the API's answer.
 pub fn to_response(result: &Value) -> Result<Value> {
-    let items = result.get("content").and_then(Value::as_array).cloned().unwrap_or_default();
+    let items = result
+        .get("content")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let texts: Vec<&str> = items
         .iter()
         .filter(|c| c.get("type").and_then(Value::as_str) == Some("text"))
@@ -584,13 +664,54 @@ pub async fn on_status(
         tools,
         started_at,
     };
-    if let Err(err) = store.set_mcp_status(machine_id, name, &update, clock::now()).await {
+    if let Err(err) = store
+        .set_mcp_status(machine_id, name, &update, clock::now())
+        .await
+    {
         tracing::error!(server = name, error = %err, "recording an MCP server's status failed");
     }
 }
 
+/// A machine's agent link closed: what its agent runs is unknown until it links again.
+pub async fn on_link_closed(store: &dyn Store, machine_id: Uuid) {
+    let servers = match store.mcp_servers(machine_id).await {
+        Ok(servers) => servers,
+        Err(err) => {
+            tracing::error!(error = %err, "reading the machine's MCP servers failed");
+            return;
+        }
+    };
+    let offline = McpStatusUpdate {
+        status: "offline".into(),
+        last_error: None,
+        tools: None,
+        started_at: None,
+    };
+    for row in servers
+        .iter()
+        .filter(|s| s.transport != "wasm" && RUNNING.contains(&s.status.as_str()))
+    {
+        if let Err(err) = set_status(store, row, offline.clone()).await {
+            tracing::error!(server = %row.name, error = %err, "recording an MCP server offline failed");
+        }
+    }
+}
+
+/// States in which a server is (or should be) running on the agent.
+const RUNNING: &[&str] = &["running", "starting", "restarting"];
+
 /// A machine's agent linked: start its `auto_start` servers and the ones that were running.
 pub async fn on_link_opened(deps: Deps<'_>, machine: &Machine) {
+    // The row as it is now (online), not as it was when the agent authenticated.
+    let machine = match deps.store.machine(machine.user_id, machine.id).await {
+        Ok(Some(machine)) => machine,
+        Ok(None) => return,
+        Err(err) => {
+            tracing::error!(error = %err, "reading the machine failed");
+            return;
+        }
+    };
+    let machine = &machine;
     let servers = match deps.store.mcp_servers(machine.id).await {
         Ok(servers) => servers,
         Err(err) => {
@@ -599,13 +720,26 @@ pub async fn on_link_opened(deps: Deps<'_>, machine: &Machine) {
         }
     };
     for row in servers {
-        let wanted = row.auto_start || matches!(row.status.as_str(), "running" | "starting" | "restarting");
+        let wanted =
+            row.auto_start || row.status == "offline" || RUNNING.contains(&row.status.as_str());
+        if row.transport == "wasm" {
+            continue;
+        }
         if !wanted {
+            // Stopped while the link was down: the agent (if it kept running) stops it too.
+            let stop = AgentRequest::McpStop {
+                name: row.name.clone(),
+            };
+            if let Err(err) = deps.links.request(machine.id, stop, STOP_TIMEOUT).await {
+                tracing::warn!(server = %row.name, error = %err, "stopping an MCP server on link failed");
+            }
             continue;
         }
         match run(deps, machine, &row).await {
             Ok(()) => tracing::info!(server = %row.name, "MCP server started with the agent"),
-            Err(err) => tracing::warn!(server = %row.name, error = %err.message(), "MCP server did not start with the agent"),
+            Err(err) => {
+                tracing::warn!(server = %row.name, error = %err.message(), "MCP server did not start with the agent")
+            }
         }
     }
 }

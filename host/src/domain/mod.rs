@@ -24,4 +24,15 @@ pub struct Deps<'a> {
     pub store: &'a dyn crate::store::Store,
     pub links: &'a dyn crate::links::AgentLinks,
     pub plugins: &'a std::sync::Arc<crate::plugins::runtime::PluginRuntime>,
+    pub presence: machines::PresenceSettings,
+}
+
+impl Deps<'_> {
+    /// Whether the machine's agent is linked (to this host process or another), by its stored
+    /// presence: asking a link registry would wait out a relay timeout for an offline machine
+    /// when several hosts share the database.
+    pub fn is_online(&self, machine: &crate::store::Machine) -> bool {
+        machines::MachineStatus::of(machine, &self.presence, clock::now())
+            == machines::MachineStatus::Online
+    }
 }

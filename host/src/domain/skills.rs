@@ -95,7 +95,6 @@ struct Processed {
     metadata: Map<String, Value>,
 }
 
-
 async fn machine_of(store: &dyn Store, principal: &Principal, machine_id: Uuid) -> Result<Machine> {
     store
         .machine(principal.user.id, machine_id)
@@ -112,7 +111,11 @@ async fn live(store: &dyn Store, machine_id: Uuid, path: &str) -> Result<SkillRo
         .ok_or_else(not_found)
 }
 
-pub async fn list(store: &dyn Store, principal: &Principal, machine_id: Uuid) -> Result<Vec<SkillRow>> {
+pub async fn list(
+    store: &dyn Store,
+    principal: &Principal,
+    machine_id: Uuid,
+) -> Result<Vec<SkillRow>> {
     principal.require(abilities::SKILLS_READ)?;
     machine_of(store, principal, machine_id).await?;
     let mut skills = store.skills(machine_id).await?;
@@ -191,7 +194,13 @@ async fn process(
             Err(reason) => return Ok(Err(reason)),
         };
         let m = processed.metadata;
-        let meta = metadata_map(m.tags, m.version, m.extra, processed.warnings, "skill-frontmatter (built in)");
+        let meta = metadata_map(
+            m.tags,
+            m.version,
+            m.extra,
+            processed.warnings,
+            "skill-frontmatter (built in)",
+        );
         return Ok(Ok(Processed {
             name: m.name,
             description: m.description,
@@ -202,7 +211,8 @@ async fn process(
     let mut content = content.to_owned();
     let mut last = None;
     for name in processors {
-        let ready = super::plugins::ready(deps.store, deps.plugins, user_id, machine_id, &name).await?;
+        let ready =
+            super::plugins::ready(deps.store, deps.plugins, user_id, machine_id, &name).await?;
         let processed = deps
             .plugins
             .process_skill(&ready.loaded, &ready.grants, &file, &content)
@@ -247,7 +257,11 @@ fn metadata_map(
 }
 
 /// The skill-processor plugins enabled on the machine, by name.
-async fn processor_plugins(store: &dyn Store, user_id: Uuid, machine_id: Uuid) -> Result<Vec<String>> {
+async fn processor_plugins(
+    store: &dyn Store,
+    user_id: Uuid,
+    machine_id: Uuid,
+) -> Result<Vec<String>> {
     let plugins = store.plugins(user_id).await?;
     let enabled = store.machine_plugins(machine_id).await?;
     Ok(plugins
@@ -299,7 +313,9 @@ async fn write(
         last_modified: draft.modified,
         synced_hash: existing.and_then(|e| e.synced_hash.clone()),
         deleted: false,
-        created_at: existing.filter(|e| !e.deleted).map_or(now, |e| e.created_at),
+        created_at: existing
+            .filter(|e| !e.deleted)
+            .map_or(now, |e| e.created_at),
     };
     deps.store.upsert_skill(&row).await?;
     Ok(Ok(row))
@@ -331,7 +347,7 @@ pub async fn create_or_update(
         input.priority,
     );
     v.finish()?;
-    machine_of(deps.store, principal, machine_id).await?;
+    let machine = machine_of(deps.store, principal, machine_id).await?;
     let existing = deps.store.skill(machine_id, &input.path).await?;
     let live = existing.as_ref().filter(|e| !e.deleted);
     let draft = Draft {
@@ -344,10 +360,16 @@ pub async fn create_or_update(
         metadata: input.metadata.unwrap_or_default(),
         modified: clock::now(),
     };
-    let row = write(deps, principal.user.id, machine_id, existing.as_ref(), draft)
-        .await?
-        .map_err(refused)?;
-    push(deps, &row).await;
+    let row = write(
+        deps,
+        principal.user.id,
+        machine_id,
+        existing.as_ref(),
+        draft,
+    )
+    .await?
+    .map_err(refused)?;
+    push(deps, &machine, &row).await;
     Ok(row)
 }
 
@@ -369,7 +391,7 @@ pub async fn update(
         patch.priority,
     );
     v.finish()?;
-    machine_of(deps.store, principal, machine_id).await?;
+    let machine = machine_of(deps.store, principal, machine_id).await?;
     let existing = live(deps.store, machine_id, path).await?;
     let row = if patch.content.is_some() || patch.name.is_some() || patch.description.is_some() {
         let mut metadata = existing.metadata.0.as_object().cloned().unwrap_or_default();
@@ -401,7 +423,7 @@ pub async fn update(
         deps.store.upsert_skill(&row).await?;
         row
     };
-    push(deps, &row).await;
+    push(deps, &machine, &row).await;
     Ok(row)
 }
 
@@ -413,7 +435,7 @@ pub async fn toggle(
     path: &str,
 ) -> Result<SkillRow> {
     principal.require(abilities::SKILLS_WRITE)?;
-    machine_of(deps.store, principal, machine_id).await?;
+    let _ = machine_of(deps.store, principal, machine_id).await?;
     let existing = live(deps.store, machine_id, path).await?;
     let patch = SkillPatch {
         enabled: Some(!existing.enabled),
@@ -431,7 +453,7 @@ pub async fn delete(
     path: &str,
 ) -> Result<()> {
     principal.require(abilities::SKILLS_WRITE)?;
-    machine_of(deps.store, principal, machine_id).await?;
+    let machine = machine_of(deps.store, principal, machine_id).await?;
     let mut row = live(deps.store, machine_id, path).await?;
     if row.synced_hash.as_deref().is_none_or(str::is_empty) {
         // Never on disk (or agreed absent): nothing to remove there.
@@ -441,7 +463,7 @@ pub async fn delete(
     row.deleted = true;
     row.last_modified = clock::now();
     deps.store.upsert_skill(&row).await?;
-    push(deps, &row).await;
+    push(deps, &machine, &row).await;
     Ok(())
 }
 
@@ -453,7 +475,7 @@ pub async fn bulk(
     updates: Vec<BulkItem>,
 ) -> Result<Vec<SkillRow>> {
     principal.require(abilities::SKILLS_WRITE)?;
-    machine_of(deps.store, principal, machine_id).await?;
+    let _ = machine_of(deps.store, principal, machine_id).await?;
     let mut v = Validator::new();
     v.check(
         (1..=100).contains(&updates.len()),
@@ -506,8 +528,8 @@ fn desired_hash(row: &SkillRow) -> String {
 
 /// Makes the machine's folder match the row (when the agent is linked; otherwise the next
 /// report after it links does). Failures are logged: the row is already stored.
-async fn push(deps: Deps<'_>, row: &SkillRow) {
-    if !deps.links.is_connected(row.machine_id) {
+async fn push(deps: Deps<'_>, machine: &Machine, row: &SkillRow) {
+    if !deps.is_online(machine) {
         return;
     }
     let want = desired_hash(row);
@@ -528,8 +550,16 @@ async fn push(deps: Deps<'_>, row: &SkillRow) {
         .request(row.machine_id, request, AGENT_TIMEOUT)
         .await;
     let outcome = match result {
-        Ok(_) if row.deleted => deps.store.delete_skill(row.machine_id, &row.path).await.map(drop),
-        Ok(_) => deps.store.set_skill_synced(row.machine_id, &row.path, &want).await,
+        Ok(_) if row.deleted => deps
+            .store
+            .delete_skill(row.machine_id, &row.path)
+            .await
+            .map(drop),
+        Ok(_) => {
+            deps.store
+                .set_skill_synced(row.machine_id, &row.path, &want)
+                .await
+        }
         Err(err) => {
             tracing::warn!(machine_id = %row.machine_id, path = %row.path, error = %err, "skill not written to the machine; the next sync will");
             return;
@@ -595,21 +625,32 @@ async fn reconcile_one(
     row: Option<SkillRow>,
     seen: DiskSkill,
 ) -> Result<()> {
-    let disk = seen.content.as_deref().map(content_hash).unwrap_or_default();
+    let disk = seen
+        .content
+        .as_deref()
+        .map(content_hash)
+        .unwrap_or_default();
     let desired = row.as_ref().map(desired_hash).unwrap_or_default();
     let base = row.as_ref().and_then(|r| r.synced_hash.clone());
     if disk == desired {
-        if let Some(row) = row.as_ref().filter(|_| base.as_deref() != Some(disk.as_str())) {
+        if let Some(row) = row
+            .as_ref()
+            .filter(|_| base.as_deref() != Some(disk.as_str()))
+        {
             if row.deleted {
                 deps.store.delete_skill(machine.id, &row.path).await?;
             } else {
-                deps.store.set_skill_synced(machine.id, &row.path, &disk).await?;
+                deps.store
+                    .set_skill_synced(machine.id, &row.path, &disk)
+                    .await?;
             }
         }
         return Ok(());
     }
     let disk_changed = base.as_deref().map_or(!disk.is_empty(), |b| b != disk);
-    let api_changed = base.as_deref().map_or(!desired.is_empty(), |b| b != desired);
+    let api_changed = base
+        .as_deref()
+        .map_or(!desired.is_empty(), |b| b != desired);
     let disk_wins = match (disk_changed, api_changed) {
         (false, false) => return Ok(()),
         (false, true) => false,
@@ -622,7 +663,7 @@ async fn reconcile_one(
     };
     if !disk_wins {
         // The agent keeps the folder's version as a conflict copy (`expect_hash` differs).
-        push(deps, &row).await;
+        push(deps, machine, &row).await;
         return Ok(());
     }
     if api_changed && !desired.is_empty() {
@@ -654,7 +695,10 @@ async fn take_disk(
         }
         return Ok(());
     };
-    let keep = row.as_ref().and_then(|r| r.metadata.0.as_object().cloned()).unwrap_or_default();
+    let keep = row
+        .as_ref()
+        .and_then(|r| r.metadata.0.as_object().cloned())
+        .unwrap_or_default();
     let draft = Draft {
         path: seen.path.clone(),
         name: None,
@@ -669,9 +713,15 @@ async fn take_disk(
         modified: seen.modified,
     };
     match write(deps, machine.user_id, machine.id, row.as_ref(), draft).await? {
-        Ok(_) => deps.store.set_skill_synced(machine.id, &seen.path, disk_hash).await?,
+        Ok(_) => {
+            deps.store
+                .set_skill_synced(machine.id, &seen.path, disk_hash)
+                .await?
+        }
         // The file stays as it is on disk and the API keeps its version: said in the log.
-        Err(reason) => tracing::warn!(path = %seen.path, reason, "the machine's skill was refused by its processor; not taken"),
+        Err(reason) => {
+            tracing::warn!(path = %seen.path, reason, "the machine's skill was refused by its processor; not taken")
+        }
     }
     Ok(())
 }

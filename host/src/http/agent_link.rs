@@ -194,6 +194,7 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
         if let Err(err) = machines::link_closed(state.store(), state.bus(), machine.id).await {
             tracing::error!(error = %err, "recording the link's end failed");
         }
+        mcp::on_link_closed(state.store(), machine.id).await;
         tracing::info!("agent link closed; machine offline");
     } else {
         tracing::info!("agent link replaced by a newer one");

@@ -39,7 +39,8 @@ pub struct ServerView {
     pub id: Uuid,
     pub name: String,
     pub display_name: String,
-    /// `stopped`, `starting`, `running`, `restarting` or `error`.
+    /// `stopped`, `starting`, `running`, `restarting` (after a crash), `offline` (its machine's
+    /// agent is not linked; restarted when it links) or `error`.
     pub status: String,
     /// `stdio`, `http` or `wasm`.
     pub transport: String,
@@ -118,7 +119,9 @@ pub async fn all_tools(
     AuthUser(principal): AuthUser,
     ApiPath(machine): ApiPath<Uuid>,
 ) -> Result<Reply<Vec<Value>>> {
-    Ok(Reply::ok(mcp::all_tools(state.store(), &principal, machine).await?))
+    Ok(Reply::ok(
+        mcp::all_tools(state.store(), &principal, machine).await?,
+    ))
 }
 
 #[utoipa::path(get, path = "/machines/{machine}/mcp/{name}", tag = "mcp", security(("bearer" = [])),
@@ -129,7 +132,11 @@ pub async fn get_server(
     AuthUser(principal): AuthUser,
     ApiPath((machine, name)): ApiPath<(Uuid, String)>,
 ) -> Result<Reply<ServerView>> {
-    Ok(Reply::ok(mcp::get(state.store(), &principal, machine, &name).await?.into()))
+    Ok(Reply::ok(
+        mcp::get(state.store(), &principal, machine, &name)
+            .await?
+            .into(),
+    ))
 }
 
 #[utoipa::path(patch, path = "/machines/{machine}/mcp/{name}", tag = "mcp", security(("bearer" = [])),
@@ -143,7 +150,11 @@ pub async fn update_server(
     ApiJson(patch): ApiJson<ServerPatch>,
 ) -> Result<Reply<ServerView>> {
     let deps = state.deps().await?;
-    Ok(Reply::ok(mcp::update(deps, &principal, machine, &name, patch).await?.into()))
+    Ok(Reply::ok(
+        mcp::update(deps, &principal, machine, &name, patch)
+            .await?
+            .into(),
+    ))
 }
 
 /// Stops the server if it runs, then deletes it.
@@ -173,7 +184,9 @@ pub async fn start_server(
     ApiPath((machine, name)): ApiPath<(Uuid, String)>,
 ) -> Result<Reply<ServerView>> {
     let deps = state.deps().await?;
-    Ok(Reply::ok(mcp::start(deps, &principal, machine, &name).await?.into()))
+    Ok(Reply::ok(
+        mcp::start(deps, &principal, machine, &name).await?.into(),
+    ))
 }
 
 #[utoipa::path(post, path = "/machines/{machine}/mcp/{name}/stop", tag = "mcp", security(("bearer" = [])),
@@ -185,7 +198,9 @@ pub async fn stop_server(
     ApiPath((machine, name)): ApiPath<(Uuid, String)>,
 ) -> Result<Reply<ServerView>> {
     let deps = state.deps().await?;
-    Ok(Reply::ok(mcp::stop(deps, &principal, machine, &name).await?.into()))
+    Ok(Reply::ok(
+        mcp::stop(deps, &principal, machine, &name).await?.into(),
+    ))
 }
 
 /// The server's tools as it last listed them (`parameters` is the input schema).
@@ -197,7 +212,9 @@ pub async fn list_tools(
     AuthUser(principal): AuthUser,
     ApiPath((machine, name)): ApiPath<(Uuid, String)>,
 ) -> Result<Reply<Vec<Value>>> {
-    Ok(Reply::ok(mcp::tools(state.store(), &principal, machine, &name).await?))
+    Ok(Reply::ok(
+        mcp::tools(state.store(), &principal, machine, &name).await?,
+    ))
 }
 
 /// Calls a tool: `{content, mimeType}` plus the MCP `items` and `structuredContent`. A tool
@@ -214,5 +231,7 @@ pub async fn execute_tool(
     ApiJson(call): ApiJson<Execute>,
 ) -> Result<Reply<Value>> {
     let deps = state.deps().await?;
-    Ok(Reply::ok(mcp::execute(deps, &principal, machine, &name, call).await?))
+    Ok(Reply::ok(
+        mcp::execute(deps, &principal, machine, &name, call).await?,
+    ))
 }

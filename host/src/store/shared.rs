@@ -20,9 +20,10 @@ pub(super) mod prelude {
         store::{
             Activity, ApiToken, ChunkFilter, ChunkSearch, ClaimRefusal, ContextChunk, FileLock,
             Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter,
-            MachinePlugin, McpServerRow, McpStatusUpdate, OAuthIdentity, OAuthState, Pairing, PasswordReset, PathOverlap,
-            PluginRow, Project, ProjectCounts, ProjectListing, ScoredChunk, Session, SessionLog, SkillRow,
-            Store, StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
+            MachinePlugin, McpServerRow, McpStatusUpdate, OAuthIdentity, OAuthState, Pairing,
+            PasswordReset, PathOverlap, PluginRow, Project, ProjectCounts, ProjectListing,
+            ScoredChunk, Session, SessionLog, SkillRow, Store, StoreResult, Task, TaskRow,
+            TokenWithOwner, User, sql,
         },
     };
 }
