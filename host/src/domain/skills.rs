@@ -396,11 +396,16 @@ pub async fn update(
     let row = if patch.content.is_some() || patch.name.is_some() || patch.description.is_some() {
         let mut metadata = existing.metadata.0.as_object().cloned().unwrap_or_default();
         metadata.extend(patch.metadata.unwrap_or_default());
+        // New content brings its own name and description (from its frontmatter) unless the
+        // patch gives them; otherwise the current ones stay.
+        let keep = patch.content.is_none();
         let draft = Draft {
             path: existing.path.clone(),
-            name: patch.name.or(Some(existing.name.clone())),
+            name: patch.name.or(keep.then(|| existing.name.clone())),
             content: patch.content.unwrap_or_else(|| existing.content.clone()),
-            description: patch.description.or(Some(existing.description.clone())),
+            description: patch
+                .description
+                .or(keep.then(|| existing.description.clone())),
             priority: patch.priority.unwrap_or(existing.priority),
             enabled: patch.enabled.unwrap_or(existing.enabled),
             metadata,
@@ -589,6 +594,12 @@ async fn reconcile(
     disk: Vec<DiskSkill>,
     present: Option<Vec<String>>,
 ) -> Result<()> {
+    // The row as it is now (online: the report came over its link), not as it was when the
+    // agent authenticated.
+    let Some(machine) = deps.store.machine(machine.user_id, machine.id).await? else {
+        return Ok(());
+    };
+    let machine = &machine;
     let mut rows: BTreeMap<String, SkillRow> = deps
         .store
         .skills(machine.id)
