@@ -247,7 +247,7 @@ on_both_stores! {
         let _agent = AgentProcess::start(&app, &machine_token, &agent_args);
         app.wait_for_status(&token, machine, "online", Duration::from_secs(15)).await;
         disk_until("the API's version on disk", || read(&dir.join("shared/SKILL.md")).as_deref() == Some(api_shared.as_str())).await;
-        assert_eq!(conflict_copies(&dir.join("shared")), [disk_shared.clone()], "the folder's version is kept");
+        assert_eq!(conflict_copies(&dir.join("shared")), [disk_shared], "the folder's version is kept");
         api_until(&app, &token, &format!("{base}/solo"), "the solo edit in the API", |r| r.body["data"]["description"] == "Changed on disk alone").await;
         disk_until("the deletion on disk", || !dir.join("doomed/SKILL.md").exists()).await;
         app.get(&format!("{base}/doomed"), Some(&token)).await.expect(404);
