@@ -94,3 +94,92 @@ pub fn free_port() -> u16 {
 pub fn percentile(sorted: &[Duration], p: usize) -> Duration {
     sorted[(sorted.len() * p / 100).min(sorted.len() - 1)]
 }
+
+/// Waits (up to 60 s) until `ready` says yes.
+pub async fn wait_until(mut ready: impl AsyncFnMut() -> bool, what: &str) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !ready().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what} did not happen"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A `claudenest serve` on SQLite at `url` (rate limits lifted) and a `claudenest agent` for
+/// the bench user's machine, linked. Both are killed on drop.
+pub struct HostAndAgent {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub token: String,
+    pub machine: Uuid,
+    _host: Killed,
+    _agent: Killed,
+}
+
+impl HostAndAgent {
+    /// `host_env` and `agent` adjust the two commands.
+    pub async fn start(
+        url: &str,
+        host_env: &[(&str, &str)],
+        agent: impl FnOnce(&mut std::process::Command),
+    ) -> Self {
+        use std::process::{Command, Stdio};
+        let store = claudenest::store::open(url).await.unwrap();
+        let user = bench_user(store.as_ref()).await;
+        store.close().await;
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let host = Killed(
+            Command::new(env!("CARGO_BIN_EXE_claudenest"))
+                .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
+                .env("CLAUDENEST_DATABASE_URL", url)
+                .env("CLAUDENEST_LOG", "warn")
+                .env("CLAUDENEST_RATE_LIMITS__API_PER_MINUTE", "1000000")
+                .env("CLAUDENEST_RATE_LIMITS__WEBSOCKET_PER_MINUTE", "1000000")
+                .envs(host_env.iter().copied())
+                .stdout(Stdio::null())
+                .spawn()
+                .unwrap(),
+        );
+        let mut command = Command::new(env!("CARGO_BIN_EXE_claudenest"));
+        command
+            .args(["agent", "--server", &base, "--token", &user.machine_token])
+            .env("CLAUDENEST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        agent(&mut command);
+        let agent = Killed(command.spawn().unwrap());
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let machine_url = format!("{base}/api/machines/{}", user.machine);
+        wait_until(
+            async || {
+                let Ok(r) = client
+                    .get(&machine_url)
+                    .bearer_auth(&user.token)
+                    .send()
+                    .await
+                else {
+                    return false;
+                };
+                let body: serde_json::Value = r.json().await.unwrap_or_default();
+                body["data"]["status"] == "online"
+            },
+            "the agent linking",
+        )
+        .await;
+        Self {
+            base,
+            client,
+            token: user.token,
+            machine: user.machine,
+            _host: host,
+            _agent: agent,
+        }
+    }
+
+    pub fn machine_url(&self) -> String {
+        format!("{}/api/machines/{}", self.base, self.machine)
+    }
+}

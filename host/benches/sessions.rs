@@ -20,8 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claudenest::store;
-use common::{Killed, free_port, percentile};
+use common::{Killed, free_port, percentile, wait_until};
 use futures_util::{SinkExt as _, StreamExt as _};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -47,14 +46,6 @@ app.listen(int(sys.argv[1]), "127.0.0.1")
 print("ready", flush=True)
 tornado.ioloop.IOLoop.current().start()
 "#;
-
-async fn wait_until(mut ready: impl AsyncFnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !ready().await {
-        assert!(Instant::now() < deadline, "{what} did not happen");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
@@ -137,54 +128,19 @@ async fn main() {
     let flood_dir = dir.path().join("flood");
     std::fs::create_dir(&flood_dir).unwrap();
 
-    let store = store::open(&url).await.unwrap();
-    let common::BenchUser {
-        token,
-        machine,
-        machine_token,
-        ..
-    } = common::bench_user(store.as_ref()).await;
-    store.close().await;
-
-    let port = free_port();
-    let base = format!("http://127.0.0.1:{port}");
-    let _host = Killed(
-        Command::new(env!("CARGO_BIN_EXE_claudenest"))
-            .args(["serve", "--bind", &format!("127.0.0.1:{port}")])
-            .env("CLAUDENEST_DATABASE_URL", &url)
-            .env("CLAUDENEST_LOG", "warn")
-            .env("CLAUDENEST_RATE_LIMITS__API_PER_MINUTE", "1000000")
-            .env("CLAUDENEST_RATE_LIMITS__WEBSOCKET_PER_MINUTE", "1000000")
-            .env("CLAUDENEST_SESSIONS__LOG_RETENTION_CHUNKS", "0")
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let _agent = Killed(
-        Command::new(env!("CARGO_BIN_EXE_claudenest"))
-            .args(["agent", "--server", &base, "--token", &machine_token])
-            .arg("--claude-path")
-            .arg(&script)
-            .env("CLAUDENEST_LOG", "warn")
-            .env("FLOOD_BYTES", FLOOD_BYTES.to_string())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let machine_url = format!("{base}/api/machines/{machine}");
-    wait_until(
-        async || {
-            let Ok(r) = client.get(&machine_url).bearer_auth(&token).send().await else {
-                return false;
-            };
-            let body: Value = r.json().await.unwrap_or_default();
-            body["data"]["status"] == "online"
+    let setup = common::HostAndAgent::start(
+        &url,
+        &[("CLAUDENEST_SESSIONS__LOG_RETENTION_CHUNKS", "0")],
+        |agent| {
+            agent
+                .arg("--claude-path")
+                .arg(&script)
+                .env("FLOOD_BYTES", FLOOD_BYTES.to_string());
         },
-        "the agent linking",
     )
     .await;
+    let (base, client, token) = (&setup.base, &setup.client, &setup.token);
+    let machine_url = setup.machine_url();
 
     let create = async |project_path: &std::path::Path| -> (String, String) {
         let body: Value = client
@@ -206,10 +162,12 @@ async fn main() {
 
     // --- keystrokes through ClaudeNest ------------------------------------------------------
     let (session, ws_token) = create(dir.path()).await;
-    let (mut ws, _) =
-        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/app/claudenest"))
-            .await
-            .unwrap();
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/app/claudenest",
+        base.replace("http://", "ws://")
+    ))
+    .await
+    .unwrap();
     let established = next_json(&mut ws).await;
     let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
     let socket_id = data["socket_id"].as_str().unwrap().to_owned();
