@@ -145,7 +145,7 @@ async fn main() {
     let create = async |project_path: &std::path::Path| -> (String, String) {
         let body: Value = client
             .post(format!("{machine_url}/sessions"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .json(&json!({"mode": "interactive", "project_path": project_path}))
             .send()
             .await
@@ -266,7 +266,7 @@ async fn main() {
         async || {
             let body: Value = client
                 .get(&session_url)
-                .bearer_auth(&token)
+                .bearer_auth(token)
                 .send()
                 .await
                 .unwrap()
@@ -284,7 +284,7 @@ async fn main() {
     loop {
         let body: Value = client
             .get(format!("{session_url}/logs?since_seq={since}&limit=10000"))
-            .bearer_auth(&token)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap()
