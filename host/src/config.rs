@@ -45,6 +45,7 @@ pub struct Config {
     pub sessions: SessionSettings,
     pub plugins: PluginSettings,
     pub embeddings: EmbeddingSettings,
+    pub mcp: McpServerSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -73,6 +74,27 @@ impl Default for CoordinationSettings {
         Self {
             instance_timeout_secs: 300,
             sweep_interval_secs: 15,
+        }
+    }
+}
+
+/// ClaudeNest's own MCP server at `/mcp` (docs/mcp-server.md).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct McpServerSettings {
+    /// `Host` values `/mcp` answers (DNS-rebinding protection, as the MCP spec asks); add the
+    /// names the host is reached by (`host` or `host:port`).
+    pub allowed_hosts: Vec<String>,
+    /// Browser origins allowed (`scheme://host[:port]`); requests without `Origin` pass.
+    /// Empty: any request with an `Origin` header is refused.
+    pub allowed_origins: Vec<String>,
+}
+
+impl Default for McpServerSettings {
+    fn default() -> Self {
+        Self {
+            allowed_hosts: vec!["localhost".into(), "127.0.0.1".into(), "::1".into()],
+            allowed_origins: Vec::new(),
         }
     }
 }
@@ -285,6 +307,7 @@ impl Default for Config {
             sessions: SessionSettings::default(),
             plugins: PluginSettings::default(),
             embeddings: EmbeddingSettings::default(),
+            mcp: McpServerSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,

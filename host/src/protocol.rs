@@ -146,6 +146,15 @@ pub struct DiskSkill {
     pub modified: chrono::DateTime<chrono::Utc>,
 }
 
+/// A session's access to ClaudeNest's MCP server: the agent points Claude Code at
+/// `<its server URL>/mcp` with this token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SessionMcp {
+    pub token: String,
+    pub instance_id: String,
+    pub project_id: Uuid,
+}
+
 /// How the agent runs an MCP server (`stdio` child process or `http` URL).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct McpSpec {
@@ -232,6 +241,10 @@ pub enum AgentRequest {
         initial_prompt: Option<String>,
         cols: u16,
         rows: u16,
+        /// ClaudeNest's MCP server for the session's Claude Code (`--mcp-config`), when the
+        /// session works in a project.
+        #[serde(default)]
+        mcp: Option<SessionMcp>,
     },
     /// Types `data` into the session's terminal.
     SessionInput {

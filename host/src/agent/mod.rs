@@ -316,6 +316,7 @@ async fn connect_and_serve(
                         let replies = link.replies.clone();
                         let env_settings = settings.environment.clone();
                         let parts = Parts {
+                            server: settings.server.clone(),
                             sessions: link.sessions.clone(),
                             mcp: link.mcp.clone(),
                             skills: link.skills.clone(),
@@ -412,6 +413,8 @@ async fn await_welcome(socket: &mut Socket) -> anyhow::Result<Vec<protocol::Sess
 
 /// What requests act on.
 struct Parts {
+    /// The host's base URL (its `/mcp` is given to sessions).
+    server: String,
     sessions: sessions::Sessions,
     mcp: mcp::McpServers,
     skills: skills::SkillFolder,
@@ -433,8 +436,17 @@ async fn handle_request(
             initial_prompt,
             cols,
             rows,
+            mcp,
         } => {
             let sessions = sessions.clone();
+            let mcp = match mcp {
+                Some(access) => Some(sessions::McpAccess::write(
+                    &parts.server,
+                    session_id,
+                    &access,
+                )?),
+                None => None,
+            };
             let start = sessions::StartRequest {
                 session_id,
                 mode,
@@ -442,6 +454,7 @@ async fn handle_request(
                 initial_prompt,
                 cols,
                 rows,
+                mcp,
             };
             // Opening a PTY and typing the first prompt block: off the async threads.
             tokio::task::spawn_blocking(move || sessions.start(start)).await??;

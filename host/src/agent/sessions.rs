@@ -110,6 +110,56 @@ pub struct StartRequest {
     pub initial_prompt: Option<String>,
     pub cols: u16,
     pub rows: u16,
+    /// ClaudeNest's MCP server for this session's Claude Code.
+    pub mcp: Option<McpAccess>,
+}
+
+/// The `--mcp-config` file a session's Claude Code gets (removed when the session ends), and
+/// its instance id (also in `CLAUDENEST_INSTANCE_ID`).
+pub struct McpAccess {
+    pub config: PathBuf,
+    pub instance_id: String,
+}
+
+/// The token in the file is the session's: gone with it.
+impl Drop for McpAccess {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+impl McpAccess {
+    /// Writes `{"mcpServers": {"claudenest": {"type": "http", url, headers}}}`, readable by
+    /// the agent's user only (it holds the session's token).
+    pub fn write(
+        server: &str,
+        session_id: Uuid,
+        access: &crate::protocol::SessionMcp,
+    ) -> anyhow::Result<Self> {
+        use std::os::unix::fs::OpenOptionsExt as _;
+        let config = std::env::temp_dir().join(format!("claudenest-mcp-{session_id}.json"));
+        let body = serde_json::json!({
+            "mcpServers": {
+                "claudenest": {
+                    "type": "http",
+                    "url": format!("{}/mcp", server.trim_end_matches('/')),
+                    "headers": { "Authorization": format!("Bearer {}", access.token) },
+                }
+            }
+        });
+        let _ = std::fs::remove_file(&config);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&config)
+            .with_context(|| format!("writing {}", config.display()))?;
+        std::io::Write::write_all(&mut file, body.to_string().as_bytes())?;
+        Ok(Self {
+            config,
+            instance_id: access.instance_id.clone(),
+        })
+    }
 }
 
 impl Sessions {
@@ -147,6 +197,10 @@ impl Sessions {
             if req.mode == "headless" {
                 args.extend(["--output-format", "stream-json", "--verbose"].map(String::from));
             }
+        }
+        if let Some(mcp) = &req.mcp {
+            args.push("--mcp-config".to_owned());
+            args.push(mcp.config.display().to_string());
         }
         args
     }
@@ -191,6 +245,9 @@ impl Sessions {
             cmd.cwd(dir);
         }
         cmd.env("TERM", "xterm-256color");
+        if let Some(mcp) = &req.mcp {
+            cmd.env("CLAUDENEST_INSTANCE_ID", &mcp.instance_id);
+        }
         // portable-pty makes the child a session (and process group) leader.
         let mut child = pair
             .slave
@@ -212,9 +269,11 @@ impl Sessions {
         };
         self.insert(req.session_id, control, child.process_id(), Some(screen));
         let (sessions, id) = (self.clone(), req.session_id);
+        let mcp = req.mcp;
         std::thread::spawn(move || {
             sessions.pump(id, reader);
             let exit_code = child.wait().ok().map(|status| status.exit_code() as i32);
+            drop(mcp);
             sessions.exited(id, exit_code);
         });
         Ok(())
@@ -232,12 +291,16 @@ impl Sessions {
         if let Some(dir) = &req.project_path {
             cmd.current_dir(dir);
         }
+        if let Some(mcp) = &req.mcp {
+            cmd.env("CLAUDENEST_INSTANCE_ID", &mcp.instance_id);
+        }
         let mut child = cmd.spawn().context("starting the session's command")?;
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
         self.insert(req.session_id, Control::Pipes, Some(child.id()), None);
         let (sessions, id) = (self.clone(), req.session_id);
         let headless = req.mode == "headless";
+        let mcp = req.mcp;
         std::thread::spawn(move || {
             let errors = {
                 let sessions = sessions.clone();
@@ -250,6 +313,7 @@ impl Sessions {
             }
             let _ = errors.join();
             let exit_code = child.wait().ok().and_then(|status| status.code());
+            drop(mcp);
             sessions.exited(id, exit_code);
         });
         Ok(())

@@ -9,6 +9,7 @@ pub mod locks;
 pub mod machines;
 pub mod mail;
 pub mod mcp;
+pub mod mcp_access;
 pub mod oauth;
 pub mod password_reset;
 pub mod plugins;

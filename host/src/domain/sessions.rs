@@ -202,6 +202,19 @@ pub async fn create(
     };
     store.insert_session(&session).await?;
     set_status(store, bus, session.id, "starting", None).await?;
+    // Working in a project: its Claude Code gets ClaudeNest's MCP server as its own instance.
+    let mcp = match super::mcp_access::project_of_session(store, &session).await? {
+        Some(project) => {
+            let access =
+                super::mcp_access::mint_for_session(store, principal, &session, &project).await?;
+            Some(crate::protocol::SessionMcp {
+                token: access.token,
+                instance_id: access.instance_id,
+                project_id: access.project_id,
+            })
+        }
+        None => None,
+    };
     let start = AgentRequest::SessionStart {
         session_id: session.id,
         mode: session.mode.clone(),
@@ -209,6 +222,7 @@ pub async fn create(
         initial_prompt: session.initial_prompt.clone(),
         cols: session.cols as u16,
         rows: session.rows as u16,
+        mcp,
     };
     let started = match links.request(machine.id, start, AGENT_TIMEOUT).await {
         Ok(_) => set_status(store, bus, session.id, "running", None).await?,

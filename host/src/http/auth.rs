@@ -26,10 +26,18 @@ use crate::{
 /// A request made with a valid user token (`Authorization: Bearer cn_…`).
 pub struct AuthUser(pub Principal);
 
+/// A caller already authenticated in-process (the MCP server dispatching a tool to its REST
+/// endpoint). Only code in this process can put it in a request's extensions.
+#[derive(Clone)]
+pub struct Preauthenticated(pub Principal);
+
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        if let Some(Preauthenticated(principal)) = parts.extensions.get::<Preauthenticated>() {
+            return Ok(AuthUser(principal.clone()));
+        }
         let token = bearer_token(&parts.headers).ok_or_else(|| {
             tracing::debug!("no bearer token");
             ApiError::new(ErrorCode::Unauthenticated)

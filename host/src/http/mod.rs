@@ -12,6 +12,7 @@ pub mod health;
 pub mod locks;
 pub mod machines;
 pub mod mcp;
+pub mod mcp_server;
 pub mod plugins;
 pub mod projects;
 pub mod pusher;
@@ -67,6 +68,7 @@ use request_id::RequestId;
         (name = "context", description = "Shared context and search (API §7)"),
         (name = "skills", description = "Skills per machine, synced with its skill folder (API §9)"),
         (name = "mcp", description = "MCP servers per machine: stdio, http, wasm (API §10)"),
+        (name = "mcp-server", description = "ClaudeNest's own MCP server for Claude Code instances (docs/mcp-server.md)"),
         (name = "plugins", description = "WebAssembly plugins: registry, per-machine enablement, tool calls"),
         (name = "meta", description = "This document"),
     )
@@ -114,7 +116,18 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             state.api_limiter(),
             rate_limit::per_token,
         ));
+    let mcp_server = OpenApiRouter::new()
+        .routes(routes!(
+            mcp_server::mcp_post,
+            mcp_server::mcp_get,
+            mcp_server::mcp_delete
+        ))
+        .route_layer(middleware::from_fn_with_state(
+            state.api_limiter(),
+            rate_limit::per_token,
+        ));
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(mcp_server)
         .nest(
             "/api",
             OpenApiRouter::new()
@@ -142,11 +155,18 @@ struct OpenApiJson(Arc<str>);
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
     let (routes, doc) = api_routes(&state).split_for_parts();
+    // `/mcp` tools call the API in-process, through these same routes.
+    let api = routes
+        .clone()
+        .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
+        .with_state(state.clone());
+    let mcp = mcp_server::McpEndpoint::new(&state, api, &doc);
     let doc = OpenApiJson(Arc::from(
         serde_json::to_string(&with_version(doc)).expect("the OpenAPI document serializes"),
     ));
     let max_body = state.config().max_body_bytes;
-    with_common_layers(routes.layer(Extension(doc)), max_body).with_state(state)
+    with_common_layers(routes.layer(Extension(doc)).layer(Extension(mcp)), max_body)
+        .with_state(state)
 }
 
 /// What every route shares, outermost first: request id, trace span, panic catcher, body

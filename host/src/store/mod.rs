@@ -494,6 +494,9 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<()>;
     async fn delete_mcp_server(&self, machine_id: Uuid, name: &str) -> StoreResult<bool>;
 
+    async fn insert_mcp_session_token(&self, token: &McpSessionToken) -> StoreResult<()>;
+    async fn mcp_session_token(&self, token_hash: &[u8]) -> StoreResult<Option<McpSessionToken>>;
+
     // --- events across host processes -------------------------------------------------------
 
     /// Sends an event payload to every host process sharing this database (PostgreSQL:

@@ -444,6 +444,17 @@ pub struct McpStatusUpdate {
     pub started_at: Option<DateTime<Utc>>,
 }
 
+/// A token for one session's Claude Code to use `/mcp` as one instance of one project.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct McpSessionToken {
+    pub token_hash: Vec<u8>,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub project_id: Uuid,
+    pub instance_id: String,
+    pub created_at: DateTime<Utc>,
+}
+
 /// A chunk with its cosine distance to a query (search results).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct ScoredChunk {

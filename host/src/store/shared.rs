@@ -20,10 +20,10 @@ pub(super) mod prelude {
         store::{
             Activity, ApiToken, ChunkFilter, ChunkSearch, ClaimRefusal, ContextChunk, FileLock,
             Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter,
-            MachinePlugin, McpServerRow, McpStatusUpdate, OAuthIdentity, OAuthState, Pairing,
-            PasswordReset, PathOverlap, PluginRow, Project, ProjectCounts, ProjectListing,
-            ScoredChunk, Session, SessionLog, SkillRow, Store, StoreResult, Task, TaskRow,
-            TokenWithOwner, User, sql,
+            MachinePlugin, McpServerRow, McpSessionToken, McpStatusUpdate, OAuthIdentity,
+            OAuthState, Pairing, PasswordReset, PathOverlap, PluginRow, Project, ProjectCounts,
+            ProjectListing, ScoredChunk, Session, SessionLog, SkillRow, Store, StoreResult, Task,
+            TaskRow, TokenWithOwner, User, sql,
         },
     };
 }
@@ -1227,6 +1227,27 @@ macro_rules! store_impl {
             async fn delete_mcp_server(&self, machine_id: Uuid, name: &str) -> StoreResult<bool> {
                 let query = sqlx::query(sql::DELETE_MCP_SERVER).bind(machine_id).bind(name);
                 Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn insert_mcp_session_token(&self, t: &McpSessionToken) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_MCP_SESSION_TOKEN)
+                    .bind(&t.token_hash)
+                    .bind(t.session_id)
+                    .bind(t.user_id)
+                    .bind(t.project_id)
+                    .bind(&t.instance_id)
+                    .bind(t.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn mcp_session_token(
+                &self,
+                token_hash: &[u8],
+            ) -> StoreResult<Option<McpSessionToken>> {
+                let query = sqlx::query_as(sql::MCP_SESSION_TOKEN).bind(token_hash);
+                Ok(query.fetch_optional(&self.pool).await?)
             }
 
             async fn trim_session_output(&self, session_id: Uuid, through_seq: i64) -> StoreResult<u64> {

@@ -358,3 +358,8 @@ pub const SET_MCP_STATUS: &str = "UPDATE mcp_servers SET status = $3, last_error
      tools = COALESCE($5, tools), last_started_at = COALESCE($6, last_started_at), \
      updated_at = $7 WHERE machine_id = $1 AND name = $2";
 pub const DELETE_MCP_SERVER: &str = "DELETE FROM mcp_servers WHERE machine_id = $1 AND name = $2";
+
+pub const INSERT_MCP_SESSION_TOKEN: &str = "INSERT INTO mcp_session_tokens \
+     (token_hash, session_id, user_id, project_id, instance_id, created_at) \
+     VALUES ($1, $2, $3, $4, $5, $6)";
+pub const MCP_SESSION_TOKEN: &str = "SELECT * FROM mcp_session_tokens WHERE token_hash = $1";
