@@ -87,6 +87,58 @@ pub enum Command {
     /// Manage the embedding model context search uses.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Print how to give a Claude Code you run yourself ClaudeNest's MCP server (`claude mcp
+    /// add …` and a `.mcp.json` entry). The token stays in `CLAUDENEST_TOKEN`, never in files.
+    McpConfig {
+        /// The project the instance works on.
+        #[arg(long)]
+        project: uuid::Uuid,
+        /// The instance id it reports as [default: none; tools then take `instance_id`].
+        #[arg(long)]
+        instance: Option<String>,
+        /// The host's base URL [default: public_url, else http://<bind>].
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+/// The `claude mcp add` line and the `.mcp.json` snippet for `claudenest mcp-config`.
+pub fn mcp_config_text(server: &str, project: uuid::Uuid, instance: Option<&str>) -> String {
+    let url = format!("{}/mcp", server.trim_end_matches('/'));
+    let mut headers = vec![
+        (
+            "Authorization".to_owned(),
+            "Bearer ${CLAUDENEST_TOKEN}".to_owned(),
+        ),
+        ("X-ClaudeNest-Project".to_owned(), project.to_string()),
+    ];
+    if let Some(instance) = instance {
+        headers.push(("X-ClaudeNest-Instance".to_owned(), instance.to_owned()));
+    }
+    let flags: Vec<String> = headers
+        .iter()
+        // Single quotes: Claude Code, not the shell, expands the variable (at every start).
+        .map(|(k, v)| format!("--header '{k}: {v}'"))
+        .collect();
+    let json = serde_json::json!({
+        "mcpServers": {
+            "claudenest": {
+                "type": "http",
+                "url": url,
+                "headers": headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+                    .collect::<serde_json::Map<String, serde_json::Value>>(),
+            }
+        }
+    });
+    format!(
+        "# Claude Code, command line (the token stays in the environment: export CLAUDENEST_TOKEN=cn_…):\n\
+         claude mcp add --transport http {} claudenest {url}\n\n\
+         # or .mcp.json in the project (Claude Code expands ${{CLAUDENEST_TOKEN}}):\n{}\n",
+        flags.join(" "),
+        serde_json::to_string_pretty(&json).expect("JSON")
+    )
 }
 
 #[derive(Debug, Subcommand)]
@@ -253,6 +305,17 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Agent(args) => run_agent(args).await,
         Command::Plugin(command) => run_plugin(command).await,
+        Command::McpConfig {
+            project,
+            instance,
+            server,
+        } => {
+            let server = server
+                .or(config.public_url.clone())
+                .unwrap_or_else(|| format!("http://{}", config.bind));
+            print!("{}", mcp_config_text(&server, project, instance.as_deref()));
+            Ok(())
+        }
         Command::Model(ModelCommand::Fetch { base_url, dir }) => {
             let base = base_url.unwrap_or_else(|| config.embeddings.fetch_base_url.clone());
             let dir = dir.unwrap_or_else(|| config.model_dir());

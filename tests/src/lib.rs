@@ -17,8 +17,12 @@ use claudenest::{
     store::{self, Store, User},
 };
 use reqwest::{Method, StatusCode, header::HeaderMap};
-use serde_json::Value;
+use std::time::Duration;
+
+use futures_util::{SinkExt as _, StreamExt as _};
+use serde_json::{Value, json};
 use tokio::{net::TcpListener, task::JoinHandle};
+use tokio_tungstenite::tungstenite::Message;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -603,4 +607,94 @@ pub async fn serve_files(dir: PathBuf) -> String {
         }
     });
     base
+}
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A raw Pusher-protocol client (tokio-tungstenite).
+pub struct PusherClient {
+    pub ws: Ws,
+    pub socket_id: String,
+}
+
+impl PusherClient {
+    pub async fn connect(app: &TestApp, key: &str) -> (Ws, Value) {
+        let url = format!(
+            "ws://{}/app/{key}?protocol=7&client=js&version=8.6.0&flash=false",
+            app.addr
+        );
+        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+        let first = next_json(&mut ws).await;
+        (ws, first)
+    }
+
+    pub async fn open(app: &TestApp) -> Self {
+        let key = app.state.pusher().key.clone();
+        let (ws, first) = Self::connect(app, &key).await;
+        assert_eq!(first["event"], "pusher:connection_established");
+        let data: Value =
+            serde_json::from_str(first["data"].as_str().expect("data is a string")).unwrap();
+        assert_eq!(
+            data["activity_timeout"],
+            app.state.config().pusher_activity_timeout_secs
+        );
+        let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+        Self { ws, socket_id }
+    }
+
+    pub async fn send(&mut self, value: Value) {
+        self.ws
+            .send(Message::Text(value.to_string().into()))
+            .await
+            .unwrap();
+    }
+
+    pub async fn next(&mut self) -> Value {
+        next_json(&mut self.ws).await
+    }
+
+    /// Subscribes with an authorization from the real auth endpoint.
+    pub async fn subscribe_authorized(
+        &mut self,
+        app: &TestApp,
+        token: &str,
+        channel: &str,
+    ) -> Value {
+        let reply = app
+            .client
+            .post(format!("{}/api/broadcasting/auth", app.base_url))
+            .bearer_auth(token)
+            .form(&[
+                ("socket_id", self.socket_id.as_str()),
+                ("channel_name", channel),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200);
+        let auth: Value = reply.json().await.unwrap();
+        let mut data = json!({"channel": channel, "auth": auth["auth"]});
+        if let Some(cd) = auth.get("channel_data") {
+            data["channel_data"] = cd.clone();
+        }
+        self.send(json!({"event": "pusher:subscribe", "data": data}))
+            .await;
+        self.next().await
+    }
+}
+
+pub async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
+            .await
+            .expect("a frame within 5 s")
+            .expect("socket open")
+            .expect("frame");
+        match frame {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Close(frame) => return json!({"closed": frame.map(|f| u16::from(f.code))}),
+            _ => continue,
+        }
+    }
 }

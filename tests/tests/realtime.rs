@@ -4,8 +4,8 @@
 use std::{path::PathBuf, time::Duration};
 
 use claudenest::config::{Config, Secret};
-use claudenest_e2e::{Backend, TestApp, TestDb, on_both_stores};
-use futures_util::{SinkExt as _, StreamExt as _};
+use claudenest_e2e::{Backend, PusherClient as Client, TestApp, TestDb, on_both_stores};
+use futures_util::SinkExt as _;
 use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
@@ -17,91 +17,6 @@ fn pusher_dir() -> PathBuf {
         "pusher-js is not installed: run `npm ci --prefix tests/pusher` (.ci/run does)"
     );
     dir
-}
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-/// A raw Pusher-protocol client.
-struct Client {
-    ws: Ws,
-    socket_id: String,
-}
-
-impl Client {
-    async fn connect(app: &TestApp, key: &str) -> (Ws, Value) {
-        let url = format!(
-            "ws://{}/app/{key}?protocol=7&client=js&version=8.6.0&flash=false",
-            app.addr
-        );
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let first = next_json(&mut ws).await;
-        (ws, first)
-    }
-
-    async fn open(app: &TestApp) -> Self {
-        let key = app.state.pusher().key.clone();
-        let (ws, first) = Self::connect(app, &key).await;
-        assert_eq!(first["event"], "pusher:connection_established");
-        let data: Value =
-            serde_json::from_str(first["data"].as_str().expect("data is a string")).unwrap();
-        assert_eq!(
-            data["activity_timeout"],
-            app.state.config().pusher_activity_timeout_secs
-        );
-        let socket_id = data["socket_id"].as_str().unwrap().to_owned();
-        Self { ws, socket_id }
-    }
-
-    async fn send(&mut self, value: Value) {
-        self.ws
-            .send(Message::Text(value.to_string().into()))
-            .await
-            .unwrap();
-    }
-
-    async fn next(&mut self) -> Value {
-        next_json(&mut self.ws).await
-    }
-
-    /// Subscribes with an authorization from the real auth endpoint.
-    async fn subscribe_authorized(&mut self, app: &TestApp, token: &str, channel: &str) -> Value {
-        let reply = app
-            .client
-            .post(format!("{}/api/broadcasting/auth", app.base_url))
-            .bearer_auth(token)
-            .form(&[
-                ("socket_id", self.socket_id.as_str()),
-                ("channel_name", channel),
-            ])
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 200);
-        let auth: Value = reply.json().await.unwrap();
-        let mut data = json!({"channel": channel, "auth": auth["auth"]});
-        if let Some(cd) = auth.get("channel_data") {
-            data["channel_data"] = cd.clone();
-        }
-        self.send(json!({"event": "pusher:subscribe", "data": data}))
-            .await;
-        self.next().await
-    }
-}
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        let frame = tokio::time::timeout(Duration::from_secs(5), ws.next())
-            .await
-            .expect("a frame within 5 s")
-            .expect("socket open")
-            .expect("frame");
-        match frame {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            Message::Close(frame) => return json!({"closed": frame.map(|f| u16::from(f.code))}),
-            _ => continue,
-        }
-    }
 }
 
 on_both_stores! {

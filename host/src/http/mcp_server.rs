@@ -5,8 +5,8 @@
 //! router with the caller already authenticated: the same validation, ownership rules, events
 //! and answers — no second implementation. A tool's input schema is the endpoint's path,
 //! query and body schemas from the OpenAPI document (with `project_id` / `instance_id` filled
-//! from the caller's identity), its output schema is `{data: <the endpoint's data>}`, and an
-//! API error comes back as a tool error whose structured content is `{code, message, errors}`
+//! from the caller's identity), its output schema is `{data: <the endpoint's data>}` or
+//! `{error: {code, message, errors}}`: an API error comes back as a tool error (`isError`)
 //! with the REST code (`TSK_002`, `LCK_001`, …).
 
 use std::sync::Arc;
@@ -254,14 +254,17 @@ impl McpEndpoint {
             api,
         };
         let settings = &state.config().mcp;
-        let mut config = StreamableHttpServerConfig::default()
-            .with_allowed_hosts(settings.allowed_hosts.clone());
         // Stateless in both eras: any host process can answer any request (no session
-        // affinity), and simple calls answer with plain JSON.
-        config.legacy_session_mode = false;
-        config.json_response = true;
-        config.allowed_origins = settings.allowed_origins.clone();
-        config.cancellation_token = state.shutdown().child_token();
+        // affinity), and simple calls answer with plain JSON. The MCP spec asks servers to check
+        // Host and Origin: with no origins listed, any browser origin is refused (clients that
+        // send none, like Claude Code, pass).
+        let config = StreamableHttpServerConfig::default()
+            .with_allowed_hosts(settings.allowed_hosts.clone())
+            .with_allowed_origins(settings.allowed_origins.clone())
+            .enforce_origin_validation()
+            .with_legacy_session_mode(false)
+            .with_json_response(true)
+            .with_cancellation_token(state.shutdown().child_token());
         let service = StreamableHttpService::new(
             move || Ok(tools.clone()),
             Arc::new(NeverSessionManager::default()),
@@ -382,7 +385,22 @@ fn entry(spec: ToolSpec, doc: &Value) -> Entry {
     if data.is_null() {
         data = json!({});
     }
-    let output = json!({"type": "object", "properties": {"data": data}, "required": ["data"]});
+    // One of the two: `data` (success) or `error` (a tool error with the API's code).
+    let output = json!({
+        "type": "object",
+        "properties": {
+            "data": data,
+            "error": {
+                "type": "object",
+                "required": ["code", "message"],
+                "properties": {
+                    "code": {"type": "string", "description": "The REST error code (TSK_002, LCK_001, VAL_001, …)."},
+                    "message": {"type": "string"},
+                    "errors": {"type": "object", "description": "VAL_001: messages per field."},
+                },
+            },
+        },
+    });
     let object = |v: Value| -> Arc<JsonObject> {
         match v {
             Value::Object(map) => Arc::new(map),
@@ -399,13 +417,13 @@ fn entry(spec: ToolSpec, doc: &Value) -> Entry {
     }
 }
 
-/// A tool error carrying the REST error (`code`, `message`, per-field `errors`).
+/// A tool error carrying the REST error: `{error: {code, message, errors}}`.
 fn tool_error(code: &str, message: &str, errors: Option<&Value>) -> CallToolResult {
-    let mut body = json!({"code": code, "message": message});
+    let mut error = json!({"code": code, "message": message});
     if let Some(errors) = errors.filter(|e| !e.is_null()) {
-        body["errors"] = errors.clone();
+        error["errors"] = errors.clone();
     }
-    CallToolResult::structured_error(body)
+    CallToolResult::structured_error(json!({ "error": error }))
 }
 
 fn invalid(field: &str, message: &str) -> CallToolResult {
