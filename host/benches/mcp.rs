@@ -8,6 +8,10 @@
 //! - wasm via the API: the example `fs-tools` mcp-adapter plugin's `list_files` in the host's
 //!   plugin runtime.
 //!
+//!
+//! And ClaudeNest's own MCP server: `check_lock` through `/mcp` (rmcp client, both protocol
+//! eras) next to the same `POST …/locks/check` through REST, in the same run.
+//!
 //! Needs `npm ci --prefix tests/mcp` and the plugins built (`scripts/test.sh` does both).
 //! Real processes throughout: the `claudenest` host binary on SQLite and a `claudenest agent`.
 
@@ -19,8 +23,12 @@ use std::time::{Duration, Instant};
 use common::percentile;
 use rmcp::{
     ServiceExt as _,
-    model::CallToolRequestParams,
-    transport::{ConfigureCommandExt as _, TokioChildProcess},
+    model::{CallToolRequestParams, ProtocolVersion},
+    service::{ClientLifecycleMode, ClientServiceExt as _},
+    transport::{
+        ConfigureCommandExt as _, StreamableHttpClientTransport, TokioChildProcess,
+        streamable_http_client::StreamableHttpClientTransportConfig,
+    },
 };
 use serde_json::{Value, json};
 
@@ -39,13 +47,13 @@ fn everything() -> String {
     path.to_owned()
 }
 
-fn report(name: &str, times: &mut [Duration], baseline: Option<Duration>) -> Duration {
+fn report(name: &str, times: &mut [Duration], baseline: Option<(Duration, &str)>) -> Duration {
     times.sort_unstable();
     let (p50, p99) = (percentile(times, 50), percentile(times, 99));
     let ratio = |d: Duration, b: Duration| d.as_secs_f64() / b.as_secs_f64();
     match baseline {
-        Some(b) => println!(
-            "{name:<44} p50 {:>8.0} µs  p99 {:>8.0} µs  p50 {:>5.2}× direct",
+        Some((b, of)) => println!(
+            "{name:<44} p50 {:>8.0} µs  p99 {:>8.0} µs  p50 {:>5.2}× {of}",
             p50.as_secs_f64() * 1e6,
             p99.as_secs_f64() * 1e6,
             ratio(p50, b)
@@ -188,21 +196,73 @@ async fn main() {
     })
     .await;
 
+    // ClaudeNest's own /mcp next to REST: the same lock check.
+    let project: Value = post(
+        format!("{}/projects", setup.machine_url()),
+        json!({"name": "Bench", "project_path": "/srv/bench"}),
+    )
+    .await;
+    let project = project["data"]["id"].as_str().unwrap().to_owned();
+    let check_url = format!("{}/api/projects/{project}/locks/check", setup.base);
+    let mut rest = time_calls(async |_| {
+        let body = post(check_url.clone(), json!({"path": "src/main.rs"})).await;
+        assert_eq!(body["data"]["locked"], false);
+    })
+    .await;
+    let mut eras = Vec::new();
+    let modern = ClientLifecycleMode::Discover {
+        preferred_versions: vec![ProtocolVersion::V_2026_07_28],
+    };
+    for (era, lifecycle) in [
+        ("2026-07-28", modern),
+        ("2025-11-25", ClientLifecycleMode::Initialize),
+    ] {
+        let mut headers = std::collections::HashMap::new();
+        headers.insert(
+            axum::http::HeaderName::from_static("x-claudenest-project"),
+            axum::http::HeaderValue::from_str(&project).unwrap(),
+        );
+        let config = StreamableHttpClientTransportConfig::with_uri(format!("{}/mcp", setup.base))
+            .auth_header(token.clone())
+            .custom_headers(headers);
+        let transport = StreamableHttpClientTransport::from_config(config);
+        let mcp_client = ().serve_with_lifecycle(transport, lifecycle).await.unwrap();
+        let times = time_calls(async |_| {
+            let mut arguments = serde_json::Map::new();
+            arguments.insert("path".into(), json!("src/main.rs"));
+            let result = mcp_client
+                .call_tool(CallToolRequestParams::new("check_lock").with_arguments(arguments))
+                .await
+                .unwrap();
+            assert_eq!(result.structured_content.unwrap()["data"]["locked"], false);
+        })
+        .await;
+        mcp_client.cancel().await.unwrap();
+        eras.push((era, times));
+    }
+
     println!("MCP tools/call, {CALLS} calls each after {WARMUP} warm-up, sequential");
     let base = report(
         "direct: rmcp → stdio server-everything echo",
         &mut direct,
         None,
     );
+    let direct = Some((base, "direct"));
     report(
         "REST floor: GET …/mcp/{name} (no agent)",
         &mut floor,
-        Some(base),
+        direct,
     );
     report(
         "API → agent → stdio server-everything echo",
         &mut stdio,
-        Some(base),
+        direct,
     );
-    report("API → wasm fs-tools list_files", &mut wasm, Some(base));
+    report("API → wasm fs-tools list_files", &mut wasm, direct);
+    println!("ClaudeNest's /mcp vs REST (the same lock check)");
+    let rest = report("REST POST …/locks/check", &mut rest, None);
+    for (era, mut times) in eras {
+        let name = format!("/mcp tools/call check_lock ({era})");
+        report(&name, &mut times, Some((rest, "REST")));
+    }
 }
