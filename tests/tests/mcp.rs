@@ -337,4 +337,37 @@ on_both_stores! {
         app.post(&format!("{base}/ws/stop"), Some(&token), json!({})).await.expect(200);
         assert_eq!(server_status(&app, &token, machine, "ws").await["status"], "stopped");
     }
+
+    async fn an_http_server_is_reached_by_the_agent(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _, _agent) = machine_with_agent(&app).await;
+        let port = claudenest_e2e::free_port();
+        // server-everything in its Streamable HTTP mode, on loopback.
+        let mut server = std::process::Command::new("node")
+            .arg(npm_server("server-everything"))
+            .arg("streamableHttp")
+            .env("PORT", port.to_string())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "server-everything did not listen");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let base = format!("/api/machines/{machine}/mcp");
+        let added = app.post(&base, Some(&token), json!({"name": "remote", "url": format!("http://127.0.0.1:{port}/mcp")})).await;
+        added.expect(201);
+        assert_eq!(added.body["data"]["transport"], "http");
+        let started = app.post(&format!("{base}/remote/start"), Some(&token), json!({})).await;
+        started.expect(200);
+        assert!(started.body["data"]["tools_count"].as_u64().unwrap() >= 10, "{}", started.text);
+        let said = execute(&app, &token, machine, "remote", "echo", json!({"message": "over http"})).await;
+        said.expect(200);
+        assert!(said.body["data"]["content"].as_str().unwrap().contains("over http"), "{}", said.text);
+        app.post(&format!("{base}/remote/stop"), Some(&token), json!({})).await.expect(200);
+        let _ = server.kill();
+        let _ = server.wait();
+    }
 }

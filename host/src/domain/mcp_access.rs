@@ -13,6 +13,7 @@
 use uuid::Uuid;
 
 use super::{
+    abilities,
     accounts::{self, Principal, TokenSecret, hash_token},
     clock, projects,
     sessions::is_ended,
@@ -28,12 +29,12 @@ pub const INSTANCE_HEADER: &str = "x-claudenest-instance";
 
 /// What a session token may do: coordinate, nothing else.
 const SESSION_ABILITIES: &[&str] = &[
-    "projects:read",
-    "projects:write",
-    "tasks:read",
-    "tasks:write",
-    "context:read",
-    "context:write",
+    abilities::PROJECTS_READ,
+    abilities::PROJECTS_WRITE,
+    abilities::TASKS_READ,
+    abilities::TASKS_WRITE,
+    abilities::CONTEXT_READ,
+    abilities::CONTEXT_WRITE,
 ];
 
 /// An authenticated `/mcp` caller.
