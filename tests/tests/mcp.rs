@@ -370,4 +370,32 @@ on_both_stores! {
         let _ = server.kill();
         let _ = server.wait();
     }
+
+    async fn a_changed_tool_list_reaches_the_api(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _, _agent) = machine_with_agent(&app).await;
+        let base = format!("/api/machines/{machine}/mcp");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/mcp/growing_server.py");
+        app.post(&base, Some(&token), json!({"name": "growing", "command": "python3", "args": [script]}))
+            .await
+            .expect(201);
+        app.post(&format!("{base}/growing/start"), Some(&token), json!({})).await.expect(200);
+        let tools = app.get(&format!("{base}/growing/tools"), Some(&token)).await;
+        assert_eq!(tool_names(&tools), ["grow"]);
+        let grown = execute(&app, &token, machine, "growing", "grow", json!({"name": "fresh"})).await;
+        grown.expect(200);
+        // notifications/tools/list_changed → the agent re-reads the list → the API has it.
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let tools = app.get(&format!("{base}/growing/tools"), Some(&token)).await;
+            if tool_names(&tools).contains(&"fresh".to_owned()) {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the new tool never showed: {}", tools.text);
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let fresh = execute(&app, &token, machine, "growing", "fresh", json!({})).await;
+        fresh.expect(200);
+        assert!(fresh.body["data"]["content"].as_str().unwrap().contains("I am fresh"), "{}", fresh.text);
+    }
 }

@@ -15,7 +15,10 @@ use std::{
 use anyhow::Context as _;
 use rmcp::{
     ClientHandler, RoleClient,
-    model::{CallToolRequestParams, ClientConfig, ProtocolVersion},
+    model::{
+        CallToolRequestParams, ClientConfig, ProtocolVersion, ServerNotification,
+        SubscriptionFilter,
+    },
     service::{
         ClientLifecycleMode, ClientServiceExt as _, NotificationContext, Peer, RunningService,
     },
@@ -69,11 +72,22 @@ impl ClientHandler for Handler {
         info
     }
 
+    /// Earlier-era servers notify any time; the current era's go through `listen` below.
     async fn on_tool_list_changed(&self, context: NotificationContext<RoleClient>) {
+        // Re-read on a task of its own: a request awaited inside a notification handler would
+        // wait on the very loop that has to deliver its answer.
+        let (handler, peer) = (self.clone(), context.peer.clone());
+        tokio::spawn(async move { handler.refresh_tools(&peer).await });
+    }
+}
+
+impl Handler {
+    /// Re-reads the server's tools and tells the host.
+    async fn refresh_tools(&self, peer: &Peer<RoleClient>) {
         let Some(server) = self.server.upgrade() else {
             return;
         };
-        match list_tools(&context.peer).await {
+        match list_tools(peer).await {
             Ok(tools) => {
                 *server.tools.lock().unwrap_or_else(|p| p.into_inner()) = tools.clone();
                 let _ = self
@@ -83,6 +97,37 @@ impl ClientHandler for Handler {
             }
             Err(err) => {
                 tracing::warn!(server = %self.name, error = %err, "re-reading tools failed")
+            }
+        }
+    }
+
+    /// In the 2026-07-28 era a server sends list changes only to a `subscriptions/listen`
+    /// stream: hold one open while the client runs (an earlier-era server refuses it; its
+    /// notifications reach `on_tool_list_changed` instead).
+    async fn listen(self, peer: Peer<RoleClient>, stop: CancellationToken) {
+        let filter = SubscriptionFilter::builder().tools_list_changed().build();
+        let mut subscription = match peer.listen(filter).await {
+            Ok(subscription) => subscription,
+            Err(err) => {
+                tracing::debug!(server = %self.name, error = %err, "no subscription (earlier-era server)");
+                return;
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                next = subscription.next() => next,
+                () = stop.cancelled() => return,
+            };
+            match next {
+                Ok(Some(ServerNotification::ToolListChangedNotification(_))) => {
+                    self.refresh_tools(&peer).await;
+                }
+                Ok(Some(_)) => {}
+                Ok(None) => return,
+                Err(err) => {
+                    tracing::debug!(server = %self.name, error = %err, "subscription ended");
+                    return;
+                }
             }
         }
     }
@@ -160,6 +205,7 @@ impl McpServers {
             Err(err) => anyhow::bail!("{}", describe_failure(&server, &err).await),
         };
         let tools = list_tools(client.peer()).await?;
+        listen_for_changes(&server, &client, self.events.clone());
         *server.tools.lock().unwrap_or_else(|p| p.into_inner()) = tools.clone();
         *server.peer.lock().unwrap_or_else(|p| p.into_inner()) = Some(client.peer().clone());
         self.servers
@@ -243,6 +289,18 @@ impl McpServers {
             .map_err(|err| anyhow::anyhow!("{err}"))?;
         Ok(serde_json::to_value(result)?)
     }
+}
+
+/// Keeps a tool-list subscription open for the life of this client.
+fn listen_for_changes(server: &Arc<Server>, client: &Client, events: mpsc::Sender<AgentMessage>) {
+    let handler = Handler {
+        name: server.spec.name.clone(),
+        server: Arc::downgrade(server),
+        events,
+    };
+    let peer = client.peer().clone();
+    // Ends with the client (its transport closing ends the stream) or the server's stop.
+    tokio::spawn(handler.listen(peer, server.stop.clone()));
 }
 
 /// Starts the process (or opens the URL) and runs the MCP lifecycle.
@@ -368,6 +426,7 @@ async fn supervise(
             match connect(&server, events.clone()).await {
                 Ok(restarted) => match list_tools(restarted.peer()).await {
                     Ok(tools) => {
+                        listen_for_changes(&server, &restarted, events.clone());
                         *server.tools.lock().unwrap_or_else(|p| p.into_inner()) = tools.clone();
                         *server.peer.lock().unwrap_or_else(|p| p.into_inner()) =
                             Some(restarted.peer().clone());
