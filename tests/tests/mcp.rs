@@ -180,6 +180,18 @@ on_both_stores! {
         let bad_args = execute(&app, &token, machine, "everything", "get-sum", json!({"a": "two"})).await;
         assert_eq!(bad_args.error_code(), "MCP_003", "{}", bad_args.text);
 
+        // A call past its timeout is MCP_003, and the server keeps serving.
+        let slow = app
+            .post(
+                &format!("{base}/everything/execute"),
+                Some(&token),
+                json!({"tool": "trigger-long-running-operation", "parameters": {"duration": 5, "steps": 5}, "timeout_ms": 300}),
+            )
+            .await;
+        assert_eq!(slow.error_code(), "MCP_003", "{}", slow.text);
+        assert!(slow.body["error"]["message"].as_str().unwrap().contains("300 ms"), "{}", slow.text);
+        execute(&app, &token, machine, "everything", "echo", json!({"message": "still here"})).await.expect(200);
+
         // All tools, qualified by server.
         let all = app.get(&format!("{base}/all-tools"), Some(&token)).await;
         all.expect(200);
