@@ -209,6 +209,28 @@ async fn main() {
         assert_eq!(body["data"]["locked"], false);
     })
     .await;
+    // The same call as a bare JSON-RPC POST (no MCP client library): the server's share.
+    let mcp_url = format!("{}/mcp", setup.base);
+    let mut raw = time_calls(async |i| {
+        let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call",
+            "params": {"name": "check_lock", "arguments": {"path": "src/main.rs"}}});
+        let response = client
+            .post(&mcp_url)
+            .bearer_auth(token)
+            .header("x-claudenest-project", &project)
+            .header("mcp-protocol-version", "2025-11-25")
+            .header("accept", "application/json, text/event-stream")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let answer: Value = response.json().await.unwrap();
+        assert_eq!(
+            answer["result"]["structuredContent"]["data"]["locked"], false,
+            "{answer}"
+        );
+    })
+    .await;
     let mut eras = Vec::new();
     let modern = ClientLifecycleMode::Discover {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
@@ -261,6 +283,11 @@ async fn main() {
     report("API → wasm fs-tools list_files", &mut wasm, direct);
     println!("ClaudeNest's /mcp vs REST (the same lock check)");
     let rest = report("REST POST …/locks/check", &mut rest, None);
+    report(
+        "bare JSON-RPC POST /mcp check_lock",
+        &mut raw,
+        Some((rest, "REST")),
+    );
     for (era, mut times) in eras {
         let name = format!("/mcp tools/call check_lock ({era})");
         report(&name, &mut times, Some((rest, "REST")));
