@@ -148,15 +148,26 @@ pub struct DiskSkill {
 
 /// A session's access to ClaudeNest's MCP server: the agent points Claude Code at
 /// `<its server URL>/mcp` with this token.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SessionMcp {
     pub token: String,
     pub instance_id: String,
     pub project_id: Uuid,
 }
 
+/// Secrets stay out of logs: the token is not shown.
+impl std::fmt::Debug for SessionMcp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionMcp")
+            .field("token", &"***")
+            .field("instance_id", &self.instance_id)
+            .field("project_id", &self.project_id)
+            .finish()
+    }
+}
+
 /// How the agent runs an MCP server (`stdio` child process or `http` URL).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct McpSpec {
     pub name: String,
     pub transport: String,
@@ -166,6 +177,20 @@ pub struct McpSpec {
     #[serde(default)]
     pub env: std::collections::BTreeMap<String, String>,
     pub url: Option<String>,
+}
+
+/// Secrets stay out of logs: `env` shows its names only.
+impl std::fmt::Debug for McpSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpSpec")
+            .field("name", &self.name)
+            .field("transport", &self.transport)
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("env", &self.env.keys().collect::<Vec<_>>())
+            .field("url", &self.url)
+            .finish()
+    }
 }
 
 /// Where a session's output stands on the host, sent in `welcome` for each session the agent
@@ -413,6 +438,29 @@ pub async fn send_magic_packet(mac: [u8; 6], target: std::net::SocketAddr) -> st
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secrets_stay_out_of_debug_output() {
+        let spec = McpSpec {
+            name: "fetch".into(),
+            transport: "stdio".into(),
+            command: Some("uvx".into()),
+            args: vec![],
+            env: [("API_KEY".to_owned(), "s3cret".to_owned())].into(),
+            url: None,
+        };
+        let shown = format!("{spec:?}");
+        assert!(
+            shown.contains("API_KEY") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        let access = SessionMcp {
+            token: "mcs_s3cret".into(),
+            instance_id: "session-1".into(),
+            project_id: Uuid::nil(),
+        };
+        assert!(!format!("{access:?}").contains("s3cret"));
+    }
 
     #[test]
     fn every_message_type_round_trips_and_the_type_lists_are_complete() {
