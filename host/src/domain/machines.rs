@@ -306,6 +306,16 @@ pub async fn register(
 }
 
 /// One of the caller's machines; another user's id is `MCH_001` like a missing one.
+/// The caller's machine `id`, for what lives under a machine (its projects, sessions, skills,
+/// MCP servers, plugins): `MCH_001` for a machine that is not theirs. The caller's ability is
+/// checked by the resource's own rules.
+pub async fn owned(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Machine> {
+    store
+        .machine(principal.user.id, id)
+        .await?
+        .ok_or_else(not_found)
+}
+
 pub async fn get(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Machine> {
     principal.require(abilities::MACHINES_READ)?;
     store

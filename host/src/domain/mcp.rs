@@ -94,13 +94,6 @@ fn valid_env_key(key: &str) -> bool {
         && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-async fn machine_of(store: &dyn Store, principal: &Principal, machine_id: Uuid) -> Result<Machine> {
-    store
-        .machine(principal.user.id, machine_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))
-}
-
 async fn server_of(store: &dyn Store, machine_id: Uuid, name: &str) -> Result<McpServerRow> {
     store
         .mcp_server(machine_id, name)
@@ -185,7 +178,7 @@ pub async fn list(
     machine_id: Uuid,
 ) -> Result<Vec<McpServerRow>> {
     principal.require(abilities::MCP_READ)?;
-    machine_of(store, principal, machine_id).await?;
+    super::machines::owned(store, principal, machine_id).await?;
     Ok(store.mcp_servers(machine_id).await?)
 }
 
@@ -196,7 +189,7 @@ pub async fn get(
     name: &str,
 ) -> Result<McpServerRow> {
     principal.require(abilities::MCP_READ)?;
-    machine_of(store, principal, machine_id).await?;
+    super::machines::owned(store, principal, machine_id).await?;
     server_of(store, machine_id, name).await
 }
 
@@ -214,7 +207,7 @@ pub async fn create(
             "The name must be 1 to 64 lowercase letters, digits, '-' or '_' (not all-tools).",
         )
         .finish()?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let transport = new.transport.unwrap_or_else(|| {
         if new.url.is_some() {
             "http".into()
@@ -266,7 +259,7 @@ pub async fn update(
     patch: ServerPatch,
 ) -> Result<McpServerRow> {
     principal.require(abilities::MCP_WRITE)?;
-    machine_of(deps.store, principal, machine_id).await?;
+    super::machines::owned(deps.store, principal, machine_id).await?;
     let mut row = server_of(deps.store, machine_id, name).await?;
     if let Some(v) = patch.display_name {
         row.display_name = v;
@@ -306,7 +299,7 @@ pub async fn delete(
     name: &str,
 ) -> Result<()> {
     principal.require(abilities::MCP_WRITE)?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let row = server_of(deps.store, machine_id, name).await?;
     if row.transport != "wasm" && deps.is_online(&machine) {
         let stop = AgentRequest::McpStop {
@@ -351,7 +344,7 @@ pub async fn start(
     name: &str,
 ) -> Result<McpServerRow> {
     principal.require(abilities::MCP_WRITE)?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let row = server_of(deps.store, machine_id, name).await?;
     run(deps, &machine, &row).await?;
     server_of(deps.store, machine_id, name).await
@@ -459,7 +452,7 @@ pub async fn stop(
     name: &str,
 ) -> Result<McpServerRow> {
     principal.require(abilities::MCP_WRITE)?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let row = server_of(deps.store, machine_id, name).await?;
     if row.transport != "wasm" && deps.is_online(&machine) {
         let request = AgentRequest::McpStop {
@@ -536,7 +529,7 @@ pub async fn execute(
     call: Execute,
 ) -> Result<Value> {
     principal.require(abilities::MCP_WRITE)?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let row = server_of(deps.store, machine_id, name).await?;
     let timeout_ms = call.timeout_ms.unwrap_or(DEFAULT_CALL_TIMEOUT_MS);
     let arguments = call.parameters.unwrap_or_else(|| json!({}));

@@ -129,14 +129,6 @@ pub async fn delete(store: &dyn Store, principal: &Principal, name: &str) -> Res
     Ok(())
 }
 
-async fn machine_of(store: &dyn Store, principal: &Principal, machine_id: Uuid) -> Result<()> {
-    store
-        .machine(principal.user.id, machine_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
-    Ok(())
-}
-
 /// The plugins enabled on a machine, with their rows.
 pub async fn enabled_on(
     store: &dyn Store,
@@ -144,7 +136,7 @@ pub async fn enabled_on(
     machine_id: Uuid,
 ) -> Result<Vec<(PluginRow, MachinePlugin)>> {
     principal.require(abilities::PLUGINS_READ)?;
-    machine_of(store, principal, machine_id).await?;
+    super::machines::owned(store, principal, machine_id).await?;
     let plugins = store.plugins(principal.user.id).await?;
     let enabled = store.machine_plugins(machine_id).await?;
     Ok(enabled
@@ -228,7 +220,7 @@ pub async fn enable(
     enable: Enable,
 ) -> Result<(PluginRow, MachinePlugin)> {
     principal.require(abilities::PLUGINS_WRITE)?;
-    machine_of(store, principal, machine_id).await?;
+    super::machines::owned(store, principal, machine_id).await?;
     let row = get(store, principal, name).await?;
     validate_grants(&manifest_of(&row)?, &enable.grants)?;
     let enabled = MachinePlugin {
@@ -249,7 +241,7 @@ pub async fn disable(
     name: &str,
 ) -> Result<()> {
     principal.require(abilities::PLUGINS_WRITE)?;
-    machine_of(store, principal, machine_id).await?;
+    super::machines::owned(store, principal, machine_id).await?;
     let row = get(store, principal, name).await?;
     if !store.disable_plugin(machine_id, row.id).await? {
         return Err(ApiError::new(ErrorCode::PluginNotEnabled));

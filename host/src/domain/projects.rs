@@ -160,10 +160,7 @@ pub async fn create(
     new: NewProject,
 ) -> Result<Project> {
     principal.require(abilities::PROJECTS_WRITE)?;
-    store
-        .machine(principal.user.id, machine_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    super::machines::owned(store, principal, machine_id).await?;
     let path = normalize_project_path(&new.project_path);
     let mut v = Validator::new();
     v.check(
@@ -218,10 +215,7 @@ pub async fn list(
     machine_id: Uuid,
 ) -> Result<Vec<ProjectListing>> {
     principal.require(abilities::PROJECTS_READ)?;
-    store
-        .machine(principal.user.id, machine_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    super::machines::owned(store, principal, machine_id).await?;
     Ok(store
         .projects_of_machine(principal.user.id, machine_id, clock::now())
         .await?)

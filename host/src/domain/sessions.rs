@@ -163,10 +163,7 @@ pub async fn create(
         "Headless and oneshot sessions need an initial prompt.",
     );
     v.finish()?;
-    let machine = store
-        .machine(principal.user.id, machine_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    let machine = super::machines::owned(store, principal, machine_id).await?;
     if MachineStatus::of(&machine, presence, clock::now()) != MachineStatus::Online {
         return Err(ApiError::new(ErrorCode::MachineOffline));
     }
@@ -270,10 +267,7 @@ pub async fn list(
     offset: u64,
 ) -> Result<(Vec<Session>, u64)> {
     principal.require(abilities::SESSIONS_READ)?;
-    store
-        .machine(principal.user.id, machine_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))?;
+    super::machines::owned(store, principal, machine_id).await?;
     if let Some(s) = &status {
         Validator::new()
             .check(

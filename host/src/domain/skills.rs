@@ -95,13 +95,6 @@ struct Processed {
     metadata: Map<String, Value>,
 }
 
-async fn machine_of(store: &dyn Store, principal: &Principal, machine_id: Uuid) -> Result<Machine> {
-    store
-        .machine(principal.user.id, machine_id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::MachineNotFound))
-}
-
 /// The live (not deleted) skill at `path`.
 async fn live(store: &dyn Store, machine_id: Uuid, path: &str) -> Result<SkillRow> {
     store
@@ -117,7 +110,7 @@ pub async fn list(
     machine_id: Uuid,
 ) -> Result<Vec<SkillRow>> {
     principal.require(abilities::SKILLS_READ)?;
-    machine_of(store, principal, machine_id).await?;
+    super::machines::owned(store, principal, machine_id).await?;
     let mut skills = store.skills(machine_id).await?;
     skills.retain(|s| !s.deleted);
     // Highest priority first, then by path.
@@ -132,7 +125,7 @@ pub async fn get(
     path: &str,
 ) -> Result<SkillRow> {
     principal.require(abilities::SKILLS_READ)?;
-    machine_of(store, principal, machine_id).await?;
+    super::machines::owned(store, principal, machine_id).await?;
     live(store, machine_id, path).await
 }
 
@@ -347,7 +340,7 @@ pub async fn create_or_update(
         input.priority,
     );
     v.finish()?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let existing = deps.store.skill(machine_id, &input.path).await?;
     let live = existing.as_ref().filter(|e| !e.deleted);
     let draft = Draft {
@@ -391,7 +384,7 @@ pub async fn update(
         patch.priority,
     );
     v.finish()?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let existing = live(deps.store, machine_id, path).await?;
     let row = if patch.content.is_some() || patch.name.is_some() || patch.description.is_some() {
         let mut metadata = existing.metadata.0.as_object().cloned().unwrap_or_default();
@@ -440,7 +433,7 @@ pub async fn toggle(
     path: &str,
 ) -> Result<SkillRow> {
     principal.require(abilities::SKILLS_WRITE)?;
-    let _ = machine_of(deps.store, principal, machine_id).await?;
+    let _ = super::machines::owned(deps.store, principal, machine_id).await?;
     let existing = live(deps.store, machine_id, path).await?;
     let patch = SkillPatch {
         enabled: Some(!existing.enabled),
@@ -458,7 +451,7 @@ pub async fn delete(
     path: &str,
 ) -> Result<()> {
     principal.require(abilities::SKILLS_WRITE)?;
-    let machine = machine_of(deps.store, principal, machine_id).await?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
     let mut row = live(deps.store, machine_id, path).await?;
     if row.synced_hash.as_deref().is_none_or(str::is_empty) {
         // Never on disk (or agreed absent): nothing to remove there.
@@ -480,7 +473,7 @@ pub async fn bulk(
     updates: Vec<BulkItem>,
 ) -> Result<Vec<SkillRow>> {
     principal.require(abilities::SKILLS_WRITE)?;
-    let _ = machine_of(deps.store, principal, machine_id).await?;
+    let _ = super::machines::owned(deps.store, principal, machine_id).await?;
     let mut v = Validator::new();
     v.check(
         (1..=100).contains(&updates.len()),
