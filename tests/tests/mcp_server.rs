@@ -355,6 +355,39 @@ on_both_stores! {
         let snippet: Value = serde_json::from_str(&text[text.find("\n{").unwrap()..]).unwrap();
         assert_eq!(snippet["mcpServers"]["claudenest"]["url"], format!("{}/mcp", app.base_url));
     }
+
+    async fn tool_calls_count_once_against_their_own_token(db: TestDb) {
+        let app = TestApp::spawn_with(db, |c| c.rate_limits.api_per_minute = 3).await;
+        let (_, ada) = app.user_with_token("ada@example.com").await;
+        let (_, bob) = app.user_with_token("bob@example.com").await;
+        let raw = async |token: &str| {
+            let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+                "params": {"name": "list_locks", "arguments": {"project_id": Uuid::now_v7()}}});
+            let response = app
+                .client
+                .post(format!("{}/mcp", app.base_url))
+                .bearer_auth(token)
+                .header("mcp-protocol-version", "2025-11-25")
+                .header("accept", "application/json, text/event-stream")
+                .json(&body)
+                .send()
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            (status, response.json::<Value>().await.unwrap_or_default())
+        };
+        // Each user's calls reach the API (a project that is not theirs: PRJ_001), never a
+        // rate limit shared by every in-process dispatch.
+        for token in [&ada, &bob] {
+            for _ in 0..3 {
+                let (status, answer) = raw(token).await;
+                assert_eq!(status, 200);
+                assert_eq!(answer["result"]["structuredContent"]["error"]["code"], "PRJ_001", "{answer}");
+            }
+        }
+        let (status, _) = raw(&ada).await;
+        assert_eq!(status, 429, "the /mcp request itself counts against the token");
+    }
 }
 
 /// A stand-in `claude`: finds `--mcp-config FILE`, reads the server from it and calls the

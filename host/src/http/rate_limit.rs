@@ -116,6 +116,14 @@ pub async fn per_token(
     request: Request,
     next: Next,
 ) -> Response {
+    // An `/mcp` tool dispatched in-process: its `/mcp` request was already counted.
+    if request
+        .extensions()
+        .get::<super::auth::Preauthenticated>()
+        .is_some()
+    {
+        return next.run(request).await;
+    }
     let key = match bearer_token(request.headers()) {
         Some(token) => digest(&[b"token:", token.as_bytes()]),
         None => client_key(&request),
