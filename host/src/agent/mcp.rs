@@ -82,6 +82,14 @@ impl ClientHandler for Handler {
 }
 
 impl Handler {
+    fn of(server: &Arc<Server>, events: mpsc::Sender<AgentMessage>) -> Self {
+        Self {
+            name: server.spec.name.clone(),
+            server: Arc::downgrade(server),
+            events,
+        }
+    }
+
     /// Re-reads the server's tools and tells the host.
     async fn refresh_tools(&self, peer: &Peer<RoleClient>) {
         let Some(server) = self.server.upgrade() else {
@@ -293,11 +301,7 @@ impl McpServers {
 
 /// Keeps a tool-list subscription open for the life of this client.
 fn listen_for_changes(server: &Arc<Server>, client: &Client, events: mpsc::Sender<AgentMessage>) {
-    let handler = Handler {
-        name: server.spec.name.clone(),
-        server: Arc::downgrade(server),
-        events,
-    };
+    let handler = Handler::of(server, events);
     let peer = client.peer().clone();
     // Ends with the client (its transport closing ends the stream) or the server's stop.
     tokio::spawn(handler.listen(peer, server.stop.clone()));
@@ -309,11 +313,7 @@ async fn connect(
     events: mpsc::Sender<AgentMessage>,
 ) -> anyhow::Result<Client> {
     let spec = &server.spec;
-    let handler = Handler {
-        name: spec.name.clone(),
-        server: Arc::downgrade(server),
-        events,
-    };
+    let handler = Handler::of(server, events);
     let lifecycle = ClientLifecycleMode::Auto {
         preferred_versions: vec![ProtocolVersion::V_2026_07_28],
         legacy_version: Some(ProtocolVersion::V_2025_11_25),

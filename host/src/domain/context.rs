@@ -501,14 +501,9 @@ async fn summarizer_plugin(
     principal: &Principal,
     machine_id: Uuid,
 ) -> Result<Option<String>> {
-    let plugins = store.plugins(principal.user.id).await?;
-    let enabled = store.machine_plugins(machine_id).await?;
-    let mut names: Vec<String> = plugins
-        .into_iter()
-        .filter(|p| p.world == "summarizer" && enabled.iter().any(|e| e.plugin_id == p.id))
-        .map(|p| p.name)
-        .collect();
-    names.sort();
+    let names =
+        super::plugins::enabled_of_world(store, principal.user.id, machine_id, "summarizer")
+            .await?;
     Ok(names.into_iter().next())
 }
 

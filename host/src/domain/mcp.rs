@@ -358,13 +358,7 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
         if !deps.is_online(machine) {
             return Err(ApiError::new(ErrorCode::MachineOffline));
         }
-        let starting = McpStatusUpdate {
-            status: "starting".into(),
-            last_error: None,
-            tools: None,
-            started_at: None,
-        };
-        set_status(deps.store, row, starting).await?;
+        set_status(deps.store, row, McpStatusUpdate::to("starting")).await?;
         let request = AgentRequest::McpStart { server: spec(row) };
         match deps.links.request(machine.id, request, START_TIMEOUT).await {
             Ok(reply) => Ok(reply
@@ -374,7 +368,7 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
                 .unwrap_or_default()),
             Err(LinkError::Agent { message, .. }) => Err(message),
             Err(LinkError::NotConnected) => {
-                set_status(deps.store, row, stopped()).await?;
+                set_status(deps.store, row, McpStatusUpdate::to("stopped")).await?;
                 return Err(ApiError::new(ErrorCode::MachineOffline));
             }
             Err(other) => Err(other.to_string()),
@@ -393,23 +387,12 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
         }
         Err(message) => {
             let update = McpStatusUpdate {
-                status: "error".into(),
                 last_error: Some(message.clone()),
-                tools: None,
-                started_at: None,
+                ..McpStatusUpdate::to("error")
             };
             set_status(deps.store, row, update).await?;
             Err(start_failed(&message))
         }
-    }
-}
-
-fn stopped() -> McpStatusUpdate {
-    McpStatusUpdate {
-        status: "stopped".into(),
-        last_error: None,
-        tools: None,
-        started_at: None,
     }
 }
 
@@ -434,14 +417,7 @@ async fn wasm_tools(
         .list_tools(&ready.loaded, &ready.grants)
         .await
         .map_err(|e| e.0)?;
-    Ok(tools
-        .into_iter()
-        .map(|t| {
-            let schema: Value =
-                serde_json::from_str(&t.input_schema).unwrap_or(json!({"type": "object"}));
-            json!({"name": t.name, "description": t.description, "inputSchema": schema})
-        })
-        .collect())
+    Ok(tools.into_iter().map(super::plugins::tool_json).collect())
 }
 
 /// `POST …/mcp/{name}/stop` (§10.6).
@@ -466,7 +442,7 @@ pub async fn stop(
             }
         }
     }
-    set_status(deps.store, &row, stopped()).await?;
+    set_status(deps.store, &row, McpStatusUpdate::to("stopped")).await?;
     server_of(deps.store, machine_id, name).await
 }
 
@@ -674,12 +650,7 @@ pub async fn on_link_closed(store: &dyn Store, machine_id: Uuid) {
             return;
         }
     };
-    let offline = McpStatusUpdate {
-        status: "offline".into(),
-        last_error: None,
-        tools: None,
-        started_at: None,
-    };
+    let offline = McpStatusUpdate::to("offline");
     for row in servers
         .iter()
         .filter(|s| s.transport != "wasm" && RUNNING.contains(&s.status.as_str()))

@@ -311,12 +311,28 @@ pub async fn list_tools(
         .list_tools(&ready.loaded, &ready.grants)
         .await
         .map_err(failed)?;
-    Ok(tools
+    Ok(tools.into_iter().map(tool_json).collect())
+}
+
+/// A plugin's tool as MCP `tools/list` shows one.
+pub fn tool_json(t: crate::plugins::runtime::Tool) -> Value {
+    let schema: Value = serde_json::from_str(&t.input_schema).unwrap_or(json!({"type": "object"}));
+    json!({"name": t.name, "description": t.description, "inputSchema": schema})
+}
+
+/// The names of the plugins of `world` enabled on the machine, in name order.
+pub async fn enabled_of_world(
+    store: &dyn Store,
+    user_id: Uuid,
+    machine_id: Uuid,
+    world: &str,
+) -> Result<Vec<String>> {
+    let plugins = store.plugins(user_id).await?;
+    let enabled = store.machine_plugins(machine_id).await?;
+    Ok(plugins
         .into_iter()
-        .map(|t| {
-            let schema: Value = serde_json::from_str(&t.input_schema).unwrap_or(json!({}));
-            json!({"name": t.name, "description": t.description, "inputSchema": schema})
-        })
+        .filter(|p| p.world == world && enabled.iter().any(|e| e.plugin_id == p.id))
+        .map(|p| p.name)
         .collect())
 }
 

@@ -179,7 +179,9 @@ async fn process(
     path: &str,
     content: &str,
 ) -> Result<std::result::Result<Processed, String>> {
-    let processors = processor_plugins(deps.store, user_id, machine_id).await?;
+    let processors =
+        super::plugins::enabled_of_world(deps.store, user_id, machine_id, "skill-processor")
+            .await?;
     let file = format!("{path}/SKILL.md");
     if processors.is_empty() {
         let processed = match frontmatter::process(&file, content) {
@@ -247,21 +249,6 @@ fn metadata_map(
     meta.insert("processor".into(), Value::String(processor.to_owned()));
     meta.insert("warnings".into(), json!(warnings));
     meta
-}
-
-/// The skill-processor plugins enabled on the machine, by name.
-async fn processor_plugins(
-    store: &dyn Store,
-    user_id: Uuid,
-    machine_id: Uuid,
-) -> Result<Vec<String>> {
-    let plugins = store.plugins(user_id).await?;
-    let enabled = store.machine_plugins(machine_id).await?;
-    Ok(plugins
-        .into_iter()
-        .filter(|p| p.world == "skill-processor" && enabled.iter().any(|e| e.plugin_id == p.id))
-        .map(|p| p.name)
-        .collect())
 }
 
 /// The fields of a skill being written, before processing.

@@ -444,6 +444,18 @@ pub struct McpStatusUpdate {
     pub started_at: Option<DateTime<Utc>>,
 }
 
+impl McpStatusUpdate {
+    /// Just the state: no error, the cached tools and start time kept.
+    pub fn to(status: &str) -> Self {
+        Self {
+            status: status.to_owned(),
+            last_error: None,
+            tools: None,
+            started_at: None,
+        }
+    }
+}
+
 /// A token for one session's Claude Code to use `/mcp` as one instance of one project.
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct McpSessionToken {
