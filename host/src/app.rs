@@ -219,15 +219,28 @@ impl AppState {
         self.inner
             .plugins
             .get_or_try_init(|| async {
+                use crate::plugins::{net, runtime};
                 let settings = &self.inner.config.plugins;
-                let limits = crate::plugins::runtime::Limits {
+                let limits = runtime::Limits {
                     timeout: std::time::Duration::from_millis(settings.call_timeout_ms),
                     memory_bytes: (settings.memory_mib * 1024 * 1024) as usize,
                     output_bytes: settings.max_output_bytes,
+                    total_memory_bytes: (settings.total_memory_mib * 1024 * 1024) as usize,
+                    calls_per_owner: settings.calls_per_user,
+                    compile_timeout: std::time::Duration::from_secs(settings.compile_timeout_secs),
                     ..Default::default()
                 };
-                let cache = self.inner.config.data_dir.join("plugin-cache");
-                crate::plugins::runtime::PluginRuntime::new(Some(cache), limits).map_err(|err| {
+                let options = runtime::Options {
+                    cache_dir: Some(self.inner.config.data_dir.join("plugin-cache")),
+                    limits,
+                    // The operator decides what plugins in the host process may reach.
+                    net: net::NetPolicy {
+                        allowed: net::entries(&settings.http_allow),
+                        only_allowed: true,
+                    },
+                    pooling: true,
+                };
+                runtime::PluginRuntime::new(options).map_err(|err| {
                     tracing::error!(error = %err, "starting the plugin runtime failed");
                     crate::error::ApiError::new(crate::error::ErrorCode::Internal)
                 })

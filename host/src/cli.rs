@@ -225,6 +225,18 @@ pub struct AgentArgs {
     /// Milliseconds between looks at the skill folder for changes [default: 2000].
     #[arg(long)]
     pub skills_poll_ms: Option<u64>,
+    /// The agent's data directory: compiled plugins and their key
+    /// [default: ~/.local/share/claudenest/agent].
+    #[arg(long, env = "CLAUDENEST_AGENT_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// A directory under which plugins enabled on this machine may be granted mounts
+    /// (repeatable; adds to `plugin_roots` of the agent file) [default: none, no mounts].
+    #[arg(long = "plugin-root")]
+    pub plugin_roots: Vec<PathBuf>,
+    /// A host (`host` or `host:port`) plugins may reach although it leads to a loopback,
+    /// private or link-local address (repeatable) [default: none].
+    #[arg(long = "plugin-allow-host")]
+    pub plugin_allow_hosts: Vec<String>,
     #[command(subcommand)]
     pub action: Option<AgentAction>,
 }
@@ -560,6 +572,32 @@ async fn run_agent(args: AgentArgs) -> anyhow::Result<()> {
                 .unwrap_or(2000)
                 .max(50),
         ),
+        plugins: agent::plugins::PluginSettings {
+            data_dir: args
+                .data_dir
+                .clone()
+                .or(file.data_dir.clone())
+                .unwrap_or_else(agent::default_data_dir),
+            roots: file
+                .plugin_roots
+                .iter()
+                .chain(&args.plugin_roots)
+                .cloned()
+                .collect(),
+            allow_hosts: file
+                .plugin_allow_hosts
+                .iter()
+                .chain(&args.plugin_allow_hosts)
+                .cloned()
+                .collect(),
+            // The agent file holds the machine token: never mountable.
+            protected: path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map(std::path::Path::to_path_buf)
+                .into_iter()
+                .collect(),
+        },
     };
     let shutdown = tokio_util::sync::CancellationToken::new();
     let stop = shutdown.clone();

@@ -155,6 +155,20 @@ pub struct PluginSettings {
     pub max_output_bytes: usize,
     /// Largest component accepted at install.
     pub max_component_bytes: usize,
+    /// Plugins one user may install.
+    pub max_plugins_per_user: usize,
+    /// Bytes of components one user may install, together.
+    pub max_bytes_per_user: u64,
+    /// Memory all concurrent plugin calls in the host may hold together
+    /// (`total_memory_mib / memory_mib` calls run at once).
+    pub total_memory_mib: u64,
+    /// Plugin calls one user may have running in the host at once.
+    pub calls_per_user: usize,
+    /// Longest a component may take to compile at install.
+    pub compile_timeout_secs: u64,
+    /// Hosts (`host` or `host:port`) plugins the host runs (summarizers, skill processors) may
+    /// be granted: the only hosts they can reach, and the only way to an internal address.
+    pub http_allow: Vec<String>,
 }
 
 impl Default for PluginSettings {
@@ -164,6 +178,12 @@ impl Default for PluginSettings {
             memory_mib: 64,
             max_output_bytes: 1024 * 1024,
             max_component_bytes: 32 * 1024 * 1024,
+            max_plugins_per_user: 32,
+            max_bytes_per_user: 256 * 1024 * 1024,
+            total_memory_mib: 512,
+            calls_per_user: 2,
+            compile_timeout_secs: 60,
+            http_allow: Vec::new(),
         }
     }
 }

@@ -95,6 +95,10 @@ error_codes! {
     /// The plugin trapped, ran out of time or memory, or returned too much.
     PluginFailed = ("PLG_004", BAD_GATEWAY, "The plugin failed"),
     PluginNotEnabled = ("PLG_005", NOT_FOUND, "The plugin is not enabled on this machine"),
+    /// The user's plugins would exceed the count or bytes the host allows per user.
+    PluginQuota = ("PLG_006", UNPROCESSABLE_ENTITY, "Plugin quota reached"),
+    /// A grant outside what the machine's owner allows (checked again at every call).
+    PluginNotAllowed = ("PLG_007", FORBIDDEN, "The machine does not allow this grant"),
     Validation = ("VAL_001", UNPROCESSABLE_ENTITY, "The given data was invalid."),
     /// The request body is larger than the server accepts.
     PayloadTooLarge = ("VAL_002", PAYLOAD_TOO_LARGE, "The request body is too large."),

@@ -18,7 +18,7 @@ use serde_json::Value;
 use uuid::Uuid;
 
 /// Bumped on any incompatible change; the host refuses a `hello` with another version.
-pub const PROTOCOL_VERSION: u32 = 3;
+pub const PROTOCOL_VERSION: u32 = 4;
 
 /// Largest frame either side accepts.
 pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
@@ -193,6 +193,47 @@ impl std::fmt::Debug for McpSpec {
     }
 }
 
+/// An mcp-adapter plugin as the agent runs it: the component by hash (the agent fetches it
+/// from the host with its machine token and checks the hash), with the tenant's config and
+/// grants. The agent checks every mount against the roots its machine's owner allowed, and
+/// every HTTP grant against its own allow-list, before each call.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginSpec {
+    pub name: String,
+    pub sha256: String,
+    /// The user the plugin belongs to: calls count against that user's share of the runtime.
+    pub owner: String,
+    #[serde(default)]
+    pub config: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub mounts: Vec<PluginMount>,
+    /// `host` or `host:port` grants.
+    #[serde(default)]
+    pub http: Vec<String>,
+}
+
+/// Config values may be secrets: only their names are shown.
+impl std::fmt::Debug for PluginSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginSpec")
+            .field("name", &self.name)
+            .field("sha256", &self.sha256)
+            .field("owner", &self.owner)
+            .field("config", &self.config.keys().collect::<Vec<_>>())
+            .field("mounts", &self.mounts)
+            .field("http", &self.http)
+            .finish()
+    }
+}
+
+/// A directory the tenant granted, seen by the plugin as `/<name>`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PluginMount {
+    pub name: String,
+    pub path: String,
+    pub writable: bool,
+}
+
 /// Where a session's output stands on the host, sent in `welcome` for each session the agent
 /// listed in its `hello`: the agent resends what follows `acked_seq` and drops the rest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -322,6 +363,28 @@ pub enum AgentRequest {
         arguments: Value,
         timeout_ms: u64,
     },
+    /// Whether grants would be allowed on this machine; replies `{"mounts": [reason|null…],
+    /// "http": [reason|null…]}` in the order given.
+    PluginCheck {
+        mounts: Vec<PluginMount>,
+        http: Vec<String>,
+    },
+    /// An mcp-adapter plugin's tools; replies `{"tools": [{name, description, inputSchema}]}`.
+    PluginTools {
+        plugin: PluginSpec,
+    },
+    /// Calls a plugin's tool; replies with an MCP `CallToolResult`. A call the plugin refuses
+    /// is error `refused`; a trap, timeout or limit is `plugin_failed`; a grant the machine
+    /// does not allow is `not_allowed`.
+    PluginCall {
+        plugin: PluginSpec,
+        tool: String,
+        arguments: Value,
+    },
+    /// Drops a deleted plugin's compiled code from memory and disk.
+    PluginForget {
+        sha256: String,
+    },
 }
 
 /// Error codes in `error` messages.
@@ -330,6 +393,29 @@ pub mod codes {
     pub const BAD_MESSAGE: &str = "bad_message";
     pub const UNEXPECTED: &str = "unexpected";
     pub const FAILED: &str = "failed";
+    /// A plugin refused the call (unknown tool, arguments it cannot take).
+    pub const REFUSED: &str = "refused";
+    /// A plugin trapped, timed out, hit a limit, or could not be fetched or compiled.
+    pub const PLUGIN_FAILED: &str = "plugin_failed";
+    /// A grant outside what the machine's owner allows.
+    pub const NOT_ALLOWED: &str = "not_allowed";
+}
+
+/// An error that carries its protocol code (see [`codes`]) to the `error` reply.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{message}")]
+pub struct CodedError {
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl CodedError {
+    pub fn new(code: &'static str, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+        }
+    }
 }
 
 /// Why a frame could not be decoded, with what is needed to answer it.

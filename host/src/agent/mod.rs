@@ -4,6 +4,7 @@
 
 pub mod environment;
 pub mod mcp;
+pub mod plugins;
 pub mod sessions;
 pub mod skills;
 
@@ -47,6 +48,14 @@ pub struct AgentFile {
     pub kill_grace_secs: Option<u64>,
     pub skills_dir: Option<PathBuf>,
     pub skills_poll_ms: Option<u64>,
+    /// The agent's data directory (compiled plugins and their key).
+    pub data_dir: Option<PathBuf>,
+    /// Directories under which plugins may be granted mounts (none by default).
+    #[serde(default)]
+    pub plugin_roots: Vec<PathBuf>,
+    /// Hosts plugins may reach even though they lead to internal addresses.
+    #[serde(default)]
+    pub plugin_allow_hosts: Vec<String>,
 }
 
 impl AgentFile {
@@ -108,6 +117,18 @@ pub struct AgentSettings {
     pub skills_dir: PathBuf,
     /// How often the skill folder is looked at for changes.
     pub skills_poll: Duration,
+    /// What the machine's owner allows plugins here.
+    pub plugins: plugins::PluginSettings,
+}
+
+/// `$XDG_DATA_HOME/claudenest/agent`, else `~/.local/share/claudenest/agent`.
+pub fn default_data_dir() -> PathBuf {
+    let base = std::env::var_os("XDG_DATA_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    base.join("claudenest/agent")
 }
 
 /// Link URL for a server base URL: `http` → `ws`, `https` → `wss`.
@@ -179,6 +200,8 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
     );
     let mcp = mcp::McpServers::new(outbound_tx.clone());
     let skills = skills::SkillFolder::new(settings.skills_dir.clone());
+    let plugins =
+        plugins::AgentPlugins::new(settings.plugins.clone(), &settings.server, &settings.token);
     let ended = loop {
         let link = Link {
             url: &url,
@@ -187,6 +210,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
             replies: &outbound_tx,
             mcp: &mcp,
             skills: &skills,
+            plugins: &plugins,
         };
         match connect_and_serve(&link, &mut outbound, &shutdown).await {
             Ok(Ended::Shutdown) => break Ok(()),
@@ -225,6 +249,7 @@ struct Link<'a> {
     replies: &'a mpsc::Sender<AgentMessage>,
     mcp: &'a mcp::McpServers,
     skills: &'a skills::SkillFolder,
+    plugins: &'a plugins::AgentPlugins,
 }
 
 async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
@@ -320,16 +345,10 @@ async fn connect_and_serve(
                             sessions: link.sessions.clone(),
                             mcp: link.mcp.clone(),
                             skills: link.skills.clone(),
+                            plugins: link.plugins.clone(),
                         };
                         tokio::spawn(async move {
-                            let answer = match handle_request(request, &env_settings, &parts).await {
-                                Ok(result) => AgentMessage::Reply { reply_to: id, result },
-                                Err(err) => AgentMessage::Error {
-                                    reply_to: Some(id),
-                                    code: codes::FAILED.into(),
-                                    message: format!("{err:#}"),
-                                },
-                            };
+                            let answer = answer(id, handle_request(request, &env_settings, &parts).await);
                             let _ = replies.send(answer).await;
                         });
                     }
@@ -411,6 +430,36 @@ async fn await_welcome(socket: &mut Socket) -> anyhow::Result<Vec<protocol::Sess
     }
 }
 
+/// The reply to request `id`: its result, or an `error` with the code the failure carries.
+/// A result too large for one frame is an error too (the host would refuse the frame).
+fn answer(id: u64, outcome: anyhow::Result<serde_json::Value>) -> AgentMessage {
+    let error = |code: &str, message: String| AgentMessage::Error {
+        reply_to: Some(id),
+        code: code.into(),
+        message,
+    };
+    match outcome {
+        Ok(result) => {
+            let reply = AgentMessage::Reply {
+                reply_to: id,
+                result,
+            };
+            let size = protocol::encode(&reply).len();
+            if size > MAX_FRAME_BYTES {
+                return error(
+                    codes::FAILED,
+                    format!("the result ({size} bytes) is larger than a link frame"),
+                );
+            }
+            reply
+        }
+        Err(err) => match err.downcast_ref::<protocol::CodedError>() {
+            Some(coded) => error(coded.code, coded.message.clone()),
+            None => error(codes::FAILED, format!("{err:#}")),
+        },
+    }
+}
+
 /// What requests act on.
 struct Parts {
     /// The host's base URL (its `/mcp` is given to sessions).
@@ -418,6 +467,7 @@ struct Parts {
     sessions: sessions::Sessions,
     mcp: mcp::McpServers,
     skills: skills::SkillFolder,
+    plugins: plugins::AgentPlugins,
 }
 
 /// Does what the host asked.
@@ -501,6 +551,17 @@ async fn handle_request(
         } => {
             let timeout = Duration::from_millis(timeout_ms);
             parts.mcp.call(&name, &tool, arguments, timeout).await
+        }
+        AgentRequest::PluginCheck { mounts, http } => Ok(parts.plugins.check(&mounts, &http)),
+        AgentRequest::PluginTools { plugin } => Ok(parts.plugins.tools(&plugin).await?),
+        AgentRequest::PluginCall {
+            plugin,
+            tool,
+            arguments,
+        } => Ok(parts.plugins.call(&plugin, &tool, &arguments).await?),
+        AgentRequest::PluginForget { sha256 } => {
+            parts.plugins.forget(&sha256);
+            ok()
         }
         AgentRequest::Echo { payload } => Ok(payload),
         AgentRequest::Environment => Ok(serde_json::to_value(environment::detect(env).await)?),

@@ -352,12 +352,13 @@ pub async fn start(
 
 /// Starts a server and records the outcome; `MCP_002` with the server's own words on failure.
 async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()> {
+    // Every transport runs on the agent (wasm servers are mcp-adapter plugins run there).
+    if !deps.is_online(machine) {
+        return Err(ApiError::new(ErrorCode::MachineOffline));
+    }
     let tools = if row.transport == "wasm" {
         wasm_tools(deps, machine, row).await
     } else {
-        if !deps.is_online(machine) {
-            return Err(ApiError::new(ErrorCode::MachineOffline));
-        }
         set_status(deps.store, row, McpStatusUpdate::to("starting")).await?;
         let request = AgentRequest::McpStart { server: spec(row) };
         match deps.links.request(machine.id, request, START_TIMEOUT).await {
@@ -396,28 +397,16 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
     }
 }
 
-/// The tools of the mcp-adapter plugin behind a `wasm` server.
+/// The tools of the mcp-adapter plugin behind a `wasm` server, from the machine's agent.
 async fn wasm_tools(
     deps: Deps<'_>,
     machine: &Machine,
     row: &McpServerRow,
 ) -> std::result::Result<Vec<Value>, String> {
     let plugin = row.plugin.as_deref().unwrap_or_default();
-    let ready = super::plugins::ready(
-        deps.store,
-        deps.plugins,
-        machine.user_id,
-        machine.id,
-        plugin,
-    )
-    .await
-    .map_err(|e| e.message().to_owned())?;
-    let tools = deps
-        .plugins
-        .list_tools(&ready.loaded, &ready.grants)
+    super::plugins::machine_tools(deps, machine, plugin)
         .await
-        .map_err(|e| e.0)?;
-    Ok(tools.into_iter().map(super::plugins::tool_json).collect())
+        .map_err(|e| e.message().to_owned())
 }
 
 /// `POST …/mcp/{name}/stop` (§10.6).
@@ -538,16 +527,7 @@ pub async fn execute(
     v.finish()?;
     let result = if row.transport == "wasm" {
         let plugin = row.plugin.as_deref().unwrap_or_default();
-        super::plugins::call_tool(
-            deps.store,
-            deps.plugins,
-            principal,
-            machine.id,
-            plugin,
-            &call.tool,
-            &arguments,
-        )
-        .await?
+        super::plugins::machine_call(deps, &machine, plugin, &call.tool, &arguments).await?
     } else {
         if !deps.is_online(&machine) {
             return Err(ApiError::new(ErrorCode::MachineOffline));

@@ -1,36 +1,46 @@
-//! Plugins (issue 8): a user's installed components and where they are enabled.
+//! Plugins (issue 8, 16): a user's installed components and where they are enabled.
 //!
-//! Install validates and compiles the component before storing it (the bytes live in the
-//! database, so every host process can load them; each compiles once into its own cache).
-//! Enabling a plugin on a machine binds the capabilities its manifest requests to what the
-//! operator grants; a plugin gets a capability only when both say so. Calls read the current
-//! enablement, so install/enable/disable take effect at once.
+//! Install inspects the component (manifest, world, size of its code) before anything else,
+//! checks the name and the user's quota, then compiles it within the compile budget and stores
+//! it (the bytes live in the database, so every host process and agent can get them).
+//!
+//! Where a plugin runs follows from its world: mcp-adapters run on the agent of the machine
+//! they are enabled on (their tools act on that machine; mounts need the machine owner's
+//! roots), summarizers and skill processors in the host's runtime, with no filesystem and HTTP
+//! only to hosts the operator allow-listed. A plugin gets a capability only when its manifest
+//! asks for it, the tenant grants it, and the party running it allows it.
 
-use std::{collections::HashMap, path::PathBuf, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::types::Json;
 use uuid::Uuid;
 
-use super::{abilities, accounts::Principal, clock};
+use super::{Deps, abilities, accounts::Principal, clock};
 use crate::{
     error::{ApiError, ErrorCode, Result, Validator},
+    links::LinkError,
     plugins::{
-        manifest::{Access, Manifest},
-        runtime::{Grants, Loaded, Mount, PluginError, PluginRuntime},
+        manifest::{self, Access, Manifest},
+        net::HostEntry,
+        runtime::{Grants, Loaded, PluginError, PluginRuntime},
     },
-    store::{MachinePlugin, PluginRow, Store, StoreError},
+    protocol::{AgentRequest, PluginMount, PluginSpec, codes},
+    store::{Machine, MachinePlugin, PluginRow, Store, StoreError},
 };
 
-/// What the operator grants a plugin on one machine.
+/// What the tenant grants a plugin on one machine.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GrantSet {
+    /// Directories on the machine (mcp-adapter plugins only, which run there), each inside a
+    /// root the machine's owner allows (`claudenest agent --plugin-root`).
     #[serde(default)]
     pub filesystem: Vec<FsGrant>,
     /// `host` or `host:port`; the plugin's manifest must ask for HTTP (and for these hosts,
-    /// unless it asks for `*`).
+    /// unless it asks for `*`). Internal addresses need the machine owner's (agent) or the
+    /// operator's (host) allow-list; plugins the host runs reach only the operator's list.
     #[serde(default)]
     pub http: Vec<String>,
 }
@@ -40,7 +50,7 @@ pub struct GrantSet {
 pub struct FsGrant {
     /// The name the plugin's manifest requested.
     pub name: String,
-    /// Absolute path of a directory on the host.
+    /// Absolute path of a directory on the machine, inside a root its owner allows.
     pub path: String,
     /// `read` (default) or `read_write` (only if the plugin asked for it).
     #[serde(default = "read_access")]
@@ -56,6 +66,13 @@ pub struct Enable {
     pub grants: GrantSet,
 }
 
+/// How much one user may install.
+#[derive(Debug, Clone, Copy)]
+pub struct Quota {
+    pub max_plugins: usize,
+    pub max_bytes: u64,
+}
+
 fn not_found() -> ApiError {
     ApiError::new(ErrorCode::PluginNotFound)
 }
@@ -64,11 +81,22 @@ fn failed(err: PluginError) -> ApiError {
     ApiError::new(ErrorCode::PluginFailed).with_message(err.0)
 }
 
-/// `POST /api/plugins`: validates, compiles and stores the component.
+fn invalid(message: String) -> ApiError {
+    ApiError::new(ErrorCode::PluginInvalid).with_message(message)
+}
+
+/// How long the host waits for an agent's plugin call: the first call on a machine fetches
+/// and compiles the component (within the agent's compile budget) before running it.
+const AGENT_PLUGIN_WAIT: Duration = Duration::from_secs(80);
+/// How long grants take to check on the machine.
+const AGENT_CHECK_WAIT: Duration = Duration::from_secs(10);
+
+/// `POST /api/plugins`: inspects, checks name and quota, compiles and stores the component.
 pub async fn install(
     store: &dyn Store,
     runtime: &Arc<PluginRuntime>,
     principal: &Principal,
+    quota: Quota,
     component: Vec<u8>,
 ) -> Result<PluginRow> {
     principal.require(abilities::PLUGINS_WRITE)?;
@@ -78,10 +106,28 @@ pub async fn install(
             "Send the component's bytes as the request body (application/wasm).",
         ));
     }
-    let loaded = runtime
-        .load(component.clone())
-        .await
-        .map_err(|e| ApiError::new(ErrorCode::PluginInvalid).with_message(e.0))?;
+    // Cheap checks first: nothing is compiled for a component that cannot be installed.
+    let inspected = manifest::inspect(&component).map_err(invalid)?;
+    let name = &inspected.manifest.name;
+    let installed = store.plugins(principal.user.id).await?;
+    if installed.iter().any(|p| &p.name == name) {
+        return Err(exists(name));
+    }
+    let bytes: u64 = installed.iter().map(|p| p.size_bytes.max(0) as u64).sum();
+    if installed.len() >= quota.max_plugins {
+        return Err(ApiError::new(ErrorCode::PluginQuota).with_message(format!(
+            "You have {} plugins installed, the most this host allows; delete one first.",
+            installed.len()
+        )));
+    }
+    if bytes + component.len() as u64 > quota.max_bytes {
+        return Err(ApiError::new(ErrorCode::PluginQuota).with_message(format!(
+            "Your plugins would take {} bytes, more than the {} this host allows per user.",
+            bytes + component.len() as u64,
+            quota.max_bytes
+        )));
+    }
+    let loaded = runtime.load(component.clone()).await.map_err(|e| invalid(e.0))?;
     let manifest = &loaded.manifest;
     let row = PluginRow {
         id: Uuid::now_v7(),
@@ -98,14 +144,15 @@ pub async fn install(
     };
     match store.insert_plugin(&row, &component).await {
         Ok(()) => Ok(row),
-        Err(StoreError::Conflict) => {
-            Err(ApiError::new(ErrorCode::PluginExists).with_message(format!(
-                "A plugin named `{}` is already installed; delete it first.",
-                row.name
-            )))
-        }
+        Err(StoreError::Conflict) => Err(exists(&row.name)),
         Err(err) => Err(err.into()),
     }
+}
+
+fn exists(name: &str) -> ApiError {
+    ApiError::new(ErrorCode::PluginExists).with_message(format!(
+        "A plugin named `{name}` is already installed; delete it first."
+    ))
 }
 
 pub async fn list(store: &dyn Store, principal: &Principal) -> Result<Vec<PluginRow>> {
@@ -121,10 +168,28 @@ pub async fn get(store: &dyn Store, principal: &Principal, name: &str) -> Result
         .ok_or_else(not_found)
 }
 
-pub async fn delete(store: &dyn Store, principal: &Principal, name: &str) -> Result<()> {
+/// `DELETE /api/plugins/{name}`: the row, its enablements, and its compiled code — in this
+/// process and on the online agents it was enabled on.
+pub async fn delete(deps: Deps<'_>, principal: &Principal, name: &str) -> Result<()> {
     principal.require(abilities::PLUGINS_WRITE)?;
-    if !store.delete_plugin(principal.user.id, name).await? {
+    let row = get(deps.store, principal, name).await?;
+    let mut machines = Vec::new();
+    for machine in user_machines(deps.store, principal.user.id).await? {
+        if deps.is_online(&machine) && deps.store.machine_plugin(machine.id, row.id).await?.is_some() {
+            machines.push(machine.id);
+        }
+    }
+    if !deps.store.delete_plugin(principal.user.id, name).await? {
         return Err(not_found());
+    }
+    deps.plugins.forget(&row.sha256);
+    for machine in machines {
+        let forget = AgentRequest::PluginForget {
+            sha256: row.sha256.clone(),
+        };
+        if let Err(err) = deps.links.request(machine, forget, AGENT_CHECK_WAIT).await {
+            tracing::warn!(%machine, error = %err, "an agent did not drop a deleted plugin");
+        }
     }
     Ok(())
 }
@@ -148,6 +213,12 @@ pub async fn enabled_on(
         .collect())
 }
 
+/// Every machine of the user (they are few: a page is enough).
+async fn user_machines(store: &dyn Store, user_id: Uuid) -> Result<Vec<Machine>> {
+    let filter = crate::store::MachineFilter::default();
+    Ok(store.machines_page(user_id, &filter, 10_000, 0).await?.0)
+}
+
 fn manifest_of(row: &PluginRow) -> Result<Manifest> {
     serde_json::from_value(row.manifest.0.clone()).map_err(|err| {
         tracing::error!(plugin = %row.name, error = %err, "stored manifest unreadable");
@@ -155,8 +226,13 @@ fn manifest_of(row: &PluginRow) -> Result<Manifest> {
     })
 }
 
-/// Grants must match what the manifest requested; paths must be existing directories.
-fn validate_grants(manifest: &Manifest, grants: &GrantSet) -> Result<()> {
+/// Checks grants against the manifest and, for plugins the host runs, the operator's
+/// allow-list. Returns the HTTP grants in normal form.
+fn validate_grants(
+    manifest: &Manifest,
+    grants: &GrantSet,
+    host_policy: &crate::plugins::net::NetPolicy,
+) -> Result<Vec<HostEntry>> {
     let mut v = Validator::new();
     for (i, fs) in grants.filesystem.iter().enumerate() {
         let requested = manifest
@@ -167,8 +243,7 @@ fn validate_grants(manifest: &Manifest, grants: &GrantSet) -> Result<()> {
         let field = format!("grants.filesystem[{i}]");
         match requested {
             None => {
-                v.check(
-                    false,
+                v.add(
                     &format!("{field}.name"),
                     format!(
                         "The plugin does not request a filesystem mount named `{}`.",
@@ -184,53 +259,132 @@ fn validate_grants(manifest: &Manifest, grants: &GrantSet) -> Result<()> {
                 );
             }
         }
-        let path = std::path::Path::new(&fs.path);
         v.check(
-            path.is_absolute() && path.is_dir(),
+            std::path::Path::new(&fs.path).is_absolute() && fs.path.len() <= 4096,
             &format!("{field}.path"),
-            "The path must be an existing directory, given as an absolute path.",
+            "Give the directory as an absolute path on the machine.",
         );
     }
     let asked = &manifest.capabilities.http;
+    let mut entries = Vec::new();
     for (i, host) in grants.http.iter().enumerate() {
-        let host = host.to_ascii_lowercase();
-        let allowed = asked
-            .iter()
-            .any(|a| a == "*" || a.to_ascii_lowercase() == host);
+        let field = format!("grants.http[{i}]");
+        let entry = match HostEntry::parse(host) {
+            Ok(entry) => entry,
+            Err(reason) => {
+                v.add(&field, reason);
+                continue;
+            }
+        };
+        let allowed = asked.iter().any(|a| {
+            a == "*" || HostEntry::parse(a).is_ok_and(|a| a.host == entry.host && (a.port.is_none() || a.port == entry.port))
+        });
         v.check(
             allowed,
-            &format!("grants.http[{i}]"),
+            &field,
             "The plugin does not request HTTP access to this host.",
         );
-        v.check(
-            !host.is_empty() && !host.contains('/') && !host.contains('*'),
-            &format!("grants.http[{i}]"),
-            "Give a host or host:port.",
-        );
+        if !manifest.world.runs_on_agent()
+            && let Some(reason) = host_policy.refuses_grant(&entry)
+        {
+            v.add(&field, reason);
+        }
+        entries.push(entry);
+    }
+    v.finish()?;
+    Ok(entries)
+}
+
+/// Asks the machine's agent whether its owner allows these grants; its reasons become field
+/// errors. The machine must be online: the roots it allows are known only there.
+async fn check_on_machine(deps: Deps<'_>, machine: &Machine, grants: &GrantSet, http: &[HostEntry]) -> Result<()> {
+    if grants.filesystem.is_empty() && http.is_empty() {
+        return Ok(());
+    }
+    if !deps.is_online(machine) {
+        return Err(ApiError::new(ErrorCode::MachineOffline).with_message(
+            "The machine must be online to check these grants against what its owner allows \
+             (plugin roots and hosts are set on the machine).",
+        ));
+    }
+    let request = AgentRequest::PluginCheck {
+        mounts: grants
+            .filesystem
+            .iter()
+            .map(|fs| PluginMount {
+                name: fs.name.clone(),
+                path: fs.path.clone(),
+                writable: fs.access == Access::ReadWrite,
+            })
+            .collect(),
+        http: http.iter().map(ToString::to_string).collect(),
+    };
+    let reply = deps
+        .links
+        .request(machine.id, request, AGENT_CHECK_WAIT)
+        .await
+        .map_err(link_error)?;
+    let mut v = Validator::new();
+    let reasons = |key: &str| -> Vec<Option<String>> {
+        reply[key]
+            .as_array()
+            .map(|a| a.iter().map(|r| r.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default()
+    };
+    for (i, reason) in reasons("mounts").into_iter().enumerate() {
+        if let Some(reason) = reason {
+            v.add(&format!("grants.filesystem[{i}].path"), reason);
+        }
+    }
+    for (i, reason) in reasons("http").into_iter().enumerate() {
+        if let Some(reason) = reason {
+            v.add(&format!("grants.http[{i}]"), reason);
+        }
     }
     v.finish()
 }
 
+/// An agent's failure as the API answers it.
+fn link_error(err: LinkError) -> ApiError {
+    match err {
+        LinkError::NotConnected => ApiError::new(ErrorCode::MachineOffline),
+        LinkError::Agent { code, message } => match code.as_str() {
+            codes::REFUSED => ApiError::invalid_field("tool", &message),
+            codes::NOT_ALLOWED => ApiError::new(ErrorCode::PluginNotAllowed).with_message(message),
+            _ => ApiError::new(ErrorCode::PluginFailed).with_message(message),
+        },
+        other => ApiError::new(ErrorCode::PluginFailed).with_message(other.to_string()),
+    }
+}
+
 /// `PUT /api/machines/{machine}/plugins/{name}`: enables (or re-configures) the plugin.
 pub async fn enable(
-    store: &dyn Store,
+    deps: Deps<'_>,
     principal: &Principal,
     machine_id: Uuid,
     name: &str,
     enable: Enable,
 ) -> Result<(PluginRow, MachinePlugin)> {
     principal.require(abilities::PLUGINS_WRITE)?;
-    super::machines::owned(store, principal, machine_id).await?;
-    let row = get(store, principal, name).await?;
-    validate_grants(&manifest_of(&row)?, &enable.grants)?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
+    let row = get(deps.store, principal, name).await?;
+    let manifest = manifest_of(&row)?;
+    let http = validate_grants(&manifest, &enable.grants, deps.plugins.net())?;
+    if manifest.world.runs_on_agent() {
+        check_on_machine(deps, &machine, &enable.grants, &http).await?;
+    }
+    let grants = GrantSet {
+        filesystem: enable.grants.filesystem,
+        http: http.iter().map(ToString::to_string).collect(),
+    };
     let enabled = MachinePlugin {
         machine_id,
         plugin_id: row.id,
         config: Json(json!(enable.config)),
-        grants: Json(serde_json::to_value(&enable.grants).expect("grants serialize")),
+        grants: Json(serde_json::to_value(&grants).expect("grants serialize")),
         enabled_at: clock::now(),
     };
-    store.enable_plugin(&enabled).await?;
+    deps.store.enable_plugin(&enabled).await?;
     Ok((row, enabled))
 }
 
@@ -249,13 +403,32 @@ pub async fn disable(
     Ok(())
 }
 
-/// A plugin ready to call on a machine: loaded (compiled once per process) with its grants.
+/// A plugin's row and its enablement on the machine.
+async fn enabled(
+    store: &dyn Store,
+    user_id: Uuid,
+    machine_id: Uuid,
+    name: &str,
+) -> Result<(PluginRow, MachinePlugin, GrantSet, HashMap<String, String>)> {
+    let row = store.plugin(user_id, name).await?.ok_or_else(not_found)?;
+    let enabled = store
+        .machine_plugin(machine_id, row.id)
+        .await?
+        .ok_or_else(|| ApiError::new(ErrorCode::PluginNotEnabled))?;
+    let set: GrantSet = serde_json::from_value(enabled.grants.0.clone()).unwrap_or_default();
+    let config: HashMap<String, String> =
+        serde_json::from_value(enabled.config.0.clone()).unwrap_or_default();
+    Ok((row, enabled, set, config))
+}
+
+/// A host-run plugin (summarizer, skill processor) ready to call: loaded (compiled once per
+/// process) with its grants — never a mount.
 pub struct Ready {
     pub loaded: Arc<Loaded>,
     pub grants: Grants,
 }
 
-/// Loads the plugin enabled on the machine under `name` (of the user's).
+/// Loads the host-run plugin enabled on the machine under `name` (of the user's).
 pub async fn ready(
     store: &dyn Store,
     runtime: &Arc<PluginRuntime>,
@@ -263,11 +436,7 @@ pub async fn ready(
     machine_id: Uuid,
     name: &str,
 ) -> Result<Ready> {
-    let row = store.plugin(user_id, name).await?.ok_or_else(not_found)?;
-    let enabled = store
-        .machine_plugin(machine_id, row.id)
-        .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::PluginNotEnabled))?;
+    let (row, _, set, config) = enabled(store, user_id, machine_id, name).await?;
     let loaded = match runtime.get(&row.sha256) {
         Some(loaded) => loaded,
         None => {
@@ -278,46 +447,109 @@ pub async fn ready(
             runtime.load(bytes).await.map_err(failed)?
         }
     };
-    let set: GrantSet = serde_json::from_value(enabled.grants.0.clone()).unwrap_or_default();
-    let config: HashMap<String, String> =
-        serde_json::from_value(enabled.config.0.clone()).unwrap_or_default();
+    if loaded.manifest.world.runs_on_agent() {
+        return Err(failed(PluginError(format!(
+            "`{name}` is an mcp-adapter: it runs on the machine's agent"
+        ))));
+    }
     let grants = Grants {
+        owner: user_id.to_string(),
         config,
-        mounts: set
-            .filesystem
-            .into_iter()
-            .map(|fs| Mount {
-                name: fs.name,
-                host_path: PathBuf::from(fs.path),
-                writable: fs.access == Access::ReadWrite,
-            })
-            .collect(),
-        http: set.http,
+        mounts: Vec::new(),
+        http: crate::plugins::net::entries(&set.http),
     };
     Ok(Ready { loaded, grants })
 }
 
-/// The tools of an mcp-adapter plugin enabled on the machine.
+/// The agent's view of an mcp-adapter enabled on `machine`, once the machine is online.
+async fn agent_spec(deps: Deps<'_>, machine: &Machine, name: &str) -> Result<PluginSpec> {
+    let (row, _, set, config) = enabled(deps.store, machine.user_id, machine.id, name).await?;
+    if !manifest::World::parse(&row.world).is_some_and(manifest::World::runs_on_agent) {
+        return Err(ApiError::invalid_field(
+            "name",
+            "This plugin runs on the host and has no tools.",
+        ));
+    }
+    if !deps.is_online(machine) {
+        return Err(ApiError::new(ErrorCode::MachineOffline).with_message(
+            "The machine is offline; its plugins run on its agent.",
+        ));
+    }
+    Ok(PluginSpec {
+        name: row.name,
+        sha256: row.sha256,
+        owner: machine.user_id.to_string(),
+        config: config.into_iter().collect(),
+        mounts: set
+            .filesystem
+            .into_iter()
+            .map(|fs| PluginMount {
+                name: fs.name,
+                path: fs.path,
+                writable: fs.access == Access::ReadWrite,
+            })
+            .collect(),
+        http: set.http,
+    })
+}
+
+/// The tools of an mcp-adapter plugin enabled on the machine, from its agent. For a machine
+/// the caller may act on (checked by the caller).
+pub async fn machine_tools(deps: Deps<'_>, machine: &Machine, name: &str) -> Result<Vec<Value>> {
+    let plugin = agent_spec(deps, machine, name).await?;
+    let reply = deps
+        .links
+        .request(machine.id, AgentRequest::PluginTools { plugin }, AGENT_PLUGIN_WAIT)
+        .await
+        .map_err(link_error)?;
+    Ok(reply["tools"].as_array().cloned().unwrap_or_default())
+}
+
+/// Calls a tool of an mcp-adapter on the machine's agent; the result is MCP-shaped
+/// (`content`, `isError`). A call the plugin refuses (unknown tool) is `VAL_001` on `tool`.
+pub async fn machine_call(
+    deps: Deps<'_>,
+    machine: &Machine,
+    name: &str,
+    tool: &str,
+    arguments: &Value,
+) -> Result<Value> {
+    let plugin = agent_spec(deps, machine, name).await?;
+    let request = AgentRequest::PluginCall {
+        plugin,
+        tool: tool.to_owned(),
+        arguments: arguments.clone(),
+    };
+    deps.links
+        .request(machine.id, request, AGENT_PLUGIN_WAIT)
+        .await
+        .map_err(link_error)
+}
+
+/// `GET …/plugins/{name}/tools`.
 pub async fn list_tools(
-    store: &dyn Store,
-    runtime: &Arc<PluginRuntime>,
+    deps: Deps<'_>,
     principal: &Principal,
     machine_id: Uuid,
     name: &str,
 ) -> Result<Vec<Value>> {
     principal.require(abilities::PLUGINS_READ)?;
-    let ready = ready(store, runtime, principal.user.id, machine_id, name).await?;
-    let tools = runtime
-        .list_tools(&ready.loaded, &ready.grants)
-        .await
-        .map_err(failed)?;
-    Ok(tools.into_iter().map(tool_json).collect())
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
+    machine_tools(deps, &machine, name).await
 }
 
-/// A plugin's tool as MCP `tools/list` shows one.
-pub fn tool_json(t: crate::plugins::runtime::Tool) -> Value {
-    let schema: Value = serde_json::from_str(&t.input_schema).unwrap_or(json!({"type": "object"}));
-    json!({"name": t.name, "description": t.description, "inputSchema": schema})
+/// `POST …/plugins/{name}/tools/{tool}`.
+pub async fn call_tool(
+    deps: Deps<'_>,
+    principal: &Principal,
+    machine_id: Uuid,
+    name: &str,
+    tool: &str,
+    arguments: &Value,
+) -> Result<Value> {
+    principal.require(abilities::PLUGINS_WRITE)?;
+    let machine = super::machines::owned(deps.store, principal, machine_id).await?;
+    machine_call(deps, &machine, name, tool, arguments).await
 }
 
 /// The names of the plugins of `world` enabled on the machine, in name order.
@@ -336,35 +568,18 @@ pub async fn enabled_of_world(
         .collect())
 }
 
-/// Calls a tool; the result is MCP-shaped (`content`, `isError`). A call the plugin refuses
-/// (unknown tool) is a `VAL_001` on `tool`.
-pub async fn call_tool(
+/// The component with this hash, for the agent of `machine` — only when a plugin with it is
+/// enabled there (an agent gets nothing it was not asked to run).
+pub async fn component_for_machine(
     store: &dyn Store,
-    runtime: &Arc<PluginRuntime>,
-    principal: &Principal,
-    machine_id: Uuid,
-    name: &str,
-    tool: &str,
-    arguments: &Value,
-) -> Result<Value> {
-    principal.require(abilities::PLUGINS_WRITE)?;
-    let ready = ready(store, runtime, principal.user.id, machine_id, name).await?;
-    let result = runtime
-        .call_tool(&ready.loaded, &ready.grants, tool, &arguments.to_string())
-        .await
-        .map_err(failed)?
-        .map_err(|reason| ApiError::invalid_field("tool", &reason))?;
-    use crate::plugins::runtime::Content;
-    let content: Vec<Value> = result
-        .content
+    machine: &Machine,
+    sha256: &str,
+) -> Result<Vec<u8>> {
+    let plugins = store.plugins(machine.user_id).await?;
+    let enabled = store.machine_plugins(machine.id).await?;
+    let row = plugins
         .into_iter()
-        .map(|c| match c {
-            Content::Text(text) => json!({"type": "text", "text": text}),
-            Content::Json(text) => json!({"type": "text", "text": text, "json": serde_json::from_str::<Value>(&text).ok()}),
-            Content::Image(image) => {
-                json!({"type": "image", "data": image.data, "mimeType": image.mime_type})
-            }
-        })
-        .collect();
-    Ok(json!({"content": content, "isError": result.is_error}))
+        .find(|p| p.sha256 == sha256 && enabled.iter().any(|e| e.plugin_id == p.id))
+        .ok_or_else(not_found)?;
+    store.plugin_component(row.id).await?.ok_or_else(not_found)
 }

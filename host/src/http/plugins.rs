@@ -15,6 +15,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
+    agent_link::MachineAuth,
     auth::AuthUser,
     envelope::{Envelope, Null, Reply},
     extract::{ApiJson, ApiPath},
@@ -37,6 +38,7 @@ pub fn router(state: &AppState) -> OpenApiRouter<AppState> {
         .routes(routes!(enable_plugin, disable_plugin))
         .routes(routes!(list_tools))
         .routes(routes!(call_tool))
+        .routes(routes!(agent_component))
 }
 
 /// An installed plugin.
@@ -124,9 +126,9 @@ pub async fn list_plugins(
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses(
         (status = 201, body = Envelope<PluginView>),
-        (status = 409, description = "PLG_002: a plugin of that name is installed", body = ErrorEnvelope),
+        (status = 409, description = "PLG_002: a plugin of that name is installed (checked before compiling)", body = ErrorEnvelope),
         (status = 413, description = "VAL_002: larger than `plugins.max_component_bytes`", body = ErrorEnvelope),
-        (status = 422, description = "PLG_003: not a component this host runs (the message says why)", body = ErrorEnvelope),
+        (status = 422, description = "PLG_003: not a component this host runs, or too large to compile (the message says why); PLG_006: over the per-user quota (`plugins.max_plugins_per_user`, `plugins.max_bytes_per_user`)", body = ErrorEnvelope),
     ))]
 pub async fn install_plugin(
     State(state): State<AppState>,
@@ -135,7 +137,12 @@ pub async fn install_plugin(
 ) -> Result<Reply<PluginView>> {
     let body = body.map_err(|_| ApiError::new(ErrorCode::PayloadTooLarge))?;
     let runtime = state.plugins().await?;
-    let row = plugins::install(state.store(), runtime, &principal, body.to_vec()).await?;
+    let settings = &state.config().plugins;
+    let quota = plugins::Quota {
+        max_plugins: settings.max_plugins_per_user,
+        max_bytes: settings.max_bytes_per_user,
+    };
+    let row = plugins::install(state.store(), runtime, &principal, quota, body.to_vec()).await?;
     Ok(Reply::created(row.into()))
 }
 
@@ -161,7 +168,7 @@ pub async fn delete_plugin(
     AuthUser(principal): AuthUser,
     ApiPath(name): ApiPath<String>,
 ) -> Result<Reply<Null>> {
-    plugins::delete(state.store(), &principal, &name).await?;
+    plugins::delete(state.deps().await?, &principal, &name).await?;
     Ok(Reply::ok(Null))
 }
 
@@ -179,11 +186,17 @@ pub async fn machine_plugins(
 }
 
 /// Enables the plugin on the machine with config values and capability grants (or changes
-/// them). Grants must match what the plugin's manifest requests.
+/// them). Grants must match what the plugin's manifest requests and what the party running
+/// it allows: for an mcp-adapter the machine's agent checks mounts against the roots its owner
+/// allows (so the machine must be online); for the others HTTP hosts must be in the
+/// operator's `plugins.http_allow`.
 #[utoipa::path(put, path = "/machines/{machine}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("name" = String, Path)), request_body = EnableRequest,
-    responses((status = 200, body = Envelope<EnabledView>), (status = 404, body = ErrorEnvelope),
-               (status = 422, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<EnabledView>),
+               (status = 400, description = "MCH_002: grants need the machine online to be checked", body = ErrorEnvelope),
+               (status = 404, description = "MCH_001, PLG_001", body = ErrorEnvelope),
+               (status = 422, description = "VAL_001: per grant, why it is refused", body = ErrorEnvelope),
+               (status = 502, description = "PLG_004: the agent could not check the grants", body = ErrorEnvelope)))]
 pub async fn enable_plugin(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
@@ -194,7 +207,7 @@ pub async fn enable_plugin(
         config: req.config,
         grants: req.grants,
     };
-    let enabled = plugins::enable(state.store(), &principal, machine, &name, enable).await?;
+    let enabled = plugins::enable(state.deps().await?, &principal, machine, &name, enable).await?;
     Ok(Reply::ok(enabled.into()))
 }
 
@@ -210,28 +223,36 @@ pub async fn disable_plugin(
     Ok(Reply::ok(Null))
 }
 
-/// The tools of an mcp-adapter plugin enabled on the machine (MCP `tools/list` shape).
+/// The tools of an mcp-adapter plugin enabled on the machine (MCP `tools/list` shape), from
+/// the machine's agent, which runs it.
 #[utoipa::path(get, path = "/machines/{machine}/plugins/{name}/tools", tag = "plugins", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("name" = String, Path)),
-    responses((status = 200, body = Envelope<Vec<Object>>), (status = 404, body = ErrorEnvelope),
+    responses((status = 200, body = Envelope<Vec<Object>>),
+               (status = 400, description = "MCH_002: the machine is offline", body = ErrorEnvelope),
+               (status = 403, description = "PLG_007: a grant the machine no longer allows", body = ErrorEnvelope),
+               (status = 404, description = "MCH_001, PLG_001, PLG_005", body = ErrorEnvelope),
+               (status = 422, description = "VAL_001: the plugin runs on the host and has no tools", body = ErrorEnvelope),
                (status = 502, description = "PLG_004: the plugin failed", body = ErrorEnvelope)))]
 pub async fn list_tools(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
     ApiPath((machine, name)): ApiPath<(Uuid, String)>,
 ) -> Result<Reply<Vec<Value>>> {
-    let runtime = state.plugins().await?;
-    let tools = plugins::list_tools(state.store(), runtime, &principal, machine, &name).await?;
+    let tools = plugins::list_tools(state.deps().await?, &principal, machine, &name).await?;
     Ok(Reply::ok(tools))
 }
 
-/// Calls a tool with the body as its arguments; answers MCP `tools/call` content and
-/// `isError`. Traps, timeouts and limits are `PLG_004` with the reason.
+/// Calls a tool with the body as its arguments, on the machine's agent; answers MCP
+/// `tools/call` content and `isError`. Traps, timeouts and limits are `PLG_004` with the
+/// reason.
 #[utoipa::path(post, path = "/machines/{machine}/plugins/{name}/tools/{tool}", tag = "plugins", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("name" = String, Path), ("tool" = String, Path)),
     request_body = Object,
-    responses((status = 200, body = Envelope<Object>), (status = 404, body = ErrorEnvelope),
-               (status = 422, body = ErrorEnvelope),
+    responses((status = 200, body = Envelope<Object>),
+               (status = 400, description = "MCH_002: the machine is offline", body = ErrorEnvelope),
+               (status = 403, description = "PLG_007: a grant the machine no longer allows", body = ErrorEnvelope),
+               (status = 404, description = "MCH_001, PLG_001, PLG_005", body = ErrorEnvelope),
+               (status = 422, description = "VAL_001: the plugin refused the call (`tool`)", body = ErrorEnvelope),
                (status = 502, description = "PLG_004: the plugin failed", body = ErrorEnvelope)))]
 pub async fn call_tool(
     State(state): State<AppState>,
@@ -239,10 +260,8 @@ pub async fn call_tool(
     ApiPath((machine, name, tool)): ApiPath<(Uuid, String, String)>,
     ApiJson(arguments): ApiJson<Value>,
 ) -> Result<Reply<Value>> {
-    let runtime = state.plugins().await?;
     let result = plugins::call_tool(
-        state.store(),
-        runtime,
+        state.deps().await?,
         &principal,
         machine,
         &name,
@@ -251,4 +270,21 @@ pub async fn call_tool(
     )
     .await?;
     Ok(Reply::ok(result))
+}
+
+/// A component for the calling agent (machine token), by sha256: only one enabled on that
+/// machine. The agent checks the hash before compiling it.
+#[utoipa::path(get, path = "/agent/plugins/{sha256}", tag = "agent", security(("bearer" = [])),
+    params(("sha256" = String, Path)),
+    responses((status = 200, content_type = "application/wasm", body = Vec<u8>),
+               (status = 401, description = "AUTH_005: not a machine token", body = ErrorEnvelope),
+               (status = 404, description = "PLG_001: no plugin with this hash is enabled on the machine", body = ErrorEnvelope)))]
+pub async fn agent_component(
+    State(state): State<AppState>,
+    MachineAuth(machine): MachineAuth,
+    ApiPath(sha256): ApiPath<String>,
+) -> Result<axum::response::Response> {
+    use axum::response::IntoResponse as _;
+    let bytes = plugins::component_for_machine(state.store(), &machine, &sha256).await?;
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/wasm")], bytes).into_response())
 }

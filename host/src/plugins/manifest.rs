@@ -30,6 +30,13 @@ impl World {
         }
     }
 
+    /// Where plugins of this world run: mcp-adapters on the agent of the machine they are
+    /// enabled on (their tools act on that machine); summarizers and skill processors in the
+    /// host process, with no filesystem.
+    pub fn runs_on_agent(self) -> bool {
+        self == World::McpAdapter
+    }
+
     pub fn parse(s: &str) -> Option<World> {
         World::ALL.into_iter().find(|w| w.as_str() == s)
     }
@@ -93,6 +100,10 @@ pub struct Inspected {
     pub exports: Vec<String>,
     /// Top-level imports.
     pub imports: Vec<String>,
+    /// Functions defined by all its core modules (what compiling costs grows with).
+    pub functions: usize,
+    /// Bytes of code in all its core modules.
+    pub code_bytes: usize,
 }
 
 /// Reads and checks the manifest and exports without compiling anything. The error says what
@@ -109,6 +120,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
     }
     let mut manifest = None;
     let (mut exports, mut imports) = (Vec::new(), Vec::new());
+    let (mut functions, mut code_bytes) = (0usize, 0usize);
     // Nesting depth: exports and imports count at the top level only; the manifest may sit in
     // a nested core module (where `#[link_section]` puts it) or at the top.
     let mut depth = 0usize;
@@ -116,6 +128,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
         use wasmparser::Payload;
         match payload.map_err(|e| format!("malformed component: {e}"))? {
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
+            Payload::CodeSectionStart { count, size, .. } => {
+                functions = functions.saturating_add(count as usize);
+                code_bytes = code_bytes.saturating_add(size as usize);
+            }
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::CustomSection(section) if section.name() == MANIFEST_SECTION => {
                 if manifest.is_some() {
@@ -151,6 +167,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
         manifest,
         exports,
         imports,
+        functions,
+        code_bytes,
     })
 }
 
@@ -188,6 +206,20 @@ fn check(manifest: &Manifest, exports: &[String]) -> Result<(), String> {
                 manifest.world.as_str()
             ),
         });
+    }
+    if !manifest.world.runs_on_agent() && !manifest.capabilities.filesystem.is_empty() {
+        return Err(format!(
+            "`{}` plugins run on the host, which gives plugins no filesystem: remove \
+             capabilities.filesystem",
+            manifest.world.as_str()
+        ));
+    }
+    for host in &manifest.capabilities.http {
+        if host != "*" && super::net::HostEntry::parse(host).is_err() {
+            return Err(format!(
+                "capabilities.http entry `{host}`: give a host, host:port or `*`"
+            ));
+        }
     }
     for fs in &manifest.capabilities.filesystem {
         let ok = (1..=32).contains(&fs.name.len())

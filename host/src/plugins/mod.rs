@@ -1,6 +1,10 @@
 //! WebAssembly plugins (wit/plugin.wit): reading a component's manifest before compiling it
-//! (`manifest`), and the sandboxed wasmtime host that runs them (`runtime`). The registry and
-//! per-machine enablement are domain code (`domain::plugins`).
+//! (`manifest`), the sandboxed wasmtime host that runs them (`runtime`), its authenticated
+//! compile cache (`cache`) and the rules for their outbound HTTP (`net`). The registry and
+//! per-machine enablement are domain code (`domain::plugins`); where each world runs (the
+//! host or the machine's agent) is decided there.
 
+pub mod cache;
 pub mod manifest;
+pub mod net;
 pub mod runtime;
