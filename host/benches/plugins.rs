@@ -17,7 +17,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claudenest::plugins::runtime::{Chunk, Grants, Limits, PluginRuntime, SummarizeOptions};
+use claudenest::plugins::runtime::{Chunk, Grants, Limits, Options, PluginRuntime, SummarizeOptions};
 use common::percentile;
 
 const CALLS: usize = 2000;
@@ -33,7 +33,13 @@ fn component(name: &str) -> Vec<u8> {
 }
 
 fn runtime(cache: Option<std::path::PathBuf>, pooling: bool) -> Arc<PluginRuntime> {
-    PluginRuntime::with_allocator(cache, Limits::default(), pooling).unwrap()
+    PluginRuntime::new(Options {
+        cache_dir: cache,
+        limits: Limits::default(),
+        pooling,
+        ..Options::default()
+    })
+    .unwrap()
 }
 
 fn row(name: &str, times: &mut [Duration], baseline: Duration) {

@@ -228,6 +228,8 @@ impl AppState {
                     total_memory_bytes: (settings.total_memory_mib * 1024 * 1024) as usize,
                     calls_per_owner: settings.calls_per_user,
                     compile_timeout: std::time::Duration::from_secs(settings.compile_timeout_secs),
+                    max_functions: settings.max_functions,
+                    max_code_bytes: settings.max_code_mib * 1024 * 1024,
                     ..Default::default()
                 };
                 let options = runtime::Options {

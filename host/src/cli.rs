@@ -453,6 +453,11 @@ async fn run_plugin(command: PluginCommand) -> anyhow::Result<()> {
             println!("api version:  {}", m.api_version);
             println!("sha256:       {}", PluginRuntime::sha256(&bytes));
             println!("size:         {} bytes", bytes.len());
+            println!(
+                "code:         {} functions, {} bytes (compile limits: plugins.max_functions, \
+                 plugins.max_code_mib)",
+                inspected.functions, inspected.code_bytes
+            );
             println!("description:  {}", m.description);
             println!("exports:      {}", inspected.exports.join(", "));
             println!("imports:      {}", inspected.imports.join(", "));

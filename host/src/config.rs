@@ -166,6 +166,11 @@ pub struct PluginSettings {
     pub calls_per_user: usize,
     /// Longest a component may take to compile at install.
     pub compile_timeout_secs: u64,
+    /// Functions a component may define, checked before compiling (compile time and memory
+    /// grow with them; CPython compiled by componentize-py has about 13,400).
+    pub max_functions: usize,
+    /// MiB of code a component may hold, checked before compiling (CPython: about 6.3).
+    pub max_code_mib: usize,
     /// Hosts (`host` or `host:port`) plugins the host runs (summarizers, skill processors) may
     /// be granted: the only hosts they can reach, and the only way to an internal address.
     pub http_allow: Vec<String>,
@@ -183,6 +188,8 @@ impl Default for PluginSettings {
             total_memory_mib: 512,
             calls_per_user: 2,
             compile_timeout_secs: 60,
+            max_functions: 30_000,
+            max_code_mib: 24,
             http_allow: Vec::new(),
         }
     }

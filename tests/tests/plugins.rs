@@ -1,7 +1,10 @@
 //! Plugins: real WebAssembly components built from `plugins/` (wit-bindgen, wasm32-wasip2),
-//! installed over HTTP, enabled per machine with grants, and run by the wasmtime host.
+//! installed over HTTP and enabled per machine with grants. mcp-adapters run on a real agent
+//! process (`claudenest agent --plugin-root …`), summarizers and skill processors in the host.
+//! Every attack of issue 16 is reproduced here and shown refused.
 
 use std::{
+    path::Path,
     sync::{
         Arc,
         atomic::{AtomicUsize, Ordering},
@@ -11,9 +14,12 @@ use std::{
 
 use claudenest::{
     domain::plugins,
-    plugins::runtime::{Chunk, SummarizeOptions},
+    plugins::{
+        manifest::{Manifest, append_manifest},
+        runtime::{Chunk, PluginRuntime, SummarizeOptions},
+    },
 };
-use claudenest_e2e::{Reply, TestApp, TestDb, on_both_stores, plugin_wasm};
+use claudenest_e2e::{AgentProcess, Reply, TestApp, TestDb, fast_links, on_both_stores, plugin_wasm};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -48,6 +54,16 @@ async fn call_tool(
     .await
 }
 
+async fn enable(app: &TestApp, token: &str, machine: Uuid, plugin: &str, body: Value) -> Reply {
+    app.call(
+        Method::PUT,
+        &format!("/api/machines/{machine}/plugins/{plugin}"),
+        Some(token),
+        Some(body),
+    )
+    .await
+}
+
 fn text_of(reply: &Reply) -> String {
     reply.body["data"]["content"][0]["text"]
         .as_str()
@@ -55,11 +71,62 @@ fn text_of(reply: &Reply) -> String {
         .to_owned()
 }
 
+fn field_error(reply: &Reply, field: &str) -> String {
+    reply.body["error"]["errors"][field][0]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error for {field}: {}", reply.text))
+        .to_owned()
+}
+
+/// The Python skill processor (plugins/python-skill, built by scripts/test.sh) with `manifest`
+/// changed by `edit`, packed as `claudenest plugin pack` does.
+fn python_skill(edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins");
+    let component = std::fs::read(root.join("target/python/python_skill.wasm"))
+        .expect("build it first: plugins/python-skill/build.sh (scripts/test.sh does)");
+    let mut manifest: Manifest =
+        serde_json::from_slice(&std::fs::read(root.join("python-skill/manifest.json")).unwrap())
+            .unwrap();
+    edit(&mut manifest);
+    append_manifest(&component, &manifest)
+}
+
+/// A user, a machine, and its agent allowing plugin mounts under `root` (its data directory
+/// inside `root` too, to show it can never be granted).
+async fn machine_with_agent(
+    app: &TestApp,
+    email: &str,
+    root: &Path,
+    extra: &[&str],
+) -> (String, Uuid, AgentProcess) {
+    let (_, token) = app.user_with_token(email).await;
+    let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
+    let data = root.join("agent-data");
+    let mut args = vec![
+        "--plugin-root",
+        root.to_str().unwrap(),
+        "--data-dir",
+        data.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let agent = AgentProcess::start(app, &machine_token, &args);
+    app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
+        .await;
+    (token, machine, agent)
+}
+
 on_both_stores! {
-    async fn example_plugins_install_enable_and_run_within_their_grants(db: TestDb) {
-        let app = TestApp::spawn(db).await;
-        let (user, token) = app.user_with_token("ada@example.com").await;
-        let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
+    async fn example_plugins_install_enable_and_run_where_they_belong(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        // A root the machine's owner allows, a workspace inside it, a secret beside it.
+        let root = tempfile::tempdir().unwrap();
+        let workspace = root.path().join("workspace");
+        std::fs::create_dir_all(workspace.join("docs")).unwrap();
+        std::fs::write(workspace.join("docs/notes.md"), "alpha\nthe needle is here\n").unwrap();
+        std::fs::write(root.path().join("secret.txt"), "top secret").unwrap();
+        std::os::unix::fs::symlink("/etc", root.path().join("etc-link")).unwrap();
+        let (token, machine, mut agent) = machine_with_agent(&app, "ada@example.com", root.path(), &[]).await;
+        let user = app.state.store().user_by_email("ada@example.com").await.unwrap().unwrap();
 
         let component = plugin_wasm("fs_tools");
         let installed = install(&app, &token, component.clone()).await;
@@ -90,35 +157,40 @@ on_both_stores! {
         refused.expect(404);
         assert_eq!(refused.error_code(), "PLG_005");
 
-        // A directory with a file inside the grant and a secret beside it.
-        let root = tempfile::tempdir().unwrap();
-        let workspace = root.path().join("workspace");
-        std::fs::create_dir_all(workspace.join("docs")).unwrap();
-        std::fs::write(workspace.join("docs/notes.md"), "alpha\nthe needle is here\n").unwrap();
-        std::fs::write(root.path().join("secret.txt"), "top secret").unwrap();
-        let url = format!("/api/machines/{machine}/plugins/fs-tools");
-        for (grants, field) in [
-            (json!({"filesystem": [{"name": "home", "path": workspace}]}), "grants.filesystem[0].name"),
-            (json!({"filesystem": [{"name": "workspace", "path": workspace, "access": "read_write"}]}), "grants.filesystem[0].access"),
-            (json!({"filesystem": [{"name": "workspace", "path": "relative/dir"}]}), "grants.filesystem[0].path"),
-            (json!({"http": ["example.com"]}), "grants.http[0]"),
+        // Grants are checked against the manifest, then on the machine against its owner's
+        // roots: `/`, a symlink out of the root, and the agent's own data are refused.
+        let agent_data = root.path().join("agent-data");
+        std::fs::create_dir_all(&agent_data).unwrap();
+        for (grants, field, reason) in [
+            (json!({"filesystem": [{"name": "home", "path": workspace}]}), "grants.filesystem[0].name", "does not request"),
+            (json!({"filesystem": [{"name": "workspace", "path": workspace, "access": "read_write"}]}), "grants.filesystem[0].access", "read access only"),
+            (json!({"filesystem": [{"name": "workspace", "path": "relative/dir"}]}), "grants.filesystem[0].path", "absolute"),
+            (json!({"http": ["example.com"]}), "grants.http[0]", "does not request"),
+            (json!({"filesystem": [{"name": "workspace", "path": "/"}]}), "grants.filesystem[0].path", "outside the roots"),
+            (json!({"filesystem": [{"name": "workspace", "path": root.path().join("etc-link")}]}), "grants.filesystem[0].path", "outside the roots"),
+            (json!({"filesystem": [{"name": "workspace", "path": root.path()}]}), "grants.filesystem[0].path", "agent's own data"),
+            (json!({"filesystem": [{"name": "workspace", "path": agent_data}]}), "grants.filesystem[0].path", "agent's own data"),
         ] {
-            let reply = app.call(Method::PUT, &url, Some(&token), Some(json!({"grants": grants}))).await;
+            let reply = enable(&app, &token, machine, "fs-tools", json!({"grants": grants})).await;
             reply.expect(422);
-            assert!(reply.body["error"]["errors"][field].is_array(), "{field}: {}", reply.text);
+            let message = field_error(&reply, field);
+            assert!(message.contains(reason), "{field}: {message}");
         }
-        let enabled = app.call(Method::PUT, &url, Some(&token),
-            Some(json!({"grants": {"filesystem": [{"name": "workspace", "path": workspace}]}}))).await;
+        let enabled = enable(&app, &token, machine, "fs-tools",
+            json!({"grants": {"filesystem": [{"name": "workspace", "path": workspace}]}})).await;
         enabled.expect(200);
         assert_eq!(enabled.body["data"]["grants"]["filesystem"][0]["access"], "read");
         let on_machine = app.get(&format!("/api/machines/{machine}/plugins"), Some(&token)).await;
         assert_eq!(on_machine.body["data"][0]["plugin"]["name"], "fs-tools");
 
+        // The tools run on the agent and see the machine's workspace.
+        let url = format!("/api/machines/{machine}/plugins/fs-tools");
         let tools = app.get(&format!("{url}/tools"), Some(&token)).await;
         tools.expect(200);
         let names: Vec<&str> = tools.body["data"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap()).collect();
         assert_eq!(names, ["list_files", "read_file", "search_files"]);
         assert_eq!(tools.body["data"][1]["inputSchema"]["required"][0], "path");
+        assert!(agent_data.join("plugin-cache").read_dir().unwrap().next().is_some(), "the agent compiled it into its own cache");
 
         let listed = call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
         listed.expect(200);
@@ -137,17 +209,30 @@ on_both_stores! {
         unknown.expect(422);
         assert!(unknown.body["error"]["errors"]["tool"][0].as_str().unwrap().contains("unknown tool"));
 
+        // The machine goes offline: calls and grant changes answer MCH_002, not a hang.
+        agent.kill();
+        app.wait_for_status(&token, machine, "offline", Duration::from_secs(15)).await;
+        let offline = call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
+        offline.expect(400);
+        assert_eq!(offline.error_code(), "MCH_002");
+        let offline = enable(&app, &token, machine, "fs-tools",
+            json!({"grants": {"filesystem": [{"name": "workspace", "path": workspace}]}})).await;
+        offline.expect(400);
+        assert_eq!(offline.error_code(), "MCH_002");
+
         // Disabled: no more calls.
         app.call(Method::DELETE, &url, Some(&token), None).await.expect(200);
         call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await.expect(404);
 
-        // The summarizer and the skill processor, through the runtime the API uses.
+        // The summarizer and the skill processor run in the host (no grants: no agent needed).
         for wasm in ["summarizer", "skill_frontmatter"] {
             install(&app, &token, plugin_wasm(wasm)).await.expect(201);
         }
         for name in ["textrank-summarizer", "skill-frontmatter"] {
-            app.call(Method::PUT, &format!("/api/machines/{machine}/plugins/{name}"), Some(&token), Some(json!({}))).await.expect(200);
+            enable(&app, &token, machine, name, json!({})).await.expect(200);
         }
+        let no_tools = app.get(&format!("/api/machines/{machine}/plugins/textrank-summarizer/tools"), Some(&token)).await;
+        no_tools.expect(422);
         let runtime = app.state.plugins().await.unwrap();
         let store = app.state.store();
         let ready = plugins::ready(store, runtime, user.id, machine, "textrank-summarizer").await.unwrap();
@@ -179,7 +264,131 @@ on_both_stores! {
         assert!(processed.warnings.is_empty(), "{:?}", processed.warnings);
         let rejected = runtime.process_skill(&ready.loaded, &ready.grants, "skills/x/SKILL.md", "---\nname: Bad Name\ndescription: x\n---\n").await.unwrap();
         assert!(rejected.unwrap_err().contains("lowercase"));
+
+        // Deleting a plugin drops its compiled code from memory and disk.
+        let sha = PluginRuntime::sha256(&plugin_wasm("summarizer"));
+        let cached = runtime.cache_path(&sha).unwrap();
+        assert!(cached.exists());
+        app.call(Method::DELETE, "/api/plugins/textrank-summarizer", Some(&token), None).await.expect(200);
+        assert!(runtime.get(&sha).is_none());
+        assert!(!cached.exists());
     }
+
+    async fn no_tenant_plugin_reaches_the_host(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let (_, token) = app.user_with_token("mallory@example.com").await;
+        let (machine, _) = app.register_machine(&token, json!({"name": "laptop"})).await;
+
+        // A host-run world asking for a mount (`root`, read-write) is refused at install.
+        let rooted = install(&app, &token, python_skill(|m| {
+            m.capabilities.filesystem = vec![claudenest::plugins::manifest::FsRequest {
+                name: "root".into(),
+                access: claudenest::plugins::manifest::Access::ReadWrite,
+            }];
+        })).await;
+        rooted.expect(422);
+        assert_eq!(rooted.error_code(), "PLG_003");
+        assert!(rooted.body["error"]["message"].as_str().unwrap().contains("no filesystem"), "{}", rooted.text);
+
+        // A host-run plugin asking for any host gets none the operator did not list: internal
+        // addresses in every spelling, names, cloud metadata.
+        install(&app, &token, python_skill(|m| m.capabilities.http = vec!["*".into()])).await.expect(201);
+        for host in ["127.1", "0x7f000001", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "localhost",
+                     "169.254.169.254", "10.0.0.5:8080", "example.com"] {
+            let reply = enable(&app, &token, machine, "python-skill", json!({"grants": {"http": [host]}})).await;
+            reply.expect(422);
+            let message = field_error(&reply, "grants.http[0]");
+            assert!(message.contains("plugins.http_allow"), "{host}: {message}");
+        }
+        // An mcp-adapter's mounts need the machine: offline, nothing can be granted.
+        install(&app, &token, plugin_wasm("fs_tools")).await.expect(201);
+        let offline = enable(&app, &token, machine, "fs-tools",
+            json!({"grants": {"filesystem": [{"name": "workspace", "path": "/"}]}})).await;
+        offline.expect(400);
+        assert_eq!(offline.error_code(), "MCH_002");
+
+        // A planted compile cache is never loaded: a compiled form of another component, put
+        // where the summarizer's would be, is ignored and replaced by a fresh compile.
+        let runtime = app.state.plugins().await.unwrap();
+        let summarizer = plugin_wasm("summarizer");
+        let path = runtime.cache_path(&PluginRuntime::sha256(&summarizer)).unwrap();
+        let planted = runtime.precompile(&plugin_wasm("skill_frontmatter")).unwrap();
+        std::fs::write(&path, &planted).unwrap();
+        install(&app, &token, summarizer).await.expect(201);
+        let rewritten = std::fs::read(&path).unwrap();
+        assert_ne!(rewritten, planted);
+        enable(&app, &token, machine, "textrank-summarizer", json!({})).await.expect(200);
+        let user = app.state.store().user_by_email("mallory@example.com").await.unwrap().unwrap();
+        let ready = plugins::ready(app.state.store(), runtime, user.id, machine, "textrank-summarizer").await.unwrap();
+        assert_eq!(ready.loaded.manifest.name, "textrank-summarizer");
+        let chunk = Chunk { content: "One sentence. Another one.".into(), chunk_type: "decision".into(), importance: 0.5, created_at: "2026-11-28T10:00:00Z".into() };
+        runtime.summarize(&ready.loaded, &ready.grants, &[chunk], SummarizeOptions { max_length: 100 }).await.unwrap().unwrap();
+        // The cache's key is private to the host's user.
+        use std::os::unix::fs::PermissionsExt as _;
+        let key = app.state.config().data_dir.join("plugin-cache.key");
+        assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
+
+        // A plugin's output obeys the rules a user's input does: a skill processor returning a
+        // 300-character name is a plugin failure, and nothing is stored.
+        let long_name = "a".repeat(300);
+        enable(&app, &token, machine, "python-skill", json!({})).await.expect(200);
+        let skill = format!("---\nname: {long_name}\ndescription: x\ntags: [ops]\n---\nSteps.\n");
+        let refused = app.post(&format!("/api/machines/{machine}/skills"), Some(&token),
+            json!({"path": "long", "content": skill})).await;
+        refused.expect(502);
+        assert_eq!(refused.error_code(), "PLG_004");
+        assert!(refused.body["error"]["message"].as_str().unwrap().contains("breaks the rules"), "{}", refused.text);
+        app.get(&format!("/api/machines/{machine}/skills/long"), Some(&token)).await.expect(404);
+    }
+}
+
+#[tokio::test]
+async fn installs_are_bounded_per_user_and_by_compile_budgets() {
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite).await.unwrap();
+    let fs_tools = plugin_wasm("fs_tools");
+    let app = TestApp::spawn_with(db, |c| {
+        c.plugins.max_plugins_per_user = 2;
+        c.plugins.max_bytes_per_user = 600_000;
+        c.plugins.max_functions = 350;
+    })
+    .await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    // Too many functions to compile here (fs-tools defines 381): refused before compiling.
+    let big = install(&app, &token, fs_tools.clone()).await;
+    big.expect(422);
+    assert_eq!(big.error_code(), "PLG_003");
+    assert!(big.body["error"]["message"].as_str().unwrap().contains("functions"), "{}", big.text);
+    let runtime = app.state.plugins().await.unwrap();
+    assert!(!runtime.cache_path(&PluginRuntime::sha256(&fs_tools)).unwrap().exists());
+
+    install(&app, &token, plugin_wasm("summarizer")).await.expect(201);
+    // A name already taken is refused before compiling (the 18 MB Python component is not
+    // compiled: nothing of it reaches the cache).
+    let taken = python_skill(|m| m.name = "textrank-summarizer".into());
+    let conflict = install(&app, &token, taken.clone()).await;
+    conflict.expect(409);
+    assert!(!runtime.cache_path(&PluginRuntime::sha256(&taken)).unwrap().exists());
+    // Bytes: the Python component alone is over the user's 600 kB.
+    let heavy = install(&app, &token, python_skill(|_| {})).await;
+    heavy.expect(422);
+    assert_eq!(heavy.error_code(), "PLG_006");
+    assert!(heavy.body["error"]["message"].as_str().unwrap().contains("bytes"), "{}", heavy.text);
+    // Count: two plugins at most.
+    install(&app, &token, plugin_wasm("skill_frontmatter")).await.expect(201);
+    let third = install(&app, &token, plugin_wasm("hostile")).await;
+    third.expect(422);
+    assert_eq!(third.error_code(), "PLG_006");
+    // Another user has a quota of their own.
+    let (_, bob) = app.user_with_token("bob@example.com").await;
+    install(&app, &bob, plugin_wasm("hostile")).await.expect(201);
+
+    // A compile over its time budget is refused.
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn_with(db, |c| c.plugins.compile_timeout_secs = 0).await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let slow = install(&app, &token, plugin_wasm("hostile")).await;
+    slow.expect(422);
+    assert!(slow.body["error"]["message"].as_str().unwrap().contains("compiling took longer"), "{}", slow.text);
 }
 
 /// A loopback HTTP server answering `hello`, counting connections.
@@ -205,31 +414,67 @@ async fn http_stub() -> (u16, Arc<AtomicUsize>) {
     (port, hits)
 }
 
+/// A loopback listener that accepts connections and never answers (a host call that blocks).
+async fn black_hole() -> u16 {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((socket, _)) = listener.accept().await {
+            held.push(socket);
+        }
+    });
+    port
+}
+
 #[tokio::test]
-async fn hostile_plugins_are_contained_and_the_host_keeps_serving() {
+async fn hostile_plugins_are_contained_on_the_agent() {
     let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
         .await
         .unwrap();
-    // This test's runtime has one thread, and the server runs on it: the health check below
-    // is answered during the spin because plugin calls run on the plugin executor's threads.
-    let app = TestApp::spawn_with(db, |c| c.plugins.call_timeout_ms = 3000).await;
-    let (_, token) = app.user_with_token("ada@example.com").await;
-    let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
-    install(&app, &token, plugin_wasm("hostile"))
-        .await
-        .expect(201);
-    let workspace = tempfile::tempdir().unwrap();
+    // This test's runtime has one thread, and the server runs on it.
+    let app = TestApp::spawn_with(db, fast_links).await;
+    let root = tempfile::tempdir().unwrap();
+    let workspace = root.path().join("workspace");
+    std::fs::create_dir_all(&workspace).unwrap();
+    std::fs::write(workspace.join("notes.md"), "kept\n").unwrap();
     let (granted_port, granted_hits) = http_stub().await;
     let (other_port, other_hits) = http_stub().await;
-    app.call(Method::PUT, &format!("/api/machines/{machine}/plugins/hostile"), Some(&token), Some(json!({
+    let hole_port = black_hole().await;
+    // The machine's owner lets plugins reach two loopback services; nothing else internal.
+    let allow_granted = format!("127.0.0.1:{granted_port}");
+    let allow_hole = format!("127.0.0.1:{hole_port}");
+    let (token, machine, agent) = machine_with_agent(
+        &app,
+        "ada@example.com",
+        root.path(),
+        &["--plugin-allow-host", &allow_granted, "--plugin-allow-host", &allow_hole],
+    )
+    .await;
+    install(&app, &token, plugin_wasm("hostile")).await.expect(201);
+    install(&app, &token, plugin_wasm("fs_tools")).await.expect(201);
+    // A loopback host the owner did not allow is refused at enable time, in any spelling.
+    for host in [format!("127.1:{other_port}"), format!("[::ffff:127.0.0.1]:{other_port}"), "169.254.169.254".into()] {
+        let reply = enable(&app, &token, machine, "hostile", json!({"grants": {"http": [host]}})).await;
+        reply.expect(422);
+        assert!(field_error(&reply, "grants.http[0]").contains("--plugin-allow-host"), "{}", reply.text);
+    }
+    enable(&app, &token, machine, "hostile", json!({
         "config": {"greeting": "hi"},
-        "grants": {"filesystem": [{"name": "workspace", "path": workspace.path()}], "http": [format!("127.0.0.1:{granted_port}")]},
-    }))).await.expect(200);
+        "grants": {"filesystem": [{"name": "workspace", "path": workspace}],
+                   "http": [allow_granted, format!("127.1:{hole_port}")]},
+    })).await.expect(200);
+    enable(&app, &token, machine, "fs-tools", json!({
+        "grants": {"filesystem": [{"name": "workspace", "path": workspace}]},
+    })).await.expect(200);
 
     let healthy = async || {
         let echo = call_tool(&app, &token, machine, "hostile", "echo", json!({"n": 1})).await;
         echo.expect(200);
         assert_eq!(text_of(&echo), r#"{"n":1}"#);
+        let listed = call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
+        assert_eq!(listed.body["data"]["content"][0]["json"], json!(["notes.md"]), "{}", listed.text);
+        assert_eq!(app.machine_status(&token, machine).await, "online");
     };
     let contained = async |tool: &str, args: Value, reason: &str| {
         let reply = call_tool(&app, &token, machine, "hostile", tool, args).await;
@@ -240,32 +485,25 @@ async fn hostile_plugins_are_contained_and_the_host_keeps_serving() {
         healthy().await;
     };
 
-    // A spinning plugin is stopped at its deadline, and the host answers meanwhile.
+    // A spinning plugin is stopped at its deadline; meanwhile the host answers and the same
+    // agent runs another plugin and answers its link.
     let started = Instant::now();
-    let (spun, health) = tokio::join!(
+    let (spun, during) = tokio::join!(
         call_tool(&app, &token, machine, "hostile", "spin", json!({})),
         async {
-            tokio::time::sleep(Duration::from_millis(200)).await;
+            tokio::time::sleep(Duration::from_millis(300)).await;
             let t = Instant::now();
             app.get("/api/health", None).await.expect(200);
+            let listed = call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
+            listed.expect(200);
             t.elapsed()
         }
     );
     spun.expect(502);
-    assert!(
-        spun.body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("deadline"),
-        "{}",
-        spun.text
-    );
-    assert!(started.elapsed() < Duration::from_secs(8));
-    // Blocked, it would have waited for the 3 s deadline.
-    assert!(
-        health < Duration::from_millis(1500),
-        "health took {health:?} during the spin"
-    );
+    assert!(spun.body["error"]["message"].as_str().unwrap().contains("deadline"), "{}", spun.text);
+    assert!(started.elapsed() < Duration::from_secs(10));
+    // Blocked, it would have waited for the 5 s deadline.
+    assert!(during < Duration::from_millis(2500), "another plugin took {during:?} during the spin");
     healthy().await;
 
     contained("alloc", json!({}), "memory limit").await;
@@ -273,82 +511,39 @@ async fn hostile_plugins_are_contained_and_the_host_keeps_serving() {
     contained("flood", json!({"mib": 100}), "memory limit").await;
     contained("flood", json!({"mib": 4}), "bytes").await;
     contained("trap", json!({}), "trapped").await;
+    // A host call that never returns (a server that accepts and stays silent).
+    contained("fetch", json!({"url": format!("http://127.0.0.1:{hole_port}/")}), "deadline").await;
 
     // Log floods are cut, not fatal.
-    let logged = call_tool(&app, &token, machine, "hostile", "log_flood", json!({})).await;
-    logged.expect(200);
+    call_tool(&app, &token, machine, "hostile", "log_flood", json!({})).await.expect(200);
 
     // Filesystem: nothing outside the grant, nothing written to a read-only grant.
     for path in ["/etc/passwd", "/workspace/../../../etc/passwd"] {
-        let escape = call_tool(
-            &app,
-            &token,
-            machine,
-            "hostile",
-            "escape",
-            json!({"path": path}),
-        )
-        .await;
-        assert_eq!(
-            escape.body["data"]["isError"], true,
-            "{path}: {}",
-            escape.text
-        );
+        let escape = call_tool(&app, &token, machine, "hostile", "escape", json!({"path": path})).await;
+        assert_eq!(escape.body["data"]["isError"], true, "{path}: {}", escape.text);
         assert!(!text_of(&escape).contains("root:"));
     }
-    let write = call_tool(
-        &app,
-        &token,
-        machine,
-        "hostile",
-        "write",
-        json!({"path": "/workspace/new.txt"}),
-    )
-    .await;
+    let write = call_tool(&app, &token, machine, "hostile", "write", json!({"path": "/workspace/new.txt"})).await;
     assert_eq!(write.body["data"]["isError"], true, "{}", write.text);
-    assert!(!workspace.path().join("new.txt").exists());
+    assert!(!workspace.join("new.txt").exists());
 
-    // HTTP: the granted host answers; another one is refused before any connection.
-    let fetched = call_tool(
-        &app,
-        &token,
-        machine,
-        "hostile",
-        "fetch",
-        json!({"url": format!("http://127.0.0.1:{granted_port}/")}),
-    )
-    .await;
+    // HTTP: the granted host answers; another loopback port is refused before any connection.
+    let fetched = call_tool(&app, &token, machine, "hostile", "fetch",
+        json!({"url": format!("http://127.0.0.1:{granted_port}/")})).await;
     assert_eq!(text_of(&fetched), "200 hello", "{}", fetched.text);
     assert_eq!(granted_hits.load(Ordering::SeqCst), 1);
-    let refused = call_tool(
-        &app,
-        &token,
-        machine,
-        "hostile",
-        "fetch",
-        json!({"url": format!("http://127.0.0.1:{other_port}/")}),
-    )
-    .await;
-    assert_eq!(refused.body["data"]["isError"], true);
-    assert!(
-        text_of(&refused).contains("not granted"),
-        "{}",
-        refused.text
-    );
+    for url in [format!("http://127.0.0.1:{other_port}/"), format!("http://2130706433:{other_port}/"), format!("http://localhost:{other_port}/")] {
+        let refused = call_tool(&app, &token, machine, "hostile", "fetch", json!({"url": url})).await;
+        assert_eq!(refused.body["data"]["isError"], true, "{url}");
+        assert!(text_of(&refused).contains("not granted"), "{url}: {}", refused.text);
+    }
     assert_eq!(other_hits.load(Ordering::SeqCst), 0);
 
     // Config values reach the plugin.
-    let config = call_tool(
-        &app,
-        &token,
-        machine,
-        "hostile",
-        "config",
-        json!({"key": "greeting"}),
-    )
-    .await;
+    let config = call_tool(&app, &token, machine, "hostile", "config", json!({"key": "greeting"})).await;
     assert_eq!(text_of(&config), "hi");
     healthy().await;
+    assert!(!agent.log().contains("panicked"), "{}", agent.log());
 }
 
 #[tokio::test]
@@ -401,7 +596,6 @@ async fn the_cli_inspects_and_installs_components() {
 /// `claudenest plugin pack` does.
 #[tokio::test]
 async fn a_python_component_runs_like_a_rust_one() {
-    use claudenest::plugins::manifest::{Manifest, append_manifest};
     let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
         .await
         .unwrap();

@@ -126,8 +126,8 @@ impl Default for Limits {
             total_memory_bytes: 512 * 1024 * 1024,
             calls_per_owner: 2,
             compile_timeout: Duration::from_secs(60),
-            max_functions: 60_000,
-            max_code_bytes: 48 * 1024 * 1024,
+            max_functions: 30_000,
+            max_code_bytes: 24 * 1024 * 1024,
             loaded_components: 32,
             cached_files: 128,
         }
@@ -1102,6 +1102,6 @@ mod tests {
         let busy = admission.admit("c", wait).await.unwrap_err();
         assert!(busy.0.contains("busy"), "{}", busy.0);
         drop(a1);
-        admission.admit("c", wait).await.unwrap();
+        let _c = admission.admit("c", wait).await.unwrap();
     }
 }
