@@ -5,8 +5,10 @@
 //!   this process — what the API adds on top is host → agent → server and back;
 //! - REST floor: `GET …/mcp/{name}` (authentication, one row read, no agent);
 //! - stdio via the API: the agent's rmcp client calls the server (`echo`);
-//! - wasm via the API: the example `fs-tools` mcp-adapter plugin's `list_files` in the host's
-//!   plugin runtime.
+//! - wasm via the API: the example `fs-tools` mcp-adapter plugin's `list_files`, run by the
+//!   machine's agent (API → host → agent → wasm and back);
+//! - wasm in-process: the same call in a plugin runtime in this process (where the host ran
+//!   mcp-adapters before they moved to the agent).
 //!
 //!
 //! And ClaudeNest's own MCP server: `check_lock` through `/mcp` (rmcp client, both protocol
@@ -107,7 +109,14 @@ async fn main() {
         "sqlite://{}",
         dir.path().join("claudenest.sqlite3").display()
     );
-    let setup = common::HostAndAgent::start(&url, &[], |_| {}).await;
+    let agent_data = tempfile::tempdir().unwrap();
+    let setup = common::HostAndAgent::start(&url, &[], |c| {
+        c.arg("--plugin-root")
+            .arg(dir.path())
+            .arg("--data-dir")
+            .arg(agent_data.path());
+    })
+    .await;
     let (client, token) = (&setup.client, &setup.token);
     let mcp = format!("{}/mcp", setup.machine_url());
     let post = async |url: String, body: Value| -> Value {
@@ -196,6 +205,37 @@ async fn main() {
     })
     .await;
 
+    // The same plugin call in a runtime in this process.
+    let in_host = {
+        use claudenest::plugins::runtime::{Grants, Mount, Options, PluginRuntime};
+        let runtime = PluginRuntime::new(Options::default()).unwrap();
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../plugins/target/wasm32-wasip2/release/fs_tools.wasm"
+        ))
+        .unwrap();
+        let loaded = runtime.load(bytes).await.unwrap();
+        let grants = Grants {
+            owner: "bench".into(),
+            mounts: vec![Mount {
+                name: "workspace".into(),
+                host_path: dir.path().to_path_buf(),
+                writable: false,
+            }],
+            ..Grants::default()
+        };
+        time_calls(async |_| {
+            let result = runtime
+                .call_tool(&loaded, &grants, "list_files", "{}")
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(!result.is_error);
+        })
+        .await
+    };
+    let mut in_host = in_host;
+
     // ClaudeNest's own /mcp next to REST: the same lock check.
     let project: Value = post(
         format!("{}/projects", setup.machine_url()),
@@ -280,7 +320,8 @@ async fn main() {
         &mut stdio,
         direct,
     );
-    report("API → wasm fs-tools list_files", &mut wasm, direct);
+    report("API → agent → wasm fs-tools list_files", &mut wasm, direct);
+    report("in-process wasm fs-tools list_files", &mut in_host, direct);
     println!("ClaudeNest's /mcp vs REST (the same lock check)");
     let rest = report("REST POST …/locks/check", &mut rest, None);
     report(

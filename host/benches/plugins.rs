@@ -17,7 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claudenest::plugins::runtime::{Chunk, Grants, Limits, Options, PluginRuntime, SummarizeOptions};
+use claudenest::plugins::runtime::{
+    Chunk, Grants, Limits, Options, PluginRuntime, SummarizeOptions,
+};
 use common::percentile;
 
 const CALLS: usize = 2000;

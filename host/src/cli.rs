@@ -80,7 +80,7 @@ pub enum Command {
     #[command(subcommand)]
     Token(TokenCommand),
     /// Run the machine agent: link this machine to a ClaudeNest host.
-    Agent(AgentArgs),
+    Agent(Box<AgentArgs>),
     /// Work with WebAssembly plugins (docs/plugins.md).
     #[command(subcommand)]
     Plugin(PluginCommand),
@@ -315,7 +315,7 @@ pub fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
-        Command::Agent(args) => run_agent(args).await,
+        Command::Agent(args) => run_agent(*args).await,
         Command::Plugin(command) => run_plugin(command).await,
         Command::McpConfig {
             project,

@@ -440,6 +440,10 @@ impl Config {
             .merge(Serialized::defaults(flags))
             .extract()
             .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
+        for entry in &config.plugins.http_allow {
+            crate::plugins::net::HostEntry::parse(entry)
+                .map_err(|e| anyhow::anyhow!("configuration: plugins.http_allow `{entry}`: {e}"))?;
+        }
         Ok(config)
     }
 

@@ -87,6 +87,12 @@ impl TestDb {
                 api_per_minute: 10_000,
                 websocket_per_minute: 10_000,
             },
+            // Test builds compile components unoptimised (and beside other tests): a budget
+            // meant for a release build would refuse the 18 MB Python plugin.
+            plugins: claudenest::config::PluginSettings {
+                compile_timeout_secs: 600,
+                ..Default::default()
+            },
             ..Config::default()
         }
     }

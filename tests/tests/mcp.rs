@@ -302,11 +302,14 @@ on_both_stores! {
     }
 
     async fn a_wasm_server_from_the_example_plugin_answers_the_same_endpoints(db: TestDb) {
-        let app = TestApp::spawn(db).await;
+        let app = TestApp::spawn_with(db, fast_links).await;
         let (_, token) = app.user_with_token("ada@example.com").await;
-        let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
+        let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
         let workspace = tempfile::tempdir().unwrap();
         std::fs::write(workspace.path().join("notes.md"), "# Notes\nwasm-backed").unwrap();
+        // The plugin runs on the machine's agent, mounting only under the roots it allows.
+        let mut agent = AgentProcess::start(&app, &machine_token, &["--plugin-root", workspace.path().to_str().unwrap()]);
+        app.wait_for_status(&token, machine, "online", Duration::from_secs(15)).await;
         let installed = app
             .client
             .post(format!("{}/api/plugins", app.base_url))
@@ -346,6 +349,12 @@ on_both_stores! {
         assert!(read.body["data"]["content"].as_str().unwrap().contains("wasm-backed"), "{}", read.text);
         let all = app.get(&format!("{base}/all-tools"), Some(&token)).await;
         assert!(all.body["data"].as_array().unwrap().iter().any(|t| t["qualified_name"] == "ws__read_file"));
+        // Offline, a call answers MCH_002 at once.
+        agent.kill();
+        app.wait_for_status(&token, machine, "offline", Duration::from_secs(15)).await;
+        let offline = execute(&app, &token, machine, "ws", "read_file", json!({"path": "notes.md"})).await;
+        offline.expect(400);
+        assert_eq!(offline.error_code(), "MCH_002", "{}", offline.text);
         app.post(&format!("{base}/ws/stop"), Some(&token), json!({})).await.expect(200);
         assert_eq!(server_status(&app, &token, machine, "ws").await["status"], "stopped");
     }

@@ -19,7 +19,9 @@ use claudenest::{
         runtime::{Chunk, PluginRuntime, SummarizeOptions},
     },
 };
-use claudenest_e2e::{AgentProcess, Reply, TestApp, TestDb, fast_links, on_both_stores, plugin_wasm};
+use claudenest_e2e::{
+    AgentProcess, Reply, TestApp, TestDb, fast_links, on_both_stores, plugin_wasm,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -274,6 +276,79 @@ on_both_stores! {
         assert!(!cached.exists());
     }
 
+    async fn a_new_version_installs_in_place(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        let (user, token) = app.user_with_token("ada@example.com").await;
+        let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
+        let (other, _) = app.register_machine(&token, json!({"name": "other"})).await;
+        let v1 = python_skill(|_| {});
+        install(&app, &token, v1.clone()).await.expect(201);
+        for m in [machine, other] {
+            enable(&app, &token, m, "python-skill", json!({"config": {"team": "ops"}})).await.expect(200);
+        }
+        let running = async |m: Uuid| {
+            let reply = app.get(&format!("/api/machines/{m}/plugins"), Some(&token)).await;
+            reply.expect(200);
+            reply.body["data"][0].clone()
+        };
+        let runtime = app.state.plugins().await.unwrap();
+        let loaded_sha = async |m: Uuid| {
+            plugins::ready(app.state.store(), runtime, user.id, m, "python-skill").await.unwrap().loaded.sha256.clone()
+        };
+
+        // The same capabilities: every machine moves, its config and grants kept.
+        let v2 = python_skill(|m| m.version = "0.2.0".into());
+        let upgraded = install(&app, &token, v2.clone()).await;
+        upgraded.expect(200);
+        let upgrade = &upgraded.body["data"]["upgrade"];
+        assert_eq!(upgrade["from_version"], "0.1.0");
+        assert_eq!(upgrade["machines_moved"].as_array().unwrap().len(), 2, "{}", upgraded.text);
+        assert_eq!(upgrade["machines_kept"], json!([]));
+        let now = running(machine).await;
+        assert_eq!(now["running_version"], "0.2.0");
+        assert_eq!(now["upgrade_pending"], false);
+        assert_eq!(now["config"]["team"], "ops");
+        assert_eq!(loaded_sha(machine).await, PluginRuntime::sha256(&v2));
+        assert_eq!(app.get("/api/plugins", Some(&token)).await.body["data"].as_array().unwrap().len(), 1);
+
+        // It asks for more (an HTTP host): the machines stay on 0.2.0 until granted again.
+        let v3 = python_skill(|m| {
+            m.version = "0.3.0".into();
+            m.capabilities.http = vec!["api.example.com".into()];
+        });
+        let upgraded = install(&app, &token, v3.clone()).await;
+        upgraded.expect(200);
+        assert_eq!(upgraded.body["data"]["upgrade"]["machines_kept"].as_array().unwrap().len(), 2);
+        assert_eq!(app.get("/api/plugins/python-skill", Some(&token)).await.body["data"]["version"], "0.3.0");
+        let kept = running(machine).await;
+        assert_eq!(kept["running_version"], "0.2.0");
+        assert_eq!(kept["running_sha256"], PluginRuntime::sha256(&v2));
+        assert_eq!(kept["upgrade_pending"], true);
+        assert_eq!(loaded_sha(machine).await, PluginRuntime::sha256(&v2));
+        // Skills on that machine still go through the version it runs.
+        let skill = "---\nname: deploy\ndescription: Ships it\ntags: [ops]\n---\nSteps.\n";
+        app.post(&format!("/api/machines/{machine}/skills"), Some(&token), json!({"path": "deploy", "content": skill}))
+            .await
+            .expect(200);
+
+        // Enabling again moves a machine; the other stays until it is enabled too, and the
+        // earlier version is dropped once no machine runs it.
+        enable(&app, &token, machine, "python-skill", json!({"config": {"team": "ops"}})).await.expect(200);
+        assert_eq!(running(machine).await["running_version"], "0.3.0");
+        assert_eq!(loaded_sha(machine).await, PluginRuntime::sha256(&v3));
+        assert_eq!(running(other).await["running_version"], "0.2.0");
+        let plugin_id: Uuid = serde_json::from_value(running(machine).await["plugin"]["id"].clone()).unwrap();
+        let store = app.state.store();
+        assert!(store.plugin_version(plugin_id, &PluginRuntime::sha256(&v2)).await.unwrap().is_some());
+        enable(&app, &token, other, "python-skill", json!({})).await.expect(200);
+        assert!(store.plugin_version(plugin_id, &PluginRuntime::sha256(&v2)).await.unwrap().is_none());
+
+        // The very same bytes again: refused.
+        let again = install(&app, &token, v3).await;
+        again.expect(409);
+        assert_eq!(again.error_code(), "PLG_002");
+    }
+
     async fn no_tenant_plugin_reaches_the_host(db: TestDb) {
         let app = TestApp::spawn(db).await;
         let (_, token) = app.user_with_token("mallory@example.com").await;
@@ -344,7 +419,9 @@ on_both_stores! {
 
 #[tokio::test]
 async fn installs_are_bounded_per_user_and_by_compile_budgets() {
-    let db = TestDb::create(claudenest_e2e::Backend::Sqlite).await.unwrap();
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
     let fs_tools = plugin_wasm("fs_tools");
     let app = TestApp::spawn_with(db, |c| {
         c.plugins.max_plugins_per_user = 2;
@@ -357,38 +434,77 @@ async fn installs_are_bounded_per_user_and_by_compile_budgets() {
     let big = install(&app, &token, fs_tools.clone()).await;
     big.expect(422);
     assert_eq!(big.error_code(), "PLG_003");
-    assert!(big.body["error"]["message"].as_str().unwrap().contains("functions"), "{}", big.text);
+    assert!(
+        big.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("functions"),
+        "{}",
+        big.text
+    );
     let runtime = app.state.plugins().await.unwrap();
-    assert!(!runtime.cache_path(&PluginRuntime::sha256(&fs_tools)).unwrap().exists());
+    assert!(
+        !runtime
+            .cache_path(&PluginRuntime::sha256(&fs_tools))
+            .unwrap()
+            .exists()
+    );
 
-    install(&app, &token, plugin_wasm("summarizer")).await.expect(201);
+    install(&app, &token, plugin_wasm("summarizer"))
+        .await
+        .expect(201);
     // A name already taken is refused before compiling (the 18 MB Python component is not
     // compiled: nothing of it reaches the cache).
     let taken = python_skill(|m| m.name = "textrank-summarizer".into());
     let conflict = install(&app, &token, taken.clone()).await;
     conflict.expect(409);
-    assert!(!runtime.cache_path(&PluginRuntime::sha256(&taken)).unwrap().exists());
+    assert!(
+        !runtime
+            .cache_path(&PluginRuntime::sha256(&taken))
+            .unwrap()
+            .exists()
+    );
     // Bytes: the Python component alone is over the user's 600 kB.
     let heavy = install(&app, &token, python_skill(|_| {})).await;
     heavy.expect(422);
     assert_eq!(heavy.error_code(), "PLG_006");
-    assert!(heavy.body["error"]["message"].as_str().unwrap().contains("bytes"), "{}", heavy.text);
+    assert!(
+        heavy.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bytes"),
+        "{}",
+        heavy.text
+    );
     // Count: two plugins at most.
-    install(&app, &token, plugin_wasm("skill_frontmatter")).await.expect(201);
+    install(&app, &token, plugin_wasm("skill_frontmatter"))
+        .await
+        .expect(201);
     let third = install(&app, &token, plugin_wasm("hostile")).await;
     third.expect(422);
     assert_eq!(third.error_code(), "PLG_006");
     // Another user has a quota of their own.
     let (_, bob) = app.user_with_token("bob@example.com").await;
-    install(&app, &bob, plugin_wasm("hostile")).await.expect(201);
+    install(&app, &bob, plugin_wasm("hostile"))
+        .await
+        .expect(201);
 
     // A compile over its time budget is refused.
-    let db = TestDb::create(claudenest_e2e::Backend::Sqlite).await.unwrap();
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
     let app = TestApp::spawn_with(db, |c| c.plugins.compile_timeout_secs = 0).await;
     let (_, token) = app.user_with_token("ada@example.com").await;
     let slow = install(&app, &token, plugin_wasm("hostile")).await;
     slow.expect(422);
-    assert!(slow.body["error"]["message"].as_str().unwrap().contains("compiling took longer"), "{}", slow.text);
+    assert!(
+        slow.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("compiling took longer"),
+        "{}",
+        slow.text
+    );
 }
 
 /// A loopback HTTP server answering `hello`, counting connections.
@@ -448,32 +564,77 @@ async fn hostile_plugins_are_contained_on_the_agent() {
         &app,
         "ada@example.com",
         root.path(),
-        &["--plugin-allow-host", &allow_granted, "--plugin-allow-host", &allow_hole],
+        &[
+            "--plugin-allow-host",
+            &allow_granted,
+            "--plugin-allow-host",
+            &allow_hole,
+        ],
     )
     .await;
-    install(&app, &token, plugin_wasm("hostile")).await.expect(201);
-    install(&app, &token, plugin_wasm("fs_tools")).await.expect(201);
+    install(&app, &token, plugin_wasm("hostile"))
+        .await
+        .expect(201);
+    install(&app, &token, plugin_wasm("fs_tools"))
+        .await
+        .expect(201);
     // A loopback host the owner did not allow is refused at enable time, in any spelling.
-    for host in [format!("127.1:{other_port}"), format!("[::ffff:127.0.0.1]:{other_port}"), "169.254.169.254".into()] {
-        let reply = enable(&app, &token, machine, "hostile", json!({"grants": {"http": [host]}})).await;
+    for host in [
+        format!("127.1:{other_port}"),
+        format!("[::ffff:127.0.0.1]:{other_port}"),
+        "169.254.169.254".into(),
+    ] {
+        let reply = enable(
+            &app,
+            &token,
+            machine,
+            "hostile",
+            json!({"grants": {"http": [host]}}),
+        )
+        .await;
         reply.expect(422);
-        assert!(field_error(&reply, "grants.http[0]").contains("--plugin-allow-host"), "{}", reply.text);
+        assert!(
+            field_error(&reply, "grants.http[0]").contains("--plugin-allow-host"),
+            "{}",
+            reply.text
+        );
     }
-    enable(&app, &token, machine, "hostile", json!({
-        "config": {"greeting": "hi"},
-        "grants": {"filesystem": [{"name": "workspace", "path": workspace}],
-                   "http": [allow_granted, format!("127.1:{hole_port}")]},
-    })).await.expect(200);
-    enable(&app, &token, machine, "fs-tools", json!({
-        "grants": {"filesystem": [{"name": "workspace", "path": workspace}]},
-    })).await.expect(200);
+    enable(
+        &app,
+        &token,
+        machine,
+        "hostile",
+        json!({
+            "config": {"greeting": "hi"},
+            "grants": {"filesystem": [{"name": "workspace", "path": workspace}],
+                       "http": [allow_granted, format!("127.1:{hole_port}")]},
+        }),
+    )
+    .await
+    .expect(200);
+    enable(
+        &app,
+        &token,
+        machine,
+        "fs-tools",
+        json!({
+            "grants": {"filesystem": [{"name": "workspace", "path": workspace}]},
+        }),
+    )
+    .await
+    .expect(200);
 
     let healthy = async || {
         let echo = call_tool(&app, &token, machine, "hostile", "echo", json!({"n": 1})).await;
         echo.expect(200);
         assert_eq!(text_of(&echo), r#"{"n":1}"#);
         let listed = call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
-        assert_eq!(listed.body["data"]["content"][0]["json"], json!(["notes.md"]), "{}", listed.text);
+        assert_eq!(
+            listed.body["data"]["content"][0]["json"],
+            json!(["notes.md"]),
+            "{}",
+            listed.text
+        );
         assert_eq!(app.machine_status(&token, machine).await, "online");
     };
     let contained = async |tool: &str, args: Value, reason: &str| {
@@ -494,16 +655,27 @@ async fn hostile_plugins_are_contained_on_the_agent() {
             tokio::time::sleep(Duration::from_millis(300)).await;
             let t = Instant::now();
             app.get("/api/health", None).await.expect(200);
-            let listed = call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
+            let listed =
+                call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
             listed.expect(200);
             t.elapsed()
         }
     );
     spun.expect(502);
-    assert!(spun.body["error"]["message"].as_str().unwrap().contains("deadline"), "{}", spun.text);
+    assert!(
+        spun.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("deadline"),
+        "{}",
+        spun.text
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     // Blocked, it would have waited for the 5 s deadline.
-    assert!(during < Duration::from_millis(2500), "another plugin took {during:?} during the spin");
+    assert!(
+        during < Duration::from_millis(2500),
+        "another plugin took {during:?} during the spin"
+    );
     healthy().await;
 
     contained("alloc", json!({}), "memory limit").await;
@@ -512,35 +684,93 @@ async fn hostile_plugins_are_contained_on_the_agent() {
     contained("flood", json!({"mib": 4}), "bytes").await;
     contained("trap", json!({}), "trapped").await;
     // A host call that never returns (a server that accepts and stays silent).
-    contained("fetch", json!({"url": format!("http://127.0.0.1:{hole_port}/")}), "deadline").await;
+    contained(
+        "fetch",
+        json!({"url": format!("http://127.0.0.1:{hole_port}/")}),
+        "deadline",
+    )
+    .await;
 
     // Log floods are cut, not fatal.
-    call_tool(&app, &token, machine, "hostile", "log_flood", json!({})).await.expect(200);
+    call_tool(&app, &token, machine, "hostile", "log_flood", json!({}))
+        .await
+        .expect(200);
 
     // Filesystem: nothing outside the grant, nothing written to a read-only grant.
     for path in ["/etc/passwd", "/workspace/../../../etc/passwd"] {
-        let escape = call_tool(&app, &token, machine, "hostile", "escape", json!({"path": path})).await;
-        assert_eq!(escape.body["data"]["isError"], true, "{path}: {}", escape.text);
+        let escape = call_tool(
+            &app,
+            &token,
+            machine,
+            "hostile",
+            "escape",
+            json!({"path": path}),
+        )
+        .await;
+        assert_eq!(
+            escape.body["data"]["isError"], true,
+            "{path}: {}",
+            escape.text
+        );
         assert!(!text_of(&escape).contains("root:"));
     }
-    let write = call_tool(&app, &token, machine, "hostile", "write", json!({"path": "/workspace/new.txt"})).await;
+    let write = call_tool(
+        &app,
+        &token,
+        machine,
+        "hostile",
+        "write",
+        json!({"path": "/workspace/new.txt"}),
+    )
+    .await;
     assert_eq!(write.body["data"]["isError"], true, "{}", write.text);
     assert!(!workspace.join("new.txt").exists());
 
     // HTTP: the granted host answers; another loopback port is refused before any connection.
-    let fetched = call_tool(&app, &token, machine, "hostile", "fetch",
-        json!({"url": format!("http://127.0.0.1:{granted_port}/")})).await;
+    let fetched = call_tool(
+        &app,
+        &token,
+        machine,
+        "hostile",
+        "fetch",
+        json!({"url": format!("http://127.0.0.1:{granted_port}/")}),
+    )
+    .await;
     assert_eq!(text_of(&fetched), "200 hello", "{}", fetched.text);
     assert_eq!(granted_hits.load(Ordering::SeqCst), 1);
-    for url in [format!("http://127.0.0.1:{other_port}/"), format!("http://2130706433:{other_port}/"), format!("http://localhost:{other_port}/")] {
-        let refused = call_tool(&app, &token, machine, "hostile", "fetch", json!({"url": url})).await;
+    for url in [
+        format!("http://127.0.0.1:{other_port}/"),
+        format!("http://2130706433:{other_port}/"),
+        format!("http://localhost:{other_port}/"),
+    ] {
+        let refused = call_tool(
+            &app,
+            &token,
+            machine,
+            "hostile",
+            "fetch",
+            json!({"url": url}),
+        )
+        .await;
         assert_eq!(refused.body["data"]["isError"], true, "{url}");
-        assert!(text_of(&refused).contains("not granted"), "{url}: {}", refused.text);
+        assert!(
+            text_of(&refused).contains("not granted"),
+            "{url}: {}",
+            refused.text
+        );
     }
     assert_eq!(other_hits.load(Ordering::SeqCst), 0);
 
     // Config values reach the plugin.
-    let config = call_tool(&app, &token, machine, "hostile", "config", json!({"key": "greeting"})).await;
+    let config = call_tool(
+        &app,
+        &token,
+        machine,
+        "hostile",
+        "config",
+        json!({"key": "greeting"}),
+    )
+    .await;
     assert_eq!(text_of(&config), "hi");
     healthy().await;
     assert!(!agent.log().contains("panicked"), "{}", agent.log());

@@ -228,7 +228,9 @@ impl AgentPlugins {
             .map_err(|e| failed(format!("fetching the component from the host: {e}")))?
         {
             if bytes.len() + chunk.len() > MAX_COMPONENT_BYTES {
-                return Err(failed("the component is larger than the agent accepts".into()));
+                return Err(failed(
+                    "the component is larger than the agent accepts".into(),
+                ));
             }
             bytes.extend_from_slice(&chunk);
         }

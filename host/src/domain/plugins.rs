@@ -27,7 +27,7 @@ use crate::{
         runtime::{Grants, Loaded, PluginError, PluginRuntime},
     },
     protocol::{AgentRequest, PluginMount, PluginSpec, codes},
-    store::{Machine, MachinePlugin, PluginRow, Store, StoreError},
+    store::{Machine, MachinePlugin, PluginRow, PluginUpgrade, Store, StoreError},
 };
 
 /// What the tenant grants a plugin on one machine.
@@ -91,14 +91,41 @@ const AGENT_PLUGIN_WAIT: Duration = Duration::from_secs(80);
 /// How long grants take to check on the machine.
 const AGENT_CHECK_WAIT: Duration = Duration::from_secs(10);
 
+/// What replacing an installed plugin by a new version did.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Upgrade {
+    pub from_version: String,
+    pub from_sha256: String,
+    /// Machines now running the new version (their grants kept: it asks for nothing more).
+    pub machines_moved: Vec<Uuid>,
+    /// Machines left on the earlier version because the new one asks for more than they
+    /// granted: enabling it there again (with grants for the new version) moves them.
+    pub machines_kept: Vec<Uuid>,
+}
+
+/// Whether `new` asks for anything `old` did not: a mount, write access, a host.
+fn capabilities_grew(old: &Manifest, new: &Manifest) -> bool {
+    let (old, new) = (&old.capabilities, &new.capabilities);
+    let fs_grew = new.filesystem.iter().any(|n| {
+        !old.filesystem.iter().any(|o| {
+            o.name == n.name && (o.access == Access::ReadWrite || n.access == Access::Read)
+        })
+    });
+    let any_host = old.http.iter().any(|h| h == "*");
+    let http_grew = !any_host && new.http.iter().any(|h| !old.http.contains(h));
+    fs_grew || http_grew
+}
+
 /// `POST /api/plugins`: inspects, checks name and quota, compiles and stores the component.
+/// A new version of an installed plugin (same name and world, other bytes) replaces it in
+/// place: its machines move to it, unless it asks for more than they granted.
 pub async fn install(
     store: &dyn Store,
     runtime: &Arc<PluginRuntime>,
     principal: &Principal,
     quota: Quota,
     component: Vec<u8>,
-) -> Result<PluginRow> {
+) -> Result<(PluginRow, Option<Upgrade>)> {
     principal.require(abilities::PLUGINS_WRITE)?;
     if component.is_empty() {
         return Err(ApiError::invalid_field(
@@ -110,14 +137,25 @@ pub async fn install(
     let inspected = manifest::inspect(&component).map_err(invalid)?;
     let name = &inspected.manifest.name;
     let installed = store.plugins(principal.user.id).await?;
-    if installed.iter().any(|p| &p.name == name) {
-        return Err(exists(name));
+    let previous = installed.iter().find(|p| &p.name == name);
+    if let Some(old) = previous {
+        if old.sha256 == PluginRuntime::sha256(&component) {
+            return Err(exists(name));
+        }
+        if old.world != inspected.manifest.world.as_str() {
+            return Err(ApiError::new(ErrorCode::PluginExists).with_message(format!(
+                "`{name}` is installed as a {} plugin; a new version cannot change its world: \
+                 delete it first.",
+                old.world
+            )));
+        }
     }
-    let bytes: u64 = installed.iter().map(|p| p.size_bytes.max(0) as u64).sum();
-    if installed.len() >= quota.max_plugins {
+    let others = installed.iter().filter(|p| Some(*p) != previous);
+    let count = others.clone().count();
+    let bytes: u64 = others.map(|p| p.size_bytes.max(0) as u64).sum();
+    if count >= quota.max_plugins {
         return Err(ApiError::new(ErrorCode::PluginQuota).with_message(format!(
-            "You have {} plugins installed, the most this host allows; delete one first.",
-            installed.len()
+            "You have {count} plugins installed, the most this host allows; delete one first."
         )));
     }
     if bytes + component.len() as u64 > quota.max_bytes {
@@ -127,10 +165,13 @@ pub async fn install(
             quota.max_bytes
         )));
     }
-    let loaded = runtime.load(component.clone()).await.map_err(|e| invalid(e.0))?;
+    let loaded = runtime
+        .load(component.clone())
+        .await
+        .map_err(|e| invalid(e.0))?;
     let manifest = &loaded.manifest;
     let row = PluginRow {
-        id: Uuid::now_v7(),
+        id: previous.map_or_else(Uuid::now_v7, |p| p.id),
         user_id: principal.user.id,
         name: manifest.name.clone(),
         version: manifest.version.clone(),
@@ -142,8 +183,36 @@ pub async fn install(
         manifest: Json(serde_json::to_value(manifest).expect("manifests serialize")),
         created_at: clock::now(),
     };
+    if let Some(old) = previous {
+        let grew = capabilities_grew(&manifest_of(old)?, manifest);
+        let enablements = store.plugin_enablements(old.id).await?;
+        // Machines already on an earlier version stay there until enabled again.
+        let (kept, moved): (Vec<_>, Vec<_>) = enablements
+            .iter()
+            .filter(|e| e.pinned_sha256.is_none())
+            .map(|e| e.machine_id)
+            .partition(|_| grew);
+        store
+            .upgrade_plugin(&PluginUpgrade {
+                old,
+                new: &row,
+                component: &component,
+                pinned_machines: &kept,
+            })
+            .await?;
+        if kept.is_empty() {
+            runtime.forget(&old.sha256);
+        }
+        let upgrade = Upgrade {
+            from_version: old.version.clone(),
+            from_sha256: old.sha256.clone(),
+            machines_moved: moved,
+            machines_kept: kept,
+        };
+        return Ok((row, Some(upgrade)));
+    }
     match store.insert_plugin(&row, &component).await {
-        Ok(()) => Ok(row),
+        Ok(()) => Ok((row, None)),
         Err(StoreError::Conflict) => Err(exists(&row.name)),
         Err(err) => Err(err.into()),
     }
@@ -151,7 +220,7 @@ pub async fn install(
 
 fn exists(name: &str) -> ApiError {
     ApiError::new(ErrorCode::PluginExists).with_message(format!(
-        "A plugin named `{name}` is already installed; delete it first."
+        "`{name}` is already installed with these very bytes; a new version installs over it."
     ))
 }
 
@@ -173,22 +242,42 @@ pub async fn get(store: &dyn Store, principal: &Principal, name: &str) -> Result
 pub async fn delete(deps: Deps<'_>, principal: &Principal, name: &str) -> Result<()> {
     principal.require(abilities::PLUGINS_WRITE)?;
     let row = get(deps.store, principal, name).await?;
-    let mut machines = Vec::new();
-    for machine in user_machines(deps.store, principal.user.id).await? {
-        if deps.is_online(&machine) && deps.store.machine_plugin(machine.id, row.id).await?.is_some() {
-            machines.push(machine.id);
-        }
-    }
+    let enablements = deps.store.plugin_enablements(row.id).await?;
     if !deps.store.delete_plugin(principal.user.id, name).await? {
         return Err(not_found());
     }
-    deps.plugins.forget(&row.sha256);
-    for machine in machines {
-        let forget = AgentRequest::PluginForget {
-            sha256: row.sha256.clone(),
+    let mut shas: Vec<String> = enablements
+        .iter()
+        .filter_map(|e| e.pinned_sha256.clone())
+        .chain([row.sha256.clone()])
+        .collect();
+    shas.sort();
+    shas.dedup();
+    for sha in &shas {
+        deps.plugins.forget(sha);
+    }
+    for enabled in enablements {
+        let Some(machine) = deps
+            .store
+            .machine(principal.user.id, enabled.machine_id)
+            .await?
+        else {
+            continue;
         };
-        if let Err(err) = deps.links.request(machine, forget, AGENT_CHECK_WAIT).await {
-            tracing::warn!(%machine, error = %err, "an agent did not drop a deleted plugin");
+        if !deps.is_online(&machine) {
+            continue;
+        }
+        for sha in &shas {
+            let forget = AgentRequest::PluginForget {
+                sha256: sha.clone(),
+            };
+            if let Err(err) = deps
+                .links
+                .request(machine.id, forget, AGENT_CHECK_WAIT)
+                .await
+            {
+                tracing::warn!(machine = %machine.id, error = %err, "an agent did not drop a deleted plugin");
+            }
         }
     }
     Ok(())
@@ -211,12 +300,6 @@ pub async fn enabled_on(
             Some((row, e))
         })
         .collect())
-}
-
-/// Every machine of the user (they are few: a page is enough).
-async fn user_machines(store: &dyn Store, user_id: Uuid) -> Result<Vec<Machine>> {
-    let filter = crate::store::MachineFilter::default();
-    Ok(store.machines_page(user_id, &filter, 10_000, 0).await?.0)
 }
 
 fn manifest_of(row: &PluginRow) -> Result<Manifest> {
@@ -277,7 +360,10 @@ fn validate_grants(
             }
         };
         let allowed = asked.iter().any(|a| {
-            a == "*" || HostEntry::parse(a).is_ok_and(|a| a.host == entry.host && (a.port.is_none() || a.port == entry.port))
+            a == "*"
+                || HostEntry::parse(a).is_ok_and(|a| {
+                    a.host == entry.host && (a.port.is_none() || a.port == entry.port)
+                })
         });
         v.check(
             allowed,
@@ -297,7 +383,12 @@ fn validate_grants(
 
 /// Asks the machine's agent whether its owner allows these grants; its reasons become field
 /// errors. The machine must be online: the roots it allows are known only there.
-async fn check_on_machine(deps: Deps<'_>, machine: &Machine, grants: &GrantSet, http: &[HostEntry]) -> Result<()> {
+async fn check_on_machine(
+    deps: Deps<'_>,
+    machine: &Machine,
+    grants: &GrantSet,
+    http: &[HostEntry],
+) -> Result<()> {
     if grants.filesystem.is_empty() && http.is_empty() {
         return Ok(());
     }
@@ -383,6 +474,7 @@ pub async fn enable(
         config: Json(json!(enable.config)),
         grants: Json(serde_json::to_value(&grants).expect("grants serialize")),
         enabled_at: clock::now(),
+        pinned_sha256: None,
     };
     deps.store.enable_plugin(&enabled).await?;
     Ok((row, enabled))
@@ -436,14 +528,12 @@ pub async fn ready(
     machine_id: Uuid,
     name: &str,
 ) -> Result<Ready> {
-    let (row, _, set, config) = enabled(store, user_id, machine_id, name).await?;
-    let loaded = match runtime.get(&row.sha256) {
+    let (row, enabled, set, config) = enabled(store, user_id, machine_id, name).await?;
+    let sha256 = running_sha256(&row, &enabled);
+    let loaded = match runtime.get(sha256) {
         Some(loaded) => loaded,
         None => {
-            let bytes = store
-                .plugin_component(row.id)
-                .await?
-                .ok_or_else(not_found)?;
+            let bytes = component_of(store, &row, &enabled).await?;
             runtime.load(bytes).await.map_err(failed)?
         }
     };
@@ -463,7 +553,9 @@ pub async fn ready(
 
 /// The agent's view of an mcp-adapter enabled on `machine`, once the machine is online.
 async fn agent_spec(deps: Deps<'_>, machine: &Machine, name: &str) -> Result<PluginSpec> {
-    let (row, _, set, config) = enabled(deps.store, machine.user_id, machine.id, name).await?;
+    let (row, enabled, set, config) =
+        enabled(deps.store, machine.user_id, machine.id, name).await?;
+    let sha256 = running_sha256(&row, &enabled).to_owned();
     if !manifest::World::parse(&row.world).is_some_and(manifest::World::runs_on_agent) {
         return Err(ApiError::invalid_field(
             "name",
@@ -471,13 +563,12 @@ async fn agent_spec(deps: Deps<'_>, machine: &Machine, name: &str) -> Result<Plu
         ));
     }
     if !deps.is_online(machine) {
-        return Err(ApiError::new(ErrorCode::MachineOffline).with_message(
-            "The machine is offline; its plugins run on its agent.",
-        ));
+        return Err(ApiError::new(ErrorCode::MachineOffline)
+            .with_message("The machine is offline; its plugins run on its agent."));
     }
     Ok(PluginSpec {
         name: row.name,
-        sha256: row.sha256,
+        sha256,
         owner: machine.user_id.to_string(),
         config: config.into_iter().collect(),
         mounts: set
@@ -499,7 +590,11 @@ pub async fn machine_tools(deps: Deps<'_>, machine: &Machine, name: &str) -> Res
     let plugin = agent_spec(deps, machine, name).await?;
     let reply = deps
         .links
-        .request(machine.id, AgentRequest::PluginTools { plugin }, AGENT_PLUGIN_WAIT)
+        .request(
+            machine.id,
+            AgentRequest::PluginTools { plugin },
+            AGENT_PLUGIN_WAIT,
+        )
         .await
         .map_err(link_error)?;
     Ok(reply["tools"].as_array().cloned().unwrap_or_default())
@@ -568,18 +663,58 @@ pub async fn enabled_of_world(
         .collect())
 }
 
-/// The component with this hash, for the agent of `machine` — only when a plugin with it is
-/// enabled there (an agent gets nothing it was not asked to run).
+/// The component a machine runs for this plugin: the current one, or the earlier version an
+/// upgrade left it on.
+pub fn running_sha256<'a>(row: &'a PluginRow, enabled: &'a MachinePlugin) -> &'a str {
+    enabled.pinned_sha256.as_deref().unwrap_or(&row.sha256)
+}
+
+async fn component_of(
+    store: &dyn Store,
+    row: &PluginRow,
+    enabled: &MachinePlugin,
+) -> Result<Vec<u8>> {
+    let bytes = match &enabled.pinned_sha256 {
+        Some(sha) => store
+            .plugin_version(row.id, sha)
+            .await?
+            .map(|(_, bytes)| bytes),
+        None => store.plugin_component(row.id).await?,
+    };
+    bytes.ok_or_else(not_found)
+}
+
+/// The version string of what the machine runs.
+pub async fn running_version(
+    store: &dyn Store,
+    row: &PluginRow,
+    enabled: &MachinePlugin,
+) -> Result<String> {
+    Ok(match &enabled.pinned_sha256 {
+        Some(sha) => store
+            .plugin_version(row.id, sha)
+            .await?
+            .and_then(|(manifest, _)| manifest.0["version"].as_str().map(str::to_owned))
+            .unwrap_or_default(),
+        None => row.version.clone(),
+    })
+}
+
+/// The component with this hash, for the agent of `machine` — only when the machine runs a
+/// plugin with it (an agent gets nothing it was not asked to run).
 pub async fn component_for_machine(
     store: &dyn Store,
     machine: &Machine,
     sha256: &str,
 ) -> Result<Vec<u8>> {
     let plugins = store.plugins(machine.user_id).await?;
-    let enabled = store.machine_plugins(machine.id).await?;
-    let row = plugins
-        .into_iter()
-        .find(|p| p.sha256 == sha256 && enabled.iter().any(|e| e.plugin_id == p.id))
-        .ok_or_else(not_found)?;
-    store.plugin_component(row.id).await?.ok_or_else(not_found)
+    for enabled in store.machine_plugins(machine.id).await? {
+        let Some(row) = plugins.iter().find(|p| p.id == enabled.plugin_id) else {
+            continue;
+        };
+        if running_sha256(row, &enabled) == sha256 {
+            return component_of(store, row, &enabled).await;
+        }
+    }
+    Err(not_found())
 }

@@ -218,13 +218,21 @@ async fn process(
                 // A plugin's output obeys the rules a user's input does.
                 let mut v = Validator::new();
                 let m = &p.metadata;
-                validate_fields(&mut v, Some(&m.name), Some(&p.content), Some(&m.description), None);
+                validate_fields(
+                    &mut v,
+                    Some(&m.name),
+                    Some(&p.content),
+                    Some(&m.description),
+                    None,
+                );
                 if let Err(err) = v.finish() {
                     let reasons: Vec<String> = err
                         .field_errors()
                         .into_iter()
                         .flatten()
-                        .flat_map(|(field, messages)| messages.iter().map(move |m| format!("{field}: {m}")))
+                        .flat_map(|(field, messages)| {
+                            messages.iter().map(move |m| format!("{field}: {m}"))
+                        })
                         .collect();
                     return Err(ApiError::new(ErrorCode::PluginFailed).with_message(format!(
                         "`{name}` returned a skill that breaks the rules: {}",

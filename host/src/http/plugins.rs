@@ -57,11 +57,15 @@ pub struct PluginView {
     #[schema(value_type = Object)]
     pub manifest: Value,
     pub created_at: DateTime<Utc>,
+    /// Present when the install replaced an earlier version in place.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upgrade: Option<plugins::Upgrade>,
 }
 
 impl From<PluginRow> for PluginView {
     fn from(p: PluginRow) -> Self {
         Self {
+            upgrade: None,
             id: p.id,
             name: p.name,
             version: p.version,
@@ -86,17 +90,32 @@ pub struct EnabledView {
     pub config: Value,
     pub grants: GrantSet,
     pub enabled_at: DateTime<Utc>,
+    /// The version the machine runs: the plugin's current one, or an earlier one when an
+    /// upgrade asked for more than this machine granted.
+    pub running_version: String,
+    pub running_sha256: String,
+    /// A newer version waits for this machine's grants (enable it again to move).
+    pub upgrade_pending: bool,
 }
 
-impl From<(PluginRow, MachinePlugin)> for EnabledView {
-    fn from((row, enabled): (PluginRow, MachinePlugin)) -> Self {
-        Self {
+impl EnabledView {
+    async fn new(
+        store: &dyn crate::store::Store,
+        row: PluginRow,
+        enabled: MachinePlugin,
+    ) -> Result<Self> {
+        let running_version = plugins::running_version(store, &row, &enabled).await?;
+        let running_sha256 = plugins::running_sha256(&row, &enabled).to_owned();
+        Ok(Self {
+            upgrade_pending: enabled.pinned_sha256.is_some(),
+            running_version,
+            running_sha256,
             plugin: row.into(),
             machine_id: enabled.machine_id,
             config: enabled.config.0,
             grants: serde_json::from_value(enabled.grants.0).unwrap_or_default(),
             enabled_at: enabled.enabled_at,
-        }
+        })
     }
 }
 
@@ -121,12 +140,16 @@ pub async fn list_plugins(
 }
 
 /// Installs a component (the request body, `application/wasm`): its manifest and world are
-/// checked, then it is compiled, then stored.
+/// checked, then it is compiled, then stored. A new version of an installed plugin (same name,
+/// other bytes) replaces it in place (200, with `upgrade`): machines move to it unless it asks
+/// for more than they granted, in which case they stay on the earlier version until enabled
+/// again.
 #[utoipa::path(post, path = "/plugins", tag = "plugins", security(("bearer" = [])),
     request_body(content = Vec<u8>, content_type = "application/wasm"),
     responses(
+        (status = 200, description = "a new version replaced the installed one (`upgrade` says which machines moved)", body = Envelope<PluginView>),
         (status = 201, body = Envelope<PluginView>),
-        (status = 409, description = "PLG_002: a plugin of that name is installed (checked before compiling)", body = ErrorEnvelope),
+        (status = 409, description = "PLG_002: these very bytes are installed, or a new version would change the world (checked before compiling)", body = ErrorEnvelope),
         (status = 413, description = "VAL_002: larger than `plugins.max_component_bytes`", body = ErrorEnvelope),
         (status = 422, description = "PLG_003: not a component this host runs, or too large to compile (the message says why); PLG_006: over the per-user quota (`plugins.max_plugins_per_user`, `plugins.max_bytes_per_user`)", body = ErrorEnvelope),
     ))]
@@ -142,8 +165,18 @@ pub async fn install_plugin(
         max_plugins: settings.max_plugins_per_user,
         max_bytes: settings.max_bytes_per_user,
     };
-    let row = plugins::install(state.store(), runtime, &principal, quota, body.to_vec()).await?;
-    Ok(Reply::created(row.into()))
+    let (row, upgrade) =
+        plugins::install(state.store(), runtime, &principal, quota, body.to_vec()).await?;
+    let upgraded = upgrade.is_some();
+    let view = PluginView {
+        upgrade,
+        ..row.into()
+    };
+    Ok(if upgraded {
+        Reply::ok(view)
+    } else {
+        Reply::created(view)
+    })
 }
 
 #[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", security(("bearer" = [])),
@@ -182,7 +215,11 @@ pub async fn machine_plugins(
     ApiPath(machine): ApiPath<Uuid>,
 ) -> Result<Reply<Vec<EnabledView>>> {
     let rows = plugins::enabled_on(state.store(), &principal, machine).await?;
-    Ok(Reply::ok(rows.into_iter().map(EnabledView::from).collect()))
+    let mut views = Vec::with_capacity(rows.len());
+    for (row, enabled) in rows {
+        views.push(EnabledView::new(state.store(), row, enabled).await?);
+    }
+    Ok(Reply::ok(views))
 }
 
 /// Enables the plugin on the machine with config values and capability grants (or changes
@@ -207,8 +244,11 @@ pub async fn enable_plugin(
         config: req.config,
         grants: req.grants,
     };
-    let enabled = plugins::enable(state.deps().await?, &principal, machine, &name, enable).await?;
-    Ok(Reply::ok(enabled.into()))
+    let (row, enabled) =
+        plugins::enable(state.deps().await?, &principal, machine, &name, enable).await?;
+    Ok(Reply::ok(
+        EnabledView::new(state.store(), row, enabled).await?,
+    ))
 }
 
 #[utoipa::path(delete, path = "/machines/{machine}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
@@ -286,5 +326,9 @@ pub async fn agent_component(
 ) -> Result<axum::response::Response> {
     use axum::response::IntoResponse as _;
     let bytes = plugins::component_for_machine(state.store(), &machine, &sha256).await?;
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/wasm")], bytes).into_response())
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/wasm")],
+        bytes,
+    )
+        .into_response())
 }

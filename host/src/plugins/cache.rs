@@ -179,7 +179,10 @@ mod tests {
         let path = cache.path("ab", 7);
         cache.write(&path, b"compiled");
         assert_eq!(cache.read(&path).as_deref(), Some(&b"compiled"[..]));
-        let mode = std::fs::metadata(dir.path().join("cache.key")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("cache.key"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
         // A planted file (no MAC, or a MAC under another key) is ignored and removed.
         std::fs::write(&path, b"native code of someone else's choosing").unwrap();
@@ -203,7 +206,12 @@ mod tests {
             let path = cache.path(sha, 1);
             cache.write(&path, b"x");
             let when = SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(1_000 + i as u64);
-            std::fs::File::options().write(true).open(&path).unwrap().set_modified(when).unwrap();
+            std::fs::File::options()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_modified(when)
+                .unwrap();
         }
         cache.collect();
         assert!(!cache.path("a1", 1).exists());

@@ -103,9 +103,8 @@ impl NetPolicy {
 
     /// Why a tenant's grant of `entry` can never work under this policy, if it cannot.
     pub fn refuses_grant(&self, entry: &HostEntry) -> Option<String> {
-        let named = |e: &HostEntry| {
-            e.host == entry.host && (e.port.is_none() || e.port == entry.port)
-        };
+        let named =
+            |e: &HostEntry| e.host == entry.host && (e.port.is_none() || e.port == entry.port);
         let allowed = self.allowed.iter().any(named);
         if self.only_allowed && !allowed {
             return Some(format!(
@@ -154,7 +153,8 @@ fn internal_v4(v4: Ipv4Addr) -> bool {
 
 fn internal_v6(v6: Ipv6Addr) -> bool {
     let s = v6.segments();
-    let embedded = |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
+    let embedded =
+        |hi: u16, lo: u16| Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8);
     v6.is_loopback()
         || v6.is_unspecified()
         || v6.is_multicast()
@@ -242,7 +242,10 @@ pub async fn fetch(
 ) -> Result<Response, String> {
     let url = reqwest::Url::parse(&request.url).map_err(|e| format!("bad URL: {e}"))?;
     let (host, addrs) = check(grants, policy, &url).await?;
-    let bare = host.trim_start_matches('[').trim_end_matches(']').to_owned();
+    let bare = host
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     let client = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .no_proxy()
@@ -290,7 +293,10 @@ mod tests {
 
     fn policy(allowed: &[&str], only_allowed: bool) -> NetPolicy {
         NetPolicy {
-            allowed: allowed.iter().map(|e| HostEntry::parse(e).unwrap()).collect(),
+            allowed: allowed
+                .iter()
+                .map(|e| HostEntry::parse(e).unwrap())
+                .collect(),
             only_allowed,
         }
     }
@@ -307,7 +313,11 @@ mod tests {
             ("LocalHost", "localhost"),
             ("Api.Example.com:8443", "api.example.com:8443"),
         ] {
-            assert_eq!(HostEntry::parse(written).unwrap().to_string(), normal, "{written}");
+            assert_eq!(
+                HostEntry::parse(written).unwrap().to_string(),
+                normal,
+                "{written}"
+            );
         }
         for bad in ["", "a/b", "*.example.com", "user@host", "http://x", "a b"] {
             assert!(HostEntry::parse(bad).is_err(), "{bad}");
@@ -340,8 +350,16 @@ mod tests {
         // The operator's runtime: only what the operator listed, internal or not.
         let operator = policy(&["127.0.0.1:9000"], true);
         assert!(operator.refuses_grant(&public).is_some());
-        assert!(operator.refuses_grant(&HostEntry::parse("127.1:9000").unwrap()).is_none());
-        assert!(operator.refuses_grant(&HostEntry::parse("127.0.0.1:9001").unwrap()).is_some());
+        assert!(
+            operator
+                .refuses_grant(&HostEntry::parse("127.1:9000").unwrap())
+                .is_none()
+        );
+        assert!(
+            operator
+                .refuses_grant(&HostEntry::parse("127.0.0.1:9001").unwrap())
+                .is_some()
+        );
     }
 
     #[tokio::test]
@@ -375,9 +393,13 @@ mod tests {
         assert_eq!(addrs, vec!["127.0.0.1:9".parse().unwrap()]);
         // The operator's runtime refuses what the operator did not list.
         let operator = policy(&[], true);
-        let err = check(&grants(&["93.184.215.14"]), &operator, &url("http://93.184.215.14/"))
-            .await
-            .unwrap_err();
+        let err = check(
+            &grants(&["93.184.215.14"]),
+            &operator,
+            &url("http://93.184.215.14/"),
+        )
+        .await
+        .unwrap_err();
         assert!(err.contains("allow-list"), "{err}");
     }
 }

@@ -221,10 +221,7 @@ struct Limiter {
 
 impl Limiter {
     fn grow(&mut self, current: usize, desired: usize) -> wasmtime::Result<bool> {
-        let next = self
-            .used
-            .saturating_sub(current)
-            .saturating_add(desired);
+        let next = self.used.saturating_sub(current).saturating_add(desired);
         if next > self.budget {
             self.denied = true;
             wasmtime::bail!("memory limit reached");

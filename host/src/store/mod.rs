@@ -463,6 +463,18 @@ pub trait Store: Send + Sync + 'static {
         plugin_id: Uuid,
     ) -> StoreResult<Option<MachinePlugin>>;
     async fn disable_plugin(&self, machine_id: Uuid, plugin_id: Uuid) -> StoreResult<bool>;
+    /// Every machine the plugin is enabled on.
+    async fn plugin_enablements(&self, plugin_id: Uuid) -> StoreResult<Vec<MachinePlugin>>;
+    /// Replaces the plugin's component with a new version, in one transaction: machines in
+    /// `pinned_machines` stay on the old version (kept in `plugin_versions`), the others move;
+    /// versions no machine runs any more are dropped.
+    async fn upgrade_plugin(&self, upgrade: &PluginUpgrade<'_>) -> StoreResult<()>;
+    /// An earlier version of the plugin a machine still runs: its manifest and component.
+    async fn plugin_version(
+        &self,
+        plugin_id: Uuid,
+        sha256: &str,
+    ) -> StoreResult<Option<(sqlx::types::Json<serde_json::Value>, Vec<u8>)>>;
 
     // --- skills and MCP servers ----------------------------------------------------------------
 

@@ -384,6 +384,19 @@ pub struct MachinePlugin {
     pub config: Json<serde_json::Value>,
     pub grants: Json<serde_json::Value>,
     pub enabled_at: DateTime<Utc>,
+    /// An earlier version the machine stays on (an upgrade asked for more than it granted);
+    /// `None`: the plugin's current version. Enabling again moves it to the current one.
+    pub pinned_sha256: Option<String>,
+}
+
+/// What an upgrade in place changes: the plugin's row (same id, new version) and which
+/// machines stay on the version it replaces.
+#[derive(Debug, Clone)]
+pub struct PluginUpgrade<'a> {
+    pub old: &'a PluginRow,
+    pub new: &'a PluginRow,
+    pub component: &'a [u8],
+    pub pinned_machines: &'a [Uuid],
 }
 
 /// A skill of a machine (API §9), as the API and the machine's skill folder share it.

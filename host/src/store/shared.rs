@@ -21,9 +21,9 @@ pub(super) mod prelude {
             Activity, ApiToken, ChunkFilter, ChunkSearch, ClaimRefusal, ContextChunk, FileLock,
             Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter,
             MachinePlugin, McpServerRow, McpSessionToken, McpStatusUpdate, OAuthIdentity,
-            OAuthState, Pairing, PasswordReset, PathOverlap, PluginRow, Project, ProjectCounts,
-            ProjectListing, ScoredChunk, Session, SessionLog, SkillRow, Store, StoreResult, Task,
-            TaskRow, TokenWithOwner, User, sql,
+            OAuthState, Pairing, PasswordReset, PathOverlap, PluginRow, PluginUpgrade, Project,
+            ProjectCounts, ProjectListing, ScoredChunk, Session, SessionLog, SkillRow, Store,
+            StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
         },
     };
 }
@@ -1069,15 +1069,17 @@ macro_rules! store_impl {
             }
 
             async fn enable_plugin(&self, e: &MachinePlugin) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query(sql::UPSERT_MACHINE_PLUGIN)
                     .bind(e.machine_id)
                     .bind(e.plugin_id)
                     .bind(&e.config)
                     .bind(&e.grants)
                     .bind(e.enabled_at)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?;
-                Ok(())
+                sqlx::query(sql::DROP_UNUSED_PLUGIN_VERSIONS).bind(e.plugin_id).execute(&mut *tx).await?;
+                Ok(tx.commit().await?)
             }
 
             async fn machine_plugins(&self, machine_id: Uuid) -> StoreResult<Vec<MachinePlugin>> {
@@ -1095,8 +1097,58 @@ macro_rules! store_impl {
             }
 
             async fn disable_plugin(&self, machine_id: Uuid, plugin_id: Uuid) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
                 let query = sqlx::query(sql::DELETE_MACHINE_PLUGIN).bind(machine_id).bind(plugin_id);
-                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+                let deleted = query.execute(&mut *tx).await?.rows_affected() == 1;
+                sqlx::query(sql::DROP_UNUSED_PLUGIN_VERSIONS).bind(plugin_id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(deleted)
+            }
+
+            async fn plugin_enablements(&self, plugin_id: Uuid) -> StoreResult<Vec<MachinePlugin>> {
+                let query = sqlx::query_as(sql::PLUGIN_ENABLEMENTS).bind(plugin_id);
+                Ok(query.fetch_all(&self.pool).await?)
+            }
+
+            async fn upgrade_plugin(&self, u: &PluginUpgrade<'_>) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                let id = u.old.id;
+                if !u.pinned_machines.is_empty() {
+                    sqlx::query(sql::KEEP_PLUGIN_VERSION).bind(id).execute(&mut *tx).await?;
+                }
+                for machine in u.pinned_machines {
+                    sqlx::query(sql::PIN_MACHINE_PLUGIN)
+                        .bind(machine)
+                        .bind(id)
+                        .bind(&u.old.sha256)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                let n = &u.new;
+                sqlx::query(sql::REPLACE_PLUGIN)
+                    .bind(id)
+                    .bind(&n.version)
+                    .bind(&n.world)
+                    .bind(&n.api_version)
+                    .bind(&n.description)
+                    .bind(&n.sha256)
+                    .bind(n.size_bytes)
+                    .bind(&n.manifest)
+                    .bind(u.component)
+                    .bind(n.created_at)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(sql::DROP_UNUSED_PLUGIN_VERSIONS).bind(id).execute(&mut *tx).await?;
+                Ok(tx.commit().await?)
+            }
+
+            async fn plugin_version(
+                &self,
+                plugin_id: Uuid,
+                sha256: &str,
+            ) -> StoreResult<Option<(Json<serde_json::Value>, Vec<u8>)>> {
+                let query = sqlx::query_as(sql::PLUGIN_VERSION).bind(plugin_id).bind(sha256);
+                Ok(query.fetch_optional(&self.pool).await?)
             }
 
             async fn skills(&self, machine_id: Uuid) -> StoreResult<Vec<SkillRow>> {

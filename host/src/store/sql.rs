@@ -316,10 +316,30 @@ pub fn plugin_by_name() -> String {
 }
 pub const PLUGIN_COMPONENT: &str = "SELECT component FROM plugins WHERE id = $1";
 pub const DELETE_PLUGIN: &str = "DELETE FROM plugins WHERE user_id = $1 AND name = $2";
+/// Enabling (again) runs the plugin's current version: a pin left by an upgrade goes.
 pub const UPSERT_MACHINE_PLUGIN: &str = "INSERT INTO machine_plugins \
-     (machine_id, plugin_id, config, grants, enabled_at) VALUES ($1, $2, $3, $4, $5) \
+     (machine_id, plugin_id, config, grants, enabled_at, pinned_sha256) \
+     VALUES ($1, $2, $3, $4, $5, NULL) \
      ON CONFLICT (machine_id, plugin_id) DO UPDATE SET config = excluded.config, \
-     grants = excluded.grants, enabled_at = excluded.enabled_at";
+     grants = excluded.grants, enabled_at = excluded.enabled_at, pinned_sha256 = NULL";
+pub const PLUGIN_ENABLEMENTS: &str =
+    "SELECT * FROM machine_plugins WHERE plugin_id = $1 ORDER BY enabled_at";
+/// Keeps the current version as an earlier one (before the row is replaced).
+pub const KEEP_PLUGIN_VERSION: &str = "INSERT INTO plugin_versions \
+     (plugin_id, sha256, version, manifest, component, created_at) \
+     SELECT id, sha256, version, manifest, component, created_at FROM plugins WHERE id = $1 \
+     ON CONFLICT (plugin_id, sha256) DO NOTHING";
+pub const PIN_MACHINE_PLUGIN: &str = "UPDATE machine_plugins SET pinned_sha256 = $3 \
+     WHERE machine_id = $1 AND plugin_id = $2";
+pub const REPLACE_PLUGIN: &str = "UPDATE plugins SET version = $2, world = $3, \
+     api_version = $4, description = $5, sha256 = $6, size_bytes = $7, manifest = $8, \
+     component = $9, created_at = $10 WHERE id = $1";
+/// Earlier versions no machine runs any more.
+pub const DROP_UNUSED_PLUGIN_VERSIONS: &str = "DELETE FROM plugin_versions WHERE plugin_id = $1 \
+     AND sha256 NOT IN (SELECT pinned_sha256 FROM machine_plugins \
+     WHERE plugin_id = $1 AND pinned_sha256 IS NOT NULL)";
+pub const PLUGIN_VERSION: &str =
+    "SELECT manifest, component FROM plugin_versions WHERE plugin_id = $1 AND sha256 = $2";
 pub const MACHINE_PLUGINS: &str =
     "SELECT * FROM machine_plugins WHERE machine_id = $1 ORDER BY enabled_at";
 pub const MACHINE_PLUGIN: &str =
