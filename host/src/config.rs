@@ -46,6 +46,7 @@ pub struct Config {
     pub plugins: PluginSettings,
     pub embeddings: EmbeddingSettings,
     pub mcp: McpServerSettings,
+    pub wake_on_lan: WakeOnLanSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -141,6 +142,15 @@ impl Config {
             .clone()
             .unwrap_or_else(|| self.data_dir.join("models/all-MiniLM-L6-v2"))
     }
+}
+
+/// Wake-on-LAN: where magic packets may go.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WakeOnLanSettings {
+    /// Targets (`ip` or `ip:port`) allowed besides broadcast addresses on ports 7 and 9: a
+    /// machine's settings can otherwise not aim the host's packets at anything else.
+    pub allowed_targets: Vec<String>,
 }
 
 /// WebAssembly plugins.
@@ -335,6 +345,7 @@ impl Default for Config {
             plugins: PluginSettings::default(),
             embeddings: EmbeddingSettings::default(),
             mcp: McpServerSettings::default(),
+            wake_on_lan: WakeOnLanSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -410,6 +421,8 @@ const KEYS: &[&str] = &[
     "sessions",
     "plugins",
     "embeddings",
+    "mcp",
+    "wake_on_lan",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

@@ -64,6 +64,17 @@ pub struct Ipv4Network {
 }
 
 impl Ipv4Network {
+    /// The network's broadcast address.
+    pub fn broadcast(&self) -> Ipv4Addr {
+        let host_bits = 32 - u32::from(self.prefix.min(32));
+        let mask = if host_bits == 32 {
+            0
+        } else {
+            u32::MAX << host_bits
+        };
+        Ipv4Addr::from(u32::from(self.addr) | !mask)
+    }
+
     /// Whether both addresses are in the same network (by the shorter prefix).
     pub fn same_subnet(&self, other: &Ipv4Network) -> bool {
         let prefix = self.prefix.min(other.prefix).min(32);

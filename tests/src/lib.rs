@@ -455,6 +455,20 @@ impl AgentProcess {
         Self { child, home, log }
     }
 
+    /// `claudenest agent --server <app> [extra…]` with `env` added to its environment (e.g. the
+    /// token as `CLAUDENEST_AGENT_TOKEN`).
+    pub fn start_with_env(app: &TestApp, env: &[(&str, &str)], extra: &[&str]) -> Self {
+        let home = tempfile::tempdir().expect("temp dir");
+        let log = home.path().join("agent.log");
+        let child = agent_command(home.path(), &log)
+            .envs(env.iter().copied())
+            .args(["agent", "--server", &app.base_url])
+            .args(extra)
+            .spawn()
+            .expect("spawn claudenest agent");
+        Self { child, home, log }
+    }
+
     /// Runs `claudenest agent pair …` and returns the process once it printed its code.
     pub fn pair(app: &TestApp, extra: &[&str]) -> (Self, String) {
         let home = tempfile::tempdir().expect("temp dir");

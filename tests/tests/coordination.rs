@@ -144,6 +144,13 @@ on_both_stores! {
         field_error(&cycle, "dependencies");
         let own = app.call(Method::PATCH, &format!("/api/tasks/{high_new}"), Some(&token), Some(json!({"dependencies": [high_new]}))).await;
         field_error(&own, "dependencies");
+        // The same dependency twice (on create and on update): a validation error, not a 500,
+        // and the task keeps what it had.
+        field_error(&app.post(&tasks_url, Some(&token), json!({"title": "x", "dependencies": [low, low]})).await, "dependencies");
+        let twice = app.call(Method::PATCH, &format!("/api/tasks/{high_new}"), Some(&token), Some(json!({"dependencies": [low, low]}))).await;
+        field_error(&twice, "dependencies");
+        let many: Vec<Uuid> = (0..101).map(|_| Uuid::now_v7()).collect();
+        field_error(&app.post(&tasks_url, Some(&token), json!({"title": "x", "dependencies": many})).await, "dependencies");
         let renamed = app.call(Method::PATCH, &format!("/api/tasks/{high_new}"), Some(&token),
             Some(json!({"title": "renamed", "priority": "critical"}))).await;
         renamed.expect(200);

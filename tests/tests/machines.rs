@@ -335,9 +335,27 @@ on_both_stores! {
     }
 
     async fn wake_on_lan_sends_a_magic_packet_to_loopback(db: TestDb) {
-        let app = TestApp::spawn_with(db, fast_links).await;
-        let (_, ada) = app.user_with_token("ada@example.com").await;
         let (listener, port) = udp_listener().await;
+        // Loopback is no broadcast address: only because the operator allows this target.
+        let allowed = format!("127.0.0.1:{port}");
+        let app = TestApp::spawn_with(db, |c| {
+            fast_links(c);
+            c.wake_on_lan.allowed_targets = vec![allowed];
+        }).await;
+        let (_, ada) = app.user_with_token("ada@example.com").await;
+        // Anything else but a broadcast address on port 7 or 9 is refused, and nothing is sent.
+        let (stray, stray_port) = udp_listener().await;
+        for (broadcast, target_port) in [("127.0.0.1", stray_port), ("10.0.0.5", 9), ("10.0.0.255", 19999)] {
+            let (id, _) = app.register_machine(&ada, json!({"name": format!("stray-{broadcast}-{target_port}"), "capabilities": ["wake_on_lan"],
+                "wake_on_lan": {"mac": "01:23:45:67:89:ab", "broadcast": broadcast, "port": target_port}})).await;
+            let refused = app.post(&format!("/api/machines/{id}/wake"), Some(&ada), json!({})).await;
+            refused.expect(400);
+            assert_eq!(refused.error_code(), "MCH_003");
+            assert!(refused.body["error"]["message"].as_str().unwrap().contains("broadcast"), "{}", refused.text);
+        }
+        let mut buf = [0u8; 256];
+        let nothing = tokio::time::timeout(Duration::from_millis(300), stray.recv_from(&mut buf)).await;
+        assert!(nothing.is_err(), "a packet reached a target that is not allowed");
         let (id, token) = app.register_machine(&ada, json!({"name": "sleeper", "capabilities": ["wake_on_lan"],
             "wake_on_lan": {"mac": "01:23:45:67:89:ab", "broadcast": "127.0.0.1", "port": port}})).await;
 
@@ -368,7 +386,10 @@ on_both_stores! {
     }
 
     async fn wake_on_lan_goes_through_an_online_agent_on_the_same_lan(db: TestDb) {
-        let app = TestApp::spawn_with(db, fast_links).await;
+        let app = TestApp::spawn_with(db, |c| {
+            fast_links(c);
+            c.wake_on_lan.allowed_targets = vec!["127.0.0.1".into()];
+        }).await;
         let (_, ada) = app.user_with_token("ada@example.com").await;
         let (listener, port) = udp_listener().await;
         let (sleeper, sleeper_token) = app.register_machine(&ada, json!({"name": "sleeper",

@@ -22,7 +22,8 @@ fn pusher_dir() -> PathBuf {
 on_both_stores! {
     async fn pusher_js_connects_subscribes_and_receives_events(db: TestDb) {
         let dir = pusher_dir();
-        let app = TestApp::spawn(db).await;
+        // The wake below goes to a loopback listener: the operator allows it.
+        let app = TestApp::spawn_with(db, |c| c.wake_on_lan.allowed_targets = vec!["127.0.0.1".into()]).await;
         let (_, token_a) = app.user_with_token("ada@example.com").await;
         let ada = app.state.store().user_by_email("ada@example.com").await.unwrap().unwrap();
         let (_, token_a2) = claudenest::domain::accounts::issue_token(
@@ -322,8 +323,19 @@ async fn events_cross_host_processes_on_postgres() {
     let secret = Secret::new("shared-secret-for-both-nodes");
     let shared = db.share();
     let s1 = secret.clone();
-    let node_a = TestApp::spawn_with(db, move |c| c.pusher_app_secret = Some(s1)).await;
-    let node_b = TestApp::spawn_with(shared, move |c| c.pusher_app_secret = Some(secret)).await;
+    // The wake below goes to a loopback listener: the operator allows it.
+    let loopback = vec!["127.0.0.1".to_owned()];
+    let allowed = loopback.clone();
+    let node_a = TestApp::spawn_with(db, move |c| {
+        c.pusher_app_secret = Some(s1);
+        c.wake_on_lan.allowed_targets = allowed;
+    })
+    .await;
+    let node_b = TestApp::spawn_with(shared, move |c| {
+        c.pusher_app_secret = Some(secret);
+        c.wake_on_lan.allowed_targets = loopback;
+    })
+    .await;
     let (_, token) = node_a.user_with_token("ada@example.com").await;
     let udp = UdpSocket::bind("127.0.0.1:0").await.unwrap();
     let port = udp.local_addr().unwrap().port();

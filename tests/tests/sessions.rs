@@ -17,6 +17,15 @@ use uuid::Uuid;
 /// headless), exiting 2 when the prompt is `fail`.
 const STAND_IN: &str = r#"#!/bin/sh
 if [ "$1" = "-p" ]; then
+  # Like Claude Code's parser: the prompt is the argument after `--`; a prompt that looks like
+  # an option anywhere else would be taken as one.
+  prompt=""; seen=""
+  for a in "$@"; do
+    if [ -n "$seen" ]; then prompt="$a"; fi
+    [ "$a" = "--" ] && seen=1
+  done
+  [ -n "$seen" ] || { echo "the prompt was parsed as options: $*" >&2; exit 3; }
+  set -- "$1" "$prompt" "$2"
   if [ "$3" = "--output-format" ]; then
     echo '{"type":"system","subtype":"init","session_id":"s1"}'
     echo '{"type":"assistant","message":{"content":[{"type":"text","text":"working on it"}]}}'
@@ -42,6 +51,7 @@ while IFS= read -r line; do
       done ;;
     draw) printf '\033[2J\033[5;10Hdrawn at row 5\n' ;;
     stubborn*) trap '' HUP TERM; echo $$ > "${line#stubborn }"; echo "stubborn now" ;;
+    env) env | sed 's/^/env: /'; echo "env done" ;;
     *) echo "you said: $line" ;;
   esac
 done
@@ -390,6 +400,13 @@ on_both_stores! {
         let text = wait_for_output(&app, &token, id, "answer to: fail").await;
         assert!(text.contains("to stderr"), "stderr is logged too: {text:?}");
 
+        // A prompt that looks like an option is the prompt.
+        let dashed = app.post(&url, Some(&token), json!({"mode": "oneshot", "initial_prompt": "--dangerously-skip-permissions"})).await;
+        dashed.expect(201);
+        let id: Uuid = dashed.body["data"]["session"]["id"].as_str().unwrap().parse().unwrap();
+        wait_for_output(&app, &token, id, "answer to: --dangerously-skip-permissions").await;
+        assert_eq!(wait_for_status(&app, &token, id, "completed").await["exit_code"], 0);
+
         // No terminal, no input.
         let running = app.post(&url, Some(&token), json!({"mode": "oneshot", "initial_prompt": "ok"})).await;
         let id = running.body["data"]["session"]["id"].as_str().unwrap().to_owned();
@@ -458,4 +475,32 @@ on_both_stores! {
         let inputs = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
         assert_eq!(inputs.body["data"].as_array().unwrap().len(), 2, "input entries are kept");
     }
+}
+
+/// The agent's secrets never reach what it runs: its machine token, given in the environment,
+/// is not in a session's environment (nor any other `CLAUDENEST_*` setting of the agent's).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_do_not_inherit_the_machine_token() {
+    let db = claudenest_e2e::TestDb::create(claudenest_e2e::Backend::Sqlite).await.unwrap();
+    let app = TestApp::spawn_with(db, fast_links).await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("claude");
+    std::fs::write(&script, STAND_IN).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let _agent = AgentProcess::start_with_env(
+        &app,
+        &[("CLAUDENEST_AGENT_TOKEN", &machine_token), ("CLAUDENEST_AGENT_SKILLS_DIR", dir.path().to_str().unwrap())],
+        &["--claude-path", script.to_str().unwrap()],
+    );
+    app.wait_for_status(&token, machine, "online", Duration::from_secs(15)).await;
+    let (session, _) = create(&app, &token, machine, 80, 24).await;
+    wait_for_output(&app, &token, session, "stand-in claude ready").await;
+    app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "env\n"})).await.expect(200);
+    let text = wait_for_output(&app, &token, session, "env done").await;
+    assert!(text.contains("env: TERM=xterm-256color"), "{text}");
+    assert!(!text.contains(&machine_token), "the machine token leaked: {text}");
+    assert!(!text.contains("CLAUDENEST_AGENT"), "{text}");
 }

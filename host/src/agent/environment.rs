@@ -81,7 +81,11 @@ fn is_executable(path: &Path) -> bool {
 
 /// First line of `<program> --version`, if it answers within 5 s.
 async fn version_of(program: &Path) -> Option<String> {
-    let run = tokio::process::Command::new(program)
+    let mut command = tokio::process::Command::new(program);
+    for name in super::private_env() {
+        command.env_remove(name);
+    }
+    let run = command
         .arg("--version")
         .stdin(Stdio::null())
         .stderr(Stdio::null())

@@ -325,6 +325,9 @@ async fn connect(
                 .as_deref()
                 .context("a stdio server needs a command")?;
             let mut command = tokio::process::Command::new(program);
+            for name in super::private_env() {
+                command.env_remove(name);
+            }
             command.args(&spec.args).envs(&spec.env);
             let mut wrapped = process_wrap::tokio::CommandWrap::from(command);
             // Its own process group: stopping it reaches whatever it spawned (npx → node).

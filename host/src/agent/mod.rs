@@ -131,6 +131,19 @@ pub fn default_data_dir() -> PathBuf {
     base.join("claudenest/agent")
 }
 
+/// Names of this process's environment variables no child may inherit: ClaudeNest's own
+/// settings (`CLAUDENEST_*`), the machine token `CLAUDENEST_AGENT_TOKEN` among them. Sessions,
+/// MCP servers and probes get the user's environment without them.
+pub fn private_env() -> Vec<std::ffi::OsString> {
+    std::env::vars_os()
+        .map(|(name, _)| name)
+        .filter(|name| {
+            name.to_str()
+                .is_some_and(|n| n.to_ascii_uppercase().starts_with("CLAUDENEST_"))
+        })
+        .collect()
+}
+
 /// Link URL for a server base URL: `http` → `ws`, `https` → `wss`.
 pub fn link_url(server: &str) -> anyhow::Result<String> {
     let base = server.trim_end_matches('/');

@@ -193,7 +193,6 @@ impl Sessions {
         let mut args = Vec::new();
         if req.mode != "interactive" {
             args.push("-p".to_owned());
-            args.push(req.initial_prompt.clone().unwrap_or_default());
             if req.mode == "headless" {
                 args.extend(["--output-format", "stream-json", "--verbose"].map(String::from));
             }
@@ -201,6 +200,12 @@ impl Sessions {
         if let Some(mcp) = &req.mcp {
             args.push("--mcp-config".to_owned());
             args.push(mcp.config.display().to_string());
+        }
+        if req.mode != "interactive" {
+            // Last, after the end of options: a prompt like `--dangerously-skip-permissions`
+            // is the prompt, never an option.
+            args.push("--".to_owned());
+            args.push(req.initial_prompt.clone().unwrap_or_default());
         }
         args
     }
@@ -241,6 +246,9 @@ impl Sessions {
             .context("opening a PTY")?;
         let mut cmd = CommandBuilder::new(self.program());
         cmd.args(Self::arguments(&req));
+        for name in super::private_env() {
+            cmd.env_remove(name);
+        }
         if let Some(dir) = &req.project_path {
             cmd.cwd(dir);
         }
@@ -282,6 +290,9 @@ impl Sessions {
     fn start_piped(&self, req: StartRequest) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt as _;
         let mut cmd = std::process::Command::new(self.program());
+        for name in super::private_env() {
+            cmd.env_remove(name);
+        }
         cmd.args(Self::arguments(&req))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

@@ -675,6 +675,7 @@ pub async fn wake(
     presence: &PresenceSettings,
     principal: &Principal,
     id: Uuid,
+    allowed_targets: &[String],
 ) -> Result<Woken> {
     principal.require(abilities::MACHINES_WRITE)?;
     let mut machine = get(store, principal, id).await?;
@@ -702,6 +703,12 @@ pub async fn wake(
             .with_message("Machine's broadcast address is not valid")
     })?;
     let target = SocketAddr::new(ip, machine.wol_port as u16);
+    if !wake_target_allowed(target, &machine, allowed_targets) {
+        return Err(ApiError::new(ErrorCode::WakeOnLanUnsupported).with_message(format!(
+            "Magic packets go to broadcast addresses on port 7 or 9; {target} is neither \
+             (the operator can allow it: wake_on_lan.allowed_targets)"
+        )));
+    }
     let relayed_by = relay_wake(
         store, links, presence, principal, &machine, &mac_text, target,
     )
@@ -722,6 +729,30 @@ pub async fn wake(
         machine,
         relayed_by,
     })
+}
+
+/// Where a magic packet may go: the limited broadcast address, a directed broadcast (the
+/// broadcast of a network the machine reported, or an address ending in `.255`), on the
+/// Wake-on-LAN ports 7 or 9 — or a target the operator allowed (`ip` or `ip:port`).
+fn wake_target_allowed(target: SocketAddr, machine: &Machine, allowed: &[String]) -> bool {
+    let named = allowed.iter().any(|a| {
+        a.parse::<SocketAddr>().is_ok_and(|a| a == target)
+            || a.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == target.ip())
+    });
+    if named {
+        return true;
+    }
+    let std::net::IpAddr::V4(ip) = target.ip() else {
+        return false;
+    };
+    let broadcast = ip.is_broadcast()
+        || (ip.octets()[3] == 255 && !ip.is_loopback() && !ip.is_multicast())
+        // A reported /31 or /32 has no broadcast address: its "broadcast" would be a host.
+        || machine
+            .networks
+            .iter()
+            .any(|n| n.prefix <= 30 && !n.addr.is_loopback() && n.broadcast() == ip);
+    broadcast && matches!(target.port(), 7 | 9)
 }
 
 /// Asks an online machine on the same subnet to send the packet; `None` when there is none

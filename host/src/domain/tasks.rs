@@ -103,7 +103,10 @@ fn validate_input(v: &mut Validator, input: &TaskInput, creating: bool) {
     }
 }
 
-/// Dependencies must be other tasks of the same project, and must not close a cycle.
+/// Dependencies a task may have.
+const MAX_DEPENDENCIES: usize = 100;
+
+/// Dependencies must be distinct other tasks of the same project, and must not close a cycle.
 async fn check_dependencies(
     store: &dyn Store,
     v: &mut Validator,
@@ -111,6 +114,18 @@ async fn check_dependencies(
     task_id: Uuid,
     dependencies: &[Uuid],
 ) -> Result<()> {
+    if dependencies.len() > MAX_DEPENDENCIES {
+        v.add(
+            "dependencies",
+            format!("A task may depend on at most {MAX_DEPENDENCIES} tasks."),
+        );
+        return Ok(());
+    }
+    // Each edge is stored once: a repeated id would break the store's key.
+    let mut distinct = HashSet::new();
+    if dependencies.iter().any(|d| !distinct.insert(*d)) {
+        v.add("dependencies", "Each dependency may be listed once.");
+    }
     let edges = store.task_dependencies(project_id).await?;
     let known: HashSet<Uuid> = store.task_ids(project_id).await?.into_iter().collect();
     for dep in dependencies {

@@ -423,7 +423,7 @@ pub async fn environment(
     params(("id" = Uuid, Path)),
     responses(
         (status = 200, body = Envelope<WakeData>),
-        (status = 400, description = "MCH_003 (no capability or MAC) or MCH_004 (already online)", body = ErrorEnvelope),
+        (status = 400, description = "MCH_003 (no capability or MAC, or a target that is not a broadcast address on port 7 or 9 nor allowed by `wake_on_lan.allowed_targets`) or MCH_004 (already online)", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
     ))]
 pub async fn wake(
@@ -438,6 +438,7 @@ pub async fn wake(
         state.presence(),
         &principal,
         id,
+        &state.config().wake_on_lan.allowed_targets,
     )
     .await?;
     Ok(Reply::ok(WakeData {
