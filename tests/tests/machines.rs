@@ -91,7 +91,7 @@ impl RawLink {
 
     async fn hello(&mut self) -> Value {
         self.send(
-            json!({"type": "hello", "protocol_version": 3, "environment": {
+            json!({"type": "hello", "protocol_version": claudenest::protocol::PROTOCOL_VERSION, "environment": {
             "platform": "linux", "hostname": "raw", "arch": "x64", "agent_version": "test",
             "node_version": null, "claude_version": null, "claude_path": null,
             "capabilities": ["gpu"], "max_sessions": 3, "mac_addresses": ["02:00:00:00:00:01"],
@@ -439,7 +439,7 @@ on_both_stores! {
         assert_eq!(answer["reply_to"], 41);
         first.send(json!({"type": "pong"})).await;
         assert_eq!(first.next().await.unwrap()["code"], "bad_message");
-        first.send(json!({"type": "hello", "protocol_version": 3, "environment": {}})).await;
+        first.send(json!({"type": "hello", "protocol_version": claudenest::protocol::PROTOCOL_VERSION, "environment": {}})).await;
         assert_eq!(first.next().await.unwrap()["type"], "error");
 
         let mut second = RawLink::connect(&app, &token).await.unwrap();

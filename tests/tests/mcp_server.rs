@@ -291,8 +291,12 @@ on_both_stores! {
         let _agent = AgentProcess::start(&app, &machine_token, &["--claude-path", script.to_str().unwrap()]);
         app.wait_for_status(&token, machine, "online", Duration::from_secs(15)).await;
 
+        // Started with a token of its own, to show the session token dies with it.
+        let ada = app.state.store().user_by_email("ada@example.com").await.unwrap().unwrap();
+        let (_, starter) = claudenest::domain::accounts::issue_token(
+            app.state.store(), ada.id, "starter", vec!["*".into()], None).await.unwrap();
         let created = app
-            .post(&format!("/api/machines/{machine}/sessions"), Some(&token), json!({"mode": "interactive", "project_path": path}))
+            .post(&format!("/api/machines/{machine}/sessions"), Some(&starter), json!({"mode": "interactive", "project_path": path}))
             .await;
         created.expect(201);
         let session = created.body["data"]["session"]["id"].as_str().unwrap().to_owned();
@@ -328,6 +332,21 @@ on_both_stores! {
         as_session.cancel().await.unwrap();
         let rest_with_session_token = app.get(&format!("/api/projects/{project_id}"), Some(&session_token)).await;
         rest_with_session_token.expect(401);
+        let list = async || {
+            app.client
+                .post(format!("{}/mcp", app.base_url))
+                .bearer_auth(&session_token)
+                .header("accept", "application/json, text/event-stream")
+                .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
+                .send()
+                .await
+                .unwrap()
+                .status()
+        };
+        assert_eq!(list().await, 200);
+        // The token that started the session signs out: the session's token dies with it.
+        app.post("/api/auth/logout", Some(&starter), json!({})).await.expect(200);
+        assert_eq!(list().await, 401);
         app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await.expect(200);
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while config_file.exists() {

@@ -353,6 +353,73 @@ on_both_stores! {
         assert_eq!(inputs.body["data"][0]["data"], "over the socket\n");
     }
 
+    async fn watching_needs_read_typing_needs_write_and_child_tokens_die_with_their_parent(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        let store = app.state.store();
+        let ada = store.user_by_email("ada@example.com").await.unwrap().unwrap();
+        let issue = async |abilities: &[&str]| {
+            let abilities = abilities.iter().map(|a| (*a).to_owned()).collect();
+            claudenest::domain::accounts::issue_token(store, ada.id, "t", abilities, None).await.unwrap().1
+        };
+        let channel = format!("private-session.{session}");
+        let auth = async |bearer: &str, socket_id: &str| {
+            let reply = app.client.post(format!("{}/api/broadcasting/auth", app.base_url)).bearer_auth(bearer)
+                .form(&[("socket_id", socket_id), ("channel_name", channel.as_str())]).send().await.unwrap();
+            let status = reply.status().as_u16();
+            (status, reply.json::<Value>().await.unwrap_or_default())
+        };
+
+        // A token that cannot read sessions gets no signature at all.
+        let tokens_only = issue(&["tokens:read"]).await;
+        let mut watcher = claudenest_e2e::PusherClient::open(&app).await;
+        assert_eq!(auth(&tokens_only, &watcher.socket_id).await.0, 403);
+
+        // Read-only: it watches, but what it types is refused and never reaches the terminal;
+        // so does the ws_ token it gets from attach.
+        let reader = issue(&["sessions:read"]).await;
+        let attached = app.post(&format!("/api/sessions/{session}/attach"), Some(&reader), json!({})).await;
+        attached.expect(200);
+        let reader_ws = attached.body["data"]["websocket_token"].as_str().unwrap().to_owned();
+        for bearer in [reader.as_str(), reader_ws.as_str()] {
+            let (status, signed) = auth(bearer, &watcher.socket_id).await;
+            assert_eq!(status, 200, "{signed}");
+            watcher.send(json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signed["auth"]}})).await;
+            loop {
+                let frame = watcher.next().await;
+                if frame["event"] == "pusher_internal:subscription_succeeded" {
+                    break;
+                }
+            }
+            watcher.send(json!({"event": "client-session:input", "channel": channel, "data": {"data": "rm -rf ~\n"}})).await;
+            let refused = loop {
+                let frame = watcher.next().await;
+                if frame["event"] == "pusher:error" {
+                    break frame;
+                }
+            };
+            let data: Value = match &refused["data"] {
+                Value::String(text) => serde_json::from_str(text).unwrap(),
+                other => other.clone(),
+            };
+            assert_eq!(data["code"], 4301, "{refused}");
+            watcher.send(json!({"event": "pusher:unsubscribe", "data": {"channel": channel}})).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let inputs = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
+        assert_eq!(inputs.body["data"], json!([]), "a watcher typed: {}", inputs.text);
+
+        // A ws_ token dies with the token that minted it.
+        let parent = issue(&["*"]).await;
+        let attached = app.post(&format!("/api/sessions/{session}/attach"), Some(&parent), json!({})).await;
+        let child = attached.body["data"]["websocket_token"].as_str().unwrap().to_owned();
+        assert_eq!(auth(&child, &watcher.socket_id).await.0, 200);
+        app.post("/api/auth/logout", Some(&parent), json!({})).await.expect(200);
+        assert_eq!(auth(&child, &watcher.socket_id).await.0, 401);
+    }
+
     async fn output_keeps_flowing_through_a_host_restart_with_no_gap(db: TestDb) {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
@@ -481,7 +548,9 @@ on_both_stores! {
 /// is not in a session's environment (nor any other `CLAUDENEST_*` setting of the agent's).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_do_not_inherit_the_machine_token() {
-    let db = claudenest_e2e::TestDb::create(claudenest_e2e::Backend::Sqlite).await.unwrap();
+    let db = claudenest_e2e::TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
     let app = TestApp::spawn_with(db, fast_links).await;
     let (_, token) = app.user_with_token("ada@example.com").await;
     let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
@@ -492,15 +561,28 @@ async fn sessions_do_not_inherit_the_machine_token() {
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let _agent = AgentProcess::start_with_env(
         &app,
-        &[("CLAUDENEST_AGENT_TOKEN", &machine_token), ("CLAUDENEST_AGENT_SKILLS_DIR", dir.path().to_str().unwrap())],
+        &[
+            ("CLAUDENEST_AGENT_TOKEN", &machine_token),
+            ("CLAUDENEST_AGENT_SKILLS_DIR", dir.path().to_str().unwrap()),
+        ],
         &["--claude-path", script.to_str().unwrap()],
     );
-    app.wait_for_status(&token, machine, "online", Duration::from_secs(15)).await;
+    app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
+        .await;
     let (session, _) = create(&app, &token, machine, 80, 24).await;
     wait_for_output(&app, &token, session, "stand-in claude ready").await;
-    app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "env\n"})).await.expect(200);
+    app.post(
+        &format!("/api/sessions/{session}/input"),
+        Some(&token),
+        json!({"data": "env\n"}),
+    )
+    .await
+    .expect(200);
     let text = wait_for_output(&app, &token, session, "env done").await;
     assert!(text.contains("env: TERM=xterm-256color"), "{text}");
-    assert!(!text.contains(&machine_token), "the machine token leaked: {text}");
+    assert!(
+        !text.contains(&machine_token),
+        "the machine token leaked: {text}"
+    );
     assert!(!text.contains("CLAUDENEST_AGENT"), "{text}");
 }

@@ -275,6 +275,18 @@ static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| {
         .to_string()
 });
 
+/// Whether the API token that minted a child token (`ws_`, `mcs_`) still works: children die
+/// with their parent — revoked, expired, logged out, or revoked by a password reset.
+pub async fn parent_is_live(store: &dyn Store, parent: Option<Uuid>) -> Result<bool> {
+    let Some(parent) = parent else {
+        return Ok(false);
+    };
+    Ok(store
+        .token(parent)
+        .await?
+        .is_some_and(|t| t.is_active(clock::now())))
+}
+
 /// `POST /api/auth/logout`: revokes the token the request was made with.
 pub async fn logout(store: &dyn Store, principal: &Principal) -> Result<()> {
     store

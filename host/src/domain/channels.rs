@@ -4,7 +4,7 @@
 
 use uuid::Uuid;
 
-use super::accounts::Principal;
+use super::{abilities, accounts::Principal};
 use crate::{
     error::{ApiError, ErrorCode, Result},
     store::Store,
@@ -45,9 +45,27 @@ pub fn machine_channel(machine_id: Uuid) -> String {
     format!("private-machine.{machine_id}")
 }
 
-/// Succeeds when `principal` may join `channel`; otherwise `AUTH_006` (403). Every channel
-/// not listed here is refused.
-pub async fn authorize(store: &dyn Store, principal: &Principal, channel: &str) -> Result<()> {
+/// What a subscriber may do on a channel it joined: watch, or also send client events
+/// (typing, resizing and terminating on a session's channel).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Access {
+    pub writable: bool,
+}
+
+/// The abilities a channel family asks for: to join, and to send client events on it.
+fn abilities_of(family: &str) -> Option<(&'static str, &'static str)> {
+    Some(match family {
+        "user" | "machine" => (abilities::MACHINES_READ, abilities::MACHINES_WRITE),
+        "project" => (abilities::PROJECTS_READ, abilities::PROJECTS_WRITE),
+        "session" => (abilities::SESSIONS_READ, abilities::SESSIONS_WRITE),
+        _ => return None,
+    })
+}
+
+/// Succeeds when `principal` may join `channel` — it is theirs and their token holds the
+/// family's read ability — and says whether it may also send client events (the write
+/// ability); otherwise `AUTH_006` (403). Every channel not listed here is refused.
+pub async fn authorize(store: &dyn Store, principal: &Principal, channel: &str) -> Result<Access> {
     let forbidden = || {
         ApiError::new(ErrorCode::Forbidden)
             .with_message(format!("You may not subscribe to `{channel}`."))
@@ -58,6 +76,8 @@ pub async fn authorize(store: &dyn Store, principal: &Principal, channel: &str) 
         .and_then(|rest| rest.split_once('.'))
         .ok_or_else(forbidden)?;
     let id: Uuid = rest.parse().map_err(|_| forbidden())?;
+    let (read, write) = abilities_of(kind).ok_or_else(forbidden)?;
+    principal.require(read)?;
     let allowed = match kind {
         "user" => id == principal.user.id,
         "machine" => store.machine(principal.user.id, id).await?.is_some(),
@@ -65,5 +85,10 @@ pub async fn authorize(store: &dyn Store, principal: &Principal, channel: &str) 
         "session" => store.session(principal.user.id, id).await?.is_some(),
         _ => false,
     };
-    if allowed { Ok(()) } else { Err(forbidden()) }
+    if !allowed {
+        return Err(forbidden());
+    }
+    Ok(Access {
+        writable: principal.can(write),
+    })
 }

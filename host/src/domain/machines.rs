@@ -704,10 +704,12 @@ pub async fn wake(
     })?;
     let target = SocketAddr::new(ip, machine.wol_port as u16);
     if !wake_target_allowed(target, &machine, allowed_targets) {
-        return Err(ApiError::new(ErrorCode::WakeOnLanUnsupported).with_message(format!(
-            "Magic packets go to broadcast addresses on port 7 or 9; {target} is neither \
+        return Err(
+            ApiError::new(ErrorCode::WakeOnLanUnsupported).with_message(format!(
+                "Magic packets go to broadcast addresses on port 7 or 9; {target} is neither \
              (the operator can allow it: wake_on_lan.allowed_targets)"
-        )));
+            )),
+        );
     }
     let relayed_by = relay_wake(
         store, links, presence, principal, &machine, &mac_text, target,
@@ -737,7 +739,8 @@ pub async fn wake(
 fn wake_target_allowed(target: SocketAddr, machine: &Machine, allowed: &[String]) -> bool {
     let named = allowed.iter().any(|a| {
         a.parse::<SocketAddr>().is_ok_and(|a| a == target)
-            || a.parse::<std::net::IpAddr>().is_ok_and(|ip| ip == target.ip())
+            || a.parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip == target.ip())
     });
     if named {
         return true;

@@ -71,11 +71,26 @@ pub async fn authenticate(
         if is_ended(&session.status) {
             return Err(unauthenticated("session ended"));
         }
+        if !accounts::parent_is_live(store, row.parent_token_id).await? {
+            return Err(unauthenticated(
+                "the token that started the session is gone",
+            ));
+        }
+        let parent = match row.parent_token_id {
+            Some(id) => store.token(id).await?,
+            None => None,
+        }
+        .ok_or_else(|| unauthenticated("no parent token"))?;
         let user = store
             .user_by_id(row.user_id)
             .await?
             .ok_or_else(|| unauthenticated("user gone"))?;
-        let abilities: Vec<String> = SESSION_ABILITIES.iter().map(|a| (*a).to_owned()).collect();
+        // At most what the token that started the session could do.
+        let abilities: Vec<String> = SESSION_ABILITIES
+            .iter()
+            .filter(|a| abilities::grants(&parent.abilities.0, a))
+            .map(|a| (*a).to_owned())
+            .collect();
         return Ok(Caller {
             principal: Principal {
                 user,
@@ -150,6 +165,7 @@ pub async fn mint_for_session(
             project_id: project.id,
             instance_id: instance_id.clone(),
             created_at: clock::now(),
+            parent_token_id: Some(principal.token_id),
         })
         .await?;
     let report = InstanceReport {

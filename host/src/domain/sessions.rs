@@ -196,6 +196,8 @@ pub async fn create(
         ended_at: None,
         created_at: now,
         updated_at: now,
+        ws_token_parent: Some(principal.token_id),
+        ws_token_write: true,
     };
     store.insert_session(&session).await?;
     set_status(store, bus, session.id, "starting", None).await?;
@@ -447,7 +449,11 @@ pub async fn attach(
 ) -> Result<Attached> {
     let session = get(store, principal, id).await?;
     let secret = TokenSecret::generate(WS_TOKEN_PREFIX);
-    store.set_session_ws_token(id, &secret.hash).await?;
+    // The token watches; it types too only if the caller could (and dies with the caller's).
+    let write = principal.can(abilities::SESSIONS_WRITE);
+    store
+        .set_session_ws_token(id, &secret.hash, principal.token_id, write)
+        .await?;
     let snapshot = if session.mode == "interactive" && !is_ended(&session.status) {
         let request = AgentRequest::SessionSnapshot { session_id: id };
         match links
@@ -470,15 +476,19 @@ pub async fn attach(
     })
 }
 
-/// The session a `ws_` token opens (its channel only).
+/// The session a `ws_` token opens (its channel only), while the token that minted it lives.
 pub async fn by_ws_token(store: &dyn Store, token: &str) -> Result<Session> {
     if !token.starts_with(WS_TOKEN_PREFIX) {
         return Err(ApiError::new(ErrorCode::Unauthenticated));
     }
-    store
+    let session = store
         .session_by_ws_token(&hash_token(token))
         .await?
-        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated))
+        .ok_or_else(|| ApiError::new(ErrorCode::Unauthenticated))?;
+    if !super::accounts::parent_is_live(store, session.ws_token_parent).await? {
+        return Err(ApiError::new(ErrorCode::Unauthenticated));
+    }
+    Ok(session)
 }
 
 /// `client-session:input|resize|terminate` from a socket authorized on the session's channel.
@@ -780,6 +790,8 @@ mod tests {
             ended_at: None,
             created_at: now,
             updated_at: now,
+            ws_token_parent: None,
+            ws_token_write: false,
         };
         assert_eq!(duration(&s, now), (3600, "1h 0m".into()));
         s.ended_at = Some(now - chrono::Duration::seconds(3600 - 125));

@@ -84,6 +84,35 @@ fn channel_auth(app: &PusherApp, socket_id: &str, channel: &str, data: Option<&s
     format!("{}:{}", app.key, hmac_hex(&app.secret, &message))
 }
 
+/// The signature of a watch-only subscription: the same form as [`channel_auth`] (pusher-js
+/// passes it through unchanged), over the message with a suffix no channel name or socket id
+/// can contain. The socket that verifies it knows, from which of the two matches, whether the
+/// subscriber may send client events — whichever host process signed it.
+fn watch_only_auth(app: &PusherApp, socket_id: &str, channel: &str, data: Option<&str>) -> String {
+    let message = match data {
+        Some(data) => format!("{socket_id}:{channel}:{data}\0watch-only"),
+        None => format!("{socket_id}:{channel}\0watch-only"),
+    };
+    format!("{}:{}", app.key, hmac_hex(&app.secret, &message))
+}
+
+/// How a subscription's signature verifies: not at all, watch-only, or in full.
+fn verify_auth(
+    app: &PusherApp,
+    socket_id: &str,
+    channel: &str,
+    data: Option<&str>,
+    auth: &str,
+) -> Option<bool> {
+    if constant_time_eq(auth, &channel_auth(app, socket_id, channel, data)) {
+        Some(true)
+    } else if constant_time_eq(auth, &watch_only_auth(app, socket_id, channel, data)) {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 fn constant_time_eq(a: &str, b: &str) -> bool {
     a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
@@ -205,25 +234,33 @@ pub async fn authorize_channel(
         return Err(ApiError::new(ErrorCode::Forbidden)
             .with_message("Public channels need no authorization."));
     }
-    let member = match caller {
+    let (member, writable) = match caller {
         ChannelCaller::User(principal) => {
-            channels::authorize(state.store(), &principal, &req.channel_name).await?;
-            json!({
+            let access = channels::authorize(state.store(), &principal, &req.channel_name).await?;
+            let member = json!({
                 "user_id": principal.user.id.to_string(),
                 "user_info": { "name": principal.user.name },
-            })
+            });
+            (member, access.writable)
         }
-        // A session's ws_ token opens that session's channel and nothing else.
+        // A session's ws_ token opens that session's channel and nothing else, typing only if
+        // the token that minted it could.
         ChannelCaller::Session(session) => {
             if req.channel_name != sessions::session_channel(session.id) {
                 return Err(ApiError::new(ErrorCode::Forbidden)
                     .with_message("This token only opens its session's channel."));
             }
-            json!({ "user_id": session.user_id.to_string(), "user_info": {} })
+            let member = json!({ "user_id": session.user_id.to_string(), "user_info": {} });
+            (member, session.ws_token_write)
         }
     };
     let channel_data = (kind == ChannelKind::Presence).then(|| member.to_string());
-    let auth = channel_auth(
+    let sign = if writable {
+        channel_auth
+    } else {
+        watch_only_auth
+    };
+    let auth = sign(
         state.pusher(),
         &req.socket_id,
         &req.channel_name,
@@ -296,8 +333,8 @@ async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
 struct Connection {
     socket_id: String,
     handle: SocketHandle,
-    /// Channels this socket is in.
-    channels: HashMap<String, ChannelKind>,
+    /// Channels this socket is in, and whether it may send client events there.
+    channels: HashMap<String, (ChannelKind, bool)>,
 }
 
 #[tracing::instrument(skip_all, fields(socket_id))]
@@ -467,16 +504,15 @@ async fn subscribe(
     let kind = ChannelKind::of(channel);
     let auth = data.get("auth").and_then(Value::as_str).unwrap_or("");
     let channel_data = data.get("channel_data").and_then(Value::as_str);
+    // `Some(writable)` when the signature verifies.
     let authorized = match kind {
-        ChannelKind::Public => true,
-        ChannelKind::Private => {
-            constant_time_eq(auth, &channel_auth(app, &conn.socket_id, channel, None))
+        ChannelKind::Public => Some(false),
+        ChannelKind::Private => verify_auth(app, &conn.socket_id, channel, None, auth),
+        ChannelKind::Presence => {
+            channel_data.and_then(|cd| verify_auth(app, &conn.socket_id, channel, Some(cd), auth))
         }
-        ChannelKind::Presence => channel_data.is_some_and(|cd| {
-            constant_time_eq(auth, &channel_auth(app, &conn.socket_id, channel, Some(cd)))
-        }),
     };
-    if !authorized {
+    let Some(writable) = authorized else {
         tracing::debug!(channel, "subscription refused: bad signature");
         send_frame(
             ws,
@@ -486,7 +522,7 @@ async fn subscribe(
         )
         .await;
         return send_error(ws, 4009, "Connection is unauthorized").await;
-    }
+    };
     let member = match (kind, channel_data) {
         (ChannelKind::Presence, Some(cd)) => {
             let parsed: Value = serde_json::from_str(cd).unwrap_or(Value::Null);
@@ -502,7 +538,7 @@ async fn subscribe(
     let snapshot = state
         .hub()
         .subscribe(channel, &conn.socket_id, conn.handle.clone(), member);
-    conn.channels.insert(channel.to_owned(), kind);
+    conn.channels.insert(channel.to_owned(), (kind, writable));
     let payload = match snapshot {
         Some(s) => json!({ "presence": { "count": s.ids.len(), "ids": s.ids, "hash": s.hash } }),
         None => json!({}),
@@ -529,8 +565,16 @@ async fn client_event(
         return send_error(ws, 4200, "Invalid message format").await;
     };
     match conn.channels.get(&channel) {
-        Some(ChannelKind::Private | ChannelKind::Presence) => {}
-        Some(ChannelKind::Public) => {
+        Some((ChannelKind::Private | ChannelKind::Presence, true)) => {}
+        Some((ChannelKind::Private | ChannelKind::Presence, false)) => {
+            return send_error(
+                ws,
+                4301,
+                "This subscription may only watch: its token lacks the write ability",
+            )
+            .await;
+        }
+        Some((ChannelKind::Public, _)) => {
             return send_error(
                 ws,
                 4301,

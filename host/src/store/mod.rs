@@ -104,6 +104,8 @@ pub trait Store: Send + Sync + 'static {
     /// The token with this SHA-256 hash (revoked or not: the caller judges validity) and its
     /// owner, in one round trip: this is the authentication path.
     async fn token_with_owner(&self, hash: &[u8]) -> StoreResult<Option<(ApiToken, User)>>;
+    /// A token by id (to check the parent of a child token).
+    async fn token(&self, id: Uuid) -> StoreResult<Option<ApiToken>>;
     /// Records use; only moves `last_used_at` forward.
     async fn touch_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()>;
     async fn tokens_of_user(&self, user_id: Uuid) -> StoreResult<Vec<ApiToken>>;
@@ -427,7 +429,14 @@ pub trait Store: Send + Sync + 'static {
         rows: i32,
         now: DateTime<Utc>,
     ) -> StoreResult<()>;
-    async fn set_session_ws_token(&self, id: Uuid, hash: &[u8]) -> StoreResult<()>;
+    /// A new `ws_` token for the session, minted by the API token `parent`.
+    async fn set_session_ws_token(
+        &self,
+        id: Uuid,
+        hash: &[u8],
+        parent: Uuid,
+        write: bool,
+    ) -> StoreResult<()>;
     /// Appends log entries in one transaction and moves `last_seq` to the highest output seq.
     /// An output entry whose `seq` is already logged is skipped (a resend after a reconnect).
     async fn append_session_logs(&self, session_id: Uuid, logs: &[SessionLog]) -> StoreResult<()>;

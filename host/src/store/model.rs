@@ -345,6 +345,11 @@ pub struct Session {
     pub ended_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The API token that minted the `ws_` token: it dies with it.
+    pub ws_token_parent: Option<Uuid>,
+    /// Whether the `ws_` token may type, resize and terminate (its parent had
+    /// `sessions:write`), or only watch.
+    pub ws_token_write: bool,
 }
 
 /// One entry of a session's log.
@@ -478,6 +483,8 @@ pub struct McpSessionToken {
     pub project_id: Uuid,
     pub instance_id: String,
     pub created_at: DateTime<Utc>,
+    /// The API token that started the session: the session token dies with it.
+    pub parent_token_id: Option<Uuid>,
 }
 
 /// A chunk with its cosine distance to a query (search results).

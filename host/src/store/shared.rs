@@ -103,6 +103,11 @@ macro_rules! store_impl {
                 Ok(row.map(TokenWithOwner::into_parts))
             }
 
+            async fn token(&self, id: Uuid) -> StoreResult<Option<ApiToken>> {
+                let query = sqlx::query_as(sql::TOKEN_BY_ID).bind(id);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
             async fn touch_token(&self, id: Uuid, at: DateTime<Utc>) -> StoreResult<()> {
                 let query = sqlx::query(sql::TOUCH_TOKEN).bind(id).bind(at);
                 query.execute(&self.pool).await?;
@@ -916,6 +921,8 @@ macro_rules! store_impl {
                     .bind(x.ended_at)
                     .bind(x.created_at)
                     .bind(x.updated_at)
+                    .bind(x.ws_token_parent)
+                    .bind(x.ws_token_write)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -992,9 +999,15 @@ macro_rules! store_impl {
                 Ok(())
             }
 
-            async fn set_session_ws_token(&self, id: Uuid, hash: &[u8]) -> StoreResult<()> {
+            async fn set_session_ws_token(
+                &self,
+                id: Uuid,
+                hash: &[u8],
+                parent: Uuid,
+                write: bool,
+            ) -> StoreResult<()> {
                 let query = sqlx::query(sql::SET_SESSION_WS_TOKEN).bind(id).bind(hash);
-                query.execute(&self.pool).await?;
+                query.bind(parent).bind(write).execute(&self.pool).await?;
                 Ok(())
             }
 
@@ -1289,6 +1302,7 @@ macro_rules! store_impl {
                     .bind(t.project_id)
                     .bind(&t.instance_id)
                     .bind(t.created_at)
+                    .bind(t.parent_token_id)
                     .execute(&self.pool)
                     .await?;
                 Ok(())

@@ -14,6 +14,7 @@ pub const CONFIRM_USER_EMAIL: &str = "UPDATE users SET \
      avatar_url = COALESCE(avatar_url, $3), updated_at = $2 WHERE id = $1";
 pub const SET_PASSWORD: &str = "UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1";
 
+pub const TOKEN_BY_ID: &str = "SELECT * FROM api_tokens WHERE id = $1";
 pub const INSERT_TOKEN: &str = "INSERT INTO api_tokens \
      (id, user_id, name, token_hash, abilities, last_used_at, expires_at, revoked_at, created_at) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
@@ -272,8 +273,9 @@ pub fn search_words(words: &[String]) -> Vec<String> {
 
 pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, machine_id, user_id, mode, \
      project_path, initial_prompt, status, cols, rows, exit_code, total_tokens, total_cost, \
-     ws_token_hash, last_seq, started_at, ended_at, created_at, updated_at) VALUES \
-     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)";
+     ws_token_hash, last_seq, started_at, ended_at, created_at, updated_at, ws_token_parent, \
+     ws_token_write) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
 pub const SESSION_OF_USER: &str = "SELECT * FROM sessions WHERE user_id = $1 AND id = $2";
 pub const SESSION_BY_ID: &str = "SELECT * FROM sessions WHERE id = $1";
 pub const SESSION_BY_WS_TOKEN: &str = "SELECT * FROM sessions WHERE ws_token_hash = $1";
@@ -288,7 +290,8 @@ pub const SET_SESSION_STATUS: &str = "UPDATE sessions SET status = $2, updated_a
      WHERE id = $1 AND status NOT IN ('completed', 'error', 'terminated') RETURNING *";
 pub const SET_SESSION_SIZE: &str =
     "UPDATE sessions SET cols = $2, rows = $3, updated_at = $4 WHERE id = $1";
-pub const SET_SESSION_WS_TOKEN: &str = "UPDATE sessions SET ws_token_hash = $2 WHERE id = $1";
+pub const SET_SESSION_WS_TOKEN: &str = "UPDATE sessions SET ws_token_hash = $2, \
+     ws_token_parent = $3, ws_token_write = $4 WHERE id = $1";
 pub const ADVANCE_SESSION_SEQ: &str =
     "UPDATE sessions SET last_seq = $2 WHERE id = $1 AND last_seq < $2";
 /// Followed by the rows' `VALUES` (a query builder's `push_values`).
@@ -380,6 +383,6 @@ pub const SET_MCP_STATUS: &str = "UPDATE mcp_servers SET status = $3, last_error
 pub const DELETE_MCP_SERVER: &str = "DELETE FROM mcp_servers WHERE machine_id = $1 AND name = $2";
 
 pub const INSERT_MCP_SESSION_TOKEN: &str = "INSERT INTO mcp_session_tokens \
-     (token_hash, session_id, user_id, project_id, instance_id, created_at) \
-     VALUES ($1, $2, $3, $4, $5, $6)";
+     (token_hash, session_id, user_id, project_id, instance_id, created_at, parent_token_id) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub const MCP_SESSION_TOKEN: &str = "SELECT * FROM mcp_session_tokens WHERE token_hash = $1";
