@@ -329,6 +329,17 @@ on_both_stores! {
         assert_eq!(error_code(&other), "VAL_001");
         let own = call(&as_session, "list_tasks", json!({})).await;
         assert_eq!(data(&own), json!([]));
+        // It claims, releases, claims again and completes a task of its project, as itself.
+        let task = app.post(&format!("/api/projects/{project_id}/tasks"), Some(&token), json!({"title": "via the session"})).await;
+        task.expect(201);
+        let task_id = task.body["data"]["id"].as_str().unwrap().to_owned();
+        let claimed = call(&as_session, "claim_task", json!({"task_id": task_id})).await;
+        assert_eq!(data(&claimed)["task"]["assigned_to"], instance.as_str(), "{:?}", claimed.structured_content);
+        let released = call(&as_session, "release_task", json!({"task_id": task_id, "reason": "later"})).await;
+        assert_eq!(data(&released)["status"], "pending", "{:?}", released.structured_content);
+        call(&as_session, "claim_task", json!({"task_id": task_id})).await;
+        let done = call(&as_session, "complete_task", json!({"task_id": task_id, "summary": "done"})).await;
+        assert_eq!(data(&done)["status"], "completed", "{:?}", done.structured_content);
         as_session.cancel().await.unwrap();
         let rest_with_session_token = app.get(&format!("/api/projects/{project_id}"), Some(&session_token)).await;
         rest_with_session_token.expect(401);

@@ -500,7 +500,9 @@ impl Tools {
         }
         // A session token works in its project: a task of another project is not found.
         if caller.fixed && spec.path.starts_with("/api/tasks/") {
-            let task = self.dispatch(caller, Method::GET, &path, None).await;
+            // `/api/tasks/{id}` of `/api/tasks/{id}/claim` and the like.
+            let task_path = path.split('/').take(4).collect::<Vec<_>>().join("/");
+            let task = self.dispatch(caller, Method::GET, &task_path, None).await;
             match task {
                 Ok(task) if task["project_id"].as_str() == project.as_deref() => {}
                 Ok(_) => return tool_error("TSK_001", "Task not found", None),
