@@ -13,7 +13,7 @@ cargo build --workspace --all-targets --locked
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
-scripts/with-postgres.sh cargo test --workspace --locked "$@" 2>&1 | tee "$log" || status=$?
+scripts/with-postgres.sh cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\n%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

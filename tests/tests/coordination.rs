@@ -289,6 +289,18 @@ on_both_stores! {
         assert_eq!(taken.body["error"]["details"]["locked_by"], "instance_1");
         assert_eq!(taken.body["error"]["details"]["reason"], "Refactoring authentication");
 
+        // A pattern built to make a backtracking matcher explode is answered at once (it held
+        // the write lock for seconds); one with too many wildcards is refused.
+        app.post(&url(""), Some(&token), json!({"path": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "instance_id": "instance_4"})).await.expect(201);
+        let starred = app.post(&url(""), Some(&token), json!({"path": "****************b", "instance_id": "instance_5"})).await;
+        starred.expect(201);
+        let checked = app.post(&url("/check"), Some(&token), json!({"path": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaab"})).await;
+        assert_eq!(checked.body["data"]["locked"], true, "{}", checked.text);
+        let wild = app.post(&url(""), Some(&token), json!({"path": "*****************b", "instance_id": "instance_6"})).await;
+        field_error(&wild, "path");
+        app.post(&url("/release"), Some(&token), json!({"path": "****************b", "instance_id": "instance_5"})).await.expect(200);
+        app.post(&url("/release"), Some(&token), json!({"path": "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "instance_id": "instance_4"})).await.expect(200);
+
         // Globs conflict with what they overlap, in both directions.
         let glob = app.post(&url(""), Some(&token), json!({"path": "src/**", "instance_id": "instance_2"})).await;
         glob.expect(409);
@@ -345,7 +357,7 @@ on_both_stores! {
 
         let activity = app.get(&format!("/api/projects/{project}/activity?limit=500"), Some(&token)).await;
         let unlocked = activity.body["data"].as_array().unwrap().iter().filter(|a| a["type"] == "file_unlocked").count();
-        assert_eq!(unlocked, 5, "every release is logged");
+        assert_eq!(unlocked, 7, "every release is logged (two of them after the pattern checks)");
     }
 
     async fn two_hundred_fifty_six_concurrent_lockers_one_holder(db: TestDb) {

@@ -46,6 +46,7 @@ pub fn normalize_path(project_root: &str, raw: &str) -> std::result::Result<Stri
     if joined.len() > 1024 {
         return Err("The path may not be longer than 1024 characters.");
     }
+    check_glob(&joined)?;
     Ok(joined)
 }
 
@@ -53,31 +54,69 @@ fn is_glob(path: &str) -> bool {
     path.contains(['*', '?', '['])
 }
 
+/// Longest glob accepted, and most wildcards in one: with the matcher below, the cost of a
+/// comparison grows with the product of the lengths, so both are kept small.
+pub const MAX_GLOB_CHARS: usize = 256;
+pub const MAX_GLOB_WILDCARDS: usize = 16;
+
+/// Why a glob is not accepted, if it is not.
+pub fn check_glob(path: &str) -> std::result::Result<(), &'static str> {
+    if !is_glob(path) {
+        return Ok(());
+    }
+    if path.len() > MAX_GLOB_CHARS {
+        return Err("A pattern may not be longer than 256 characters.");
+    }
+    if path.matches(['*', '?']).count() > MAX_GLOB_WILDCARDS {
+        return Err("A pattern may hold at most 16 wildcards.");
+    }
+    Ok(())
+}
+
 /// Whether `pattern` (segments with `*`, `?`, and `**` for any number of segments) matches
 /// the literal `path`.
+///
+/// Dynamic programming over positions, never backtracking: time grows with
+/// `len(pattern) × len(path)` whatever the pattern (a backtracking matcher takes exponential
+/// time on `************b` against `aaaa…`).
 pub fn glob_matches(pattern: &str, path: &str) -> bool {
-    fn segments(p: &[&str], s: &[&str]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(&"**"), _) => segments(&p[1..], s) || (!s.is_empty() && segments(p, &s[1..])),
-            (Some(pat), Some(seg)) => {
-                segment(pat.as_bytes(), seg.as_bytes()) && segments(&p[1..], &s[1..])
-            }
-            _ => false,
+    let p: Vec<&[u8]> = pattern.split('/').map(str::as_bytes).collect();
+    let s: Vec<&[u8]> = path.split('/').map(str::as_bytes).collect();
+    // ok[j]: the pattern's segments from i on match the path's segments from j on.
+    let mut ok = vec![false; s.len() + 1];
+    ok[s.len()] = true;
+    for i in (0..p.len()).rev() {
+        let mut row = vec![false; s.len() + 1];
+        for j in (0..=s.len()).rev() {
+            row[j] = if p[i] == b"**" {
+                // Zero segments, or one more.
+                ok[j] || (j < s.len() && row[j + 1])
+            } else {
+                j < s.len() && ok[j + 1] && segment_matches(p[i], s[j])
+            };
         }
+        ok = row;
     }
-    fn segment(p: &[u8], s: &[u8]) -> bool {
-        match (p.first(), s.first()) {
-            (None, None) => true,
-            (Some(b'*'), _) => segment(&p[1..], s) || (!s.is_empty() && segment(p, &s[1..])),
-            (Some(b'?'), Some(_)) => segment(&p[1..], &s[1..]),
-            (Some(a), Some(b)) if a == b => segment(&p[1..], &s[1..]),
-            _ => false,
+    ok[0]
+}
+
+/// One segment against a pattern segment with `*` and `?`, by the same kind of table.
+fn segment_matches(p: &[u8], s: &[u8]) -> bool {
+    // ok[j]: p[i..] matches s[j..].
+    let mut ok = vec![false; s.len() + 1];
+    ok[s.len()] = true;
+    for i in (0..p.len()).rev() {
+        let mut row = vec![false; s.len() + 1];
+        for j in (0..=s.len()).rev() {
+            row[j] = match p[i] {
+                b'*' => ok[j] || (j < s.len() && row[j + 1]),
+                b'?' => j < s.len() && ok[j + 1],
+                c => j < s.len() && s[j] == c && ok[j + 1],
+            };
         }
+        ok = row;
     }
-    let p: Vec<&str> = pattern.split('/').collect();
-    let s: Vec<&str> = path.split('/').collect();
-    segments(&p, &s)
+    ok[0]
 }
 
 /// Whether two lock paths can cover a common file. Two globs are compared by their literal
@@ -440,5 +479,31 @@ mod tests {
         assert!(overlaps("src/**", "src/auth/**"));
         assert!(!overlaps("src/**", "docs/**"));
         assert!(overlaps("a.rs", "a.rs") && !overlaps("a.rs", "b.rs"));
+        assert!(glob_matches("**", "a/b/c") && glob_matches("a/**/c", "a/c"));
+        assert!(
+            glob_matches("a/**/c/*.rs", "a/x/y/c/m.rs")
+                && !glob_matches("a/**/c/*.rs", "a/x/c/d/m.rs")
+        );
+        assert!(glob_matches("*a*b*", "xxaxxbxx") && !glob_matches("*a*b*", "xxbxxaxx"));
+        assert!(!glob_matches("src/?.rs", "src/ab.rs") && glob_matches("*", "anything"));
+    }
+
+    #[test]
+    fn patterns_that_make_backtracking_explode_are_answered_at_once() {
+        // Exponential for a backtracking matcher (the lock check ran 3.6 s on twelve stars,
+        // inside the store's write transaction); a table lookup here.
+        let stars = "*".repeat(MAX_GLOB_WILDCARDS);
+        let path = "a".repeat(1000);
+        assert!(!glob_matches(&format!("{stars}b"), &path));
+        assert!(glob_matches(&format!("{stars}a"), &path));
+        let deep = ["**"; 8].join("/");
+        let segments = vec!["a"; 500].join("/");
+        assert!(!glob_matches(&format!("{deep}/b"), &segments));
+        assert!(check_glob(&format!("{stars}*b")).is_err());
+        assert!(check_glob(&format!("{}*", "a".repeat(MAX_GLOB_CHARS))).is_err());
+        assert!(
+            check_glob(&"a".repeat(1000)).is_ok(),
+            "literal paths keep their own limit"
+        );
     }
 }
