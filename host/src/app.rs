@@ -106,10 +106,12 @@ impl AppState {
     /// Builds the state around an open store; fails on unusable mail or OAuth settings.
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         let limits = &config.rate_limits;
-        let auth_limiter = RateLimiter::new(limits.auth_per_minute);
-        let login_limiter = RateLimiter::new(limits.login_per_account_per_minute);
-        let api_limiter = RateLimiter::new(limits.api_per_minute);
-        let websocket_limiter = RateLimiter::new(limits.websocket_per_minute);
+        let proxies = crate::http::rate_limit::TrustedProxies::parse(&limits.trusted_proxies)?;
+        let limiter = |limit| RateLimiter::with_proxies(limit, proxies.clone());
+        let auth_limiter = limiter(limits.auth_per_minute);
+        let login_limiter = limiter(limits.login_per_account_per_minute);
+        let api_limiter = limiter(limits.api_per_minute);
+        let websocket_limiter = limiter(limits.websocket_per_minute);
         let mailer = Mailer::from_settings(&config.mail)?;
         let oauth = OAuth::new(config.oauth.clone(), config.public_url())?;
         let presence = PresenceSettings::from_settings(&config.agent_link);

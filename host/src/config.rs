@@ -250,12 +250,16 @@ impl Default for AgentLinkSettings {
 pub struct RateLimits {
     /// Authentication endpoints, counted per client IP.
     pub auth_per_minute: u32,
-    /// Login attempts per account (e-mail), on top of the per-IP limit.
+    /// Login attempts per account (e-mail) from one client address, on top of the per-IP
+    /// limit: someone elsewhere cannot lock a person out.
     pub login_per_account_per_minute: u32,
     /// Authenticated API, counted per bearer token.
     pub api_per_minute: u32,
     /// New realtime WebSocket connections (`/app/{key}`), counted per client IP.
     pub websocket_per_minute: u32,
+    /// Proxies (`ip` or `ip/prefix`) whose `X-Forwarded-For` names the client; nobody else's
+    /// is believed.
+    pub trusted_proxies: Vec<String>,
 }
 
 impl Default for RateLimits {
@@ -265,6 +269,7 @@ impl Default for RateLimits {
             login_per_account_per_minute: 5,
             api_per_minute: 1000,
             websocket_per_minute: 10,
+            trusted_proxies: Vec::new(),
         }
     }
 }

@@ -86,6 +86,7 @@ impl TestDb {
                 login_per_account_per_minute: 10_000,
                 api_per_minute: 10_000,
                 websocket_per_minute: 10_000,
+                trusted_proxies: Vec::new(),
             },
             // Test builds compile components unoptimised (and beside other tests): a budget
             // meant for a release build would refuse the 18 MB Python plugin.

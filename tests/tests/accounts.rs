@@ -236,6 +236,47 @@ on_both_stores! {
         assert_eq!(ip_limited.header("x-ratelimit-limit"), "4");
     }
 
+    async fn nobody_elsewhere_can_lock_an_account_and_invented_tokens_count_against_their_address(db: TestDb) {
+        // Behind a proxy the operator trusts (the test client, on loopback), the forwarded
+        // address is the client.
+        let app = TestApp::spawn_with(db, |c| {
+            c.rate_limits.login_per_account_per_minute = 2;
+            c.rate_limits.api_per_minute = 5;
+            c.rate_limits.trusted_proxies = vec!["127.0.0.1".into(), "::1".into()];
+        }).await;
+        let (_, token) = app.user_with_token("ada@example.com").await;
+        let login_from = async |address: &str, password: &str| {
+            let response = app.client.post(format!("{}/api/auth/login", app.base_url))
+                .header("x-forwarded-for", address)
+                .json(&json!({"email": "ada@example.com", "password": password}))
+                .send().await.unwrap();
+            response.status().as_u16()
+        };
+        // An attacker at one address fails until refused...
+        assert_eq!(login_from("203.0.113.7", "wrong password").await, 401);
+        assert_eq!(login_from("203.0.113.7", "wrong password").await, 401);
+        assert_eq!(login_from("203.0.113.7", "wrong password").await, 429);
+        // ...and the account's owner, elsewhere, still signs in.
+        assert_eq!(login_from("198.51.100.20", claudenest_e2e::TEST_PASSWORD).await, 200);
+
+        // Invented bearer tokens get no counters of their own: they count against the address,
+        // which is refused once over the limit, while a real token keeps working.
+        app.get("/api/auth/me", Some(&token)).await.expect(200);
+        let limiter = app.state.api_limiter();
+        let before = limiter.tracked();
+        let mut statuses = Vec::new();
+        for i in 0..50 {
+            let fake = format!("cn_{i:0>40}");
+            let response = app.client.get(format!("{}/api/auth/me", app.base_url)).bearer_auth(&fake)
+                .header("x-forwarded-for", "203.0.113.9").send().await.unwrap();
+            statuses.push(response.status().as_u16());
+        }
+        assert_eq!(&statuses[..5], &[401; 5]);
+        assert!(statuses[5..].iter().all(|s| *s == 429), "{statuses:?}");
+        assert!(limiter.tracked() <= before + 1, "{} keys for one address", limiter.tracked());
+        app.get("/api/auth/me", Some(&token)).await.expect(200);
+    }
+
     async fn oauth_creates_a_verified_account_and_signs_it_in_again(db: TestDb) {
         let idp = FakeIdp::start().await;
         let app = oauth_app(db, &idp).await;

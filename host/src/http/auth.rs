@@ -48,6 +48,25 @@ impl FromRequestParts<AppState> for AuthUser {
     }
 }
 
+/// The client's address: the peer's, or behind a proxy the operator trusts the one it
+/// forwarded (`rate_limits.trusted_proxies`).
+pub struct ClientAddress(pub std::net::IpAddr);
+
+impl FromRequestParts<AppState> for ClientAddress {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self> {
+        let peer = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|info| info.0.ip())
+            .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+        Ok(ClientAddress(
+            state.login_limiter().proxies().client(peer, &parts.headers),
+        ))
+    }
+}
+
 /// Sign-in routes: rate limited per client IP (API §13).
 pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
@@ -256,12 +275,16 @@ pub async fn register(
     ))]
 pub async fn login(
     State(state): State<AppState>,
+    ClientAddress(address): ClientAddress,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Reply<SignInData>> {
     let email = accounts::normalize_email(&req.email);
+    // Per account *and* address: guessing from one place is slowed, and nobody elsewhere can
+    // lock the account's owner out by failing on purpose.
+    let from = super::rate_limit::address_key(address);
     state
         .login_limiter()
-        .check(&[b"login:", email.as_bytes()])?;
+        .check(&[b"login:", email.as_bytes(), b"|", &from])?;
     let signed_in = accounts::login(
         state.store(),
         &email,
