@@ -39,6 +39,7 @@ struct Inner {
     bus: Arc<EventBus>,
     hub: Arc<Hub>,
     pusher: PusherApp,
+    secrets: crate::secrets::SecretBox,
     embedder: crate::embed::SharedEmbedder,
     embed_worker: crate::domain::context::EmbedWorker,
     /// Made on first use: most hosts never run a plugin, and its engine reserves address space.
@@ -51,6 +52,20 @@ pub struct PusherApp {
     pub id: String,
     pub key: String,
     pub secret: String,
+}
+
+/// Makes `dir` (and its parents) if needed and keeps it readable by its owner only: it holds
+/// the database, keys and compiled plugins.
+pub fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, PermissionsExt as _};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| anyhow::anyhow!("creating {}: {e}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .map_err(|e| anyhow::anyhow!("making {} private: {e}", dir.display()))?;
+    Ok(())
 }
 
 /// The configured secret, else the one kept in `<data_dir>/pusher-secret` (made on first run).
@@ -105,6 +120,7 @@ impl AppState {
 
     /// Builds the state around an open store; fails on unusable mail or OAuth settings.
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
+        private_dir(&config.data_dir)?;
         let limits = &config.rate_limits;
         let proxies = crate::http::rate_limit::TrustedProxies::parse(&limits.trusted_proxies)?;
         let limiter = |limit| RateLimiter::with_proxies(limit, proxies.clone());
@@ -120,6 +136,10 @@ impl AppState {
             key: config.pusher_app_key.clone(),
             secret: pusher_secret(&config)?,
         };
+        let secrets = crate::secrets::SecretBox::load(
+            config.secret_key.as_ref().map(|s| s.expose()),
+            &config.data_dir,
+        )?;
         let bus = EventBus::new();
         let hub = Hub::new();
         let shutdown = CancellationToken::new();
@@ -151,6 +171,7 @@ impl AppState {
                 bus,
                 hub,
                 pusher,
+                secrets,
                 plugins: tokio::sync::OnceCell::new(),
                 embedder,
                 embed_worker,
@@ -259,6 +280,7 @@ impl AppState {
             links: self.agent_links(),
             plugins: self.plugins().await?,
             presence: *self.presence(),
+            secrets: &self.inner.secrets,
         })
     }
 

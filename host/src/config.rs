@@ -54,6 +54,10 @@ pub struct Config {
     /// Signs channel authorizations and publishing requests. Default: generated on first run
     /// and kept in `<data_dir>/pusher-secret` (0600). Set it when several hosts share a database.
     pub pusher_app_secret: Option<Secret>,
+    /// Seals secrets stored in the database (MCP servers' `env` values): 64 hex digits.
+    /// Default: generated on first run and kept in `<data_dir>/secret-key` (0600). Set the same
+    /// one on every host sharing a database.
+    pub secret_key: Option<Secret>,
     /// Largest inbound WebSocket message; larger ones close the socket with 1009.
     pub pusher_max_message_bytes: usize,
     /// Seconds of silence after which the server pings a client (and told to clients).
@@ -354,6 +358,7 @@ impl Default for Config {
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
+            secret_key: None,
             pusher_max_message_bytes: 10 * 1024,
             pusher_activity_timeout_secs: 30,
         }
@@ -431,6 +436,7 @@ const KEYS: &[&str] = &[
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",
+    "secret_key",
     "pusher_max_message_bytes",
     "pusher_activity_timeout_secs",
 ];

@@ -23,6 +23,7 @@ pub mod links;
 pub mod plugins;
 pub mod protocol;
 pub mod realtime;
+pub mod secrets;
 pub mod server;
 pub mod store;
 pub mod telemetry;

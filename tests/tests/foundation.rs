@@ -239,3 +239,31 @@ async fn openapi_document_lists_every_route_and_only_real_ones() {
         "error responses are described"
     );
 }
+
+/// The data directory and the SQLite files are private to the host's user: they hold the
+/// database (sealed MCP secrets among it), the Pusher secret, the sealing key and compiled
+/// plugins.
+#[tokio::test]
+async fn the_data_directory_and_database_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = TestApp::spawn(db).await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    app.get("/api/auth/me", Some(&token)).await.expect(200);
+    let dir = app.state.config().data_dir.clone();
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&dir), 0o700, "{}", dir.display());
+    let url = app.state.config().effective_database_url();
+    let file = std::path::PathBuf::from(url.trim_start_matches("sqlite://"));
+    for suffix in ["", "-wal", "-shm"] {
+        let path = std::path::PathBuf::from(format!("{}{suffix}", file.display()));
+        if path.exists() {
+            assert_eq!(mode(&path), 0o600, "{}", path.display());
+        }
+    }
+    for name in ["pusher-secret", "secret-key"] {
+        assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
+    }
+}

@@ -134,6 +134,10 @@ on_both_stores! {
         assert_eq!(added.body["data"]["status"], "stopped");
         assert_eq!(added.body["data"]["env_keys"], json!(["CLAUDENEST_TEST_SECRET"]));
         assert!(!added.text.contains("s3cret-value"), "{}", added.text);
+        // Sealed in the database: someone who reads it does not read the value.
+        let stored = app.state.store().mcp_server(machine, "everything").await.unwrap().unwrap();
+        let value = &stored.env.0["CLAUDENEST_TEST_SECRET"];
+        assert!(value.starts_with("enc1:") && !value.contains("s3cret"), "{value}");
         let dup = app.post(&base, Some(&token), json!({"name": "everything", "command": "node"})).await;
         dup.expect(422);
         assert!(dup.body["error"]["errors"]["name"].is_array());

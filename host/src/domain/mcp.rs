@@ -238,7 +238,7 @@ pub async fn create(
         updated_at: now,
     };
     validate(deps.store, principal.user.id, &row).await?;
-    match deps.store.insert_mcp_server(&row).await {
+    match deps.store.insert_mcp_server(&sealed(deps, &row)).await {
         Err(crate::store::StoreError::Conflict) => {
             return Err(ApiError::invalid_field(
                 "name",
@@ -261,6 +261,8 @@ pub async fn update(
     principal.require(abilities::MCP_WRITE)?;
     super::machines::owned(deps.store, principal, machine_id).await?;
     let mut row = server_of(deps.store, machine_id, name).await?;
+    // Validated and kept as values; sealed again (with fresh nonces) when stored.
+    row.env = Json(opened_env(deps, &row)?);
     if let Some(v) = patch.display_name {
         row.display_name = v;
     }
@@ -287,7 +289,7 @@ pub async fn update(
     }
     row.updated_at = clock::now();
     validate(deps.store, principal.user.id, &row).await?;
-    deps.store.update_mcp_server(&row).await?;
+    deps.store.update_mcp_server(&sealed(deps, &row)).await?;
     Ok(row)
 }
 
@@ -313,15 +315,38 @@ pub async fn delete(
     Ok(())
 }
 
-fn spec(row: &McpServerRow) -> McpSpec {
-    McpSpec {
+/// The row as stored: `env` values sealed (docs/security.md), names in the clear.
+fn sealed(deps: Deps<'_>, row: &McpServerRow) -> McpServerRow {
+    let env = row
+        .env
+        .0
+        .iter()
+        .map(|(k, v)| (k.clone(), deps.secrets.seal(v)))
+        .collect();
+    McpServerRow {
+        env: Json(env),
+        ..row.clone()
+    }
+}
+
+/// A stored row's `env` values, opened.
+fn opened_env(deps: Deps<'_>, row: &McpServerRow) -> Result<BTreeMap<String, String>> {
+    row.env
+        .0
+        .iter()
+        .map(|(k, v)| Ok((k.clone(), deps.secrets.open(v).map_err(ApiError::internal)?)))
+        .collect()
+}
+
+fn spec(deps: Deps<'_>, row: &McpServerRow) -> Result<McpSpec> {
+    Ok(McpSpec {
         name: row.name.clone(),
         transport: row.transport.clone(),
         command: row.command.clone(),
         args: row.args.0.clone(),
-        env: row.env.0.clone(),
+        env: opened_env(deps, row)?,
         url: row.url.clone(),
-    }
+    })
 }
 
 async fn set_status(store: &dyn Store, row: &McpServerRow, update: McpStatusUpdate) -> Result<()> {
@@ -360,7 +385,9 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
         wasm_tools(deps, machine, row).await
     } else {
         set_status(deps.store, row, McpStatusUpdate::to("starting")).await?;
-        let request = AgentRequest::McpStart { server: spec(row) };
+        let request = AgentRequest::McpStart {
+            server: spec(deps, row)?,
+        };
         match deps.links.request(machine.id, request, START_TIMEOUT).await {
             Ok(reply) => Ok(reply
                 .get("tools")

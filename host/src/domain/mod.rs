@@ -26,6 +26,8 @@ pub struct Deps<'a> {
     pub links: &'a dyn crate::links::AgentLinks,
     pub plugins: &'a std::sync::Arc<crate::plugins::runtime::PluginRuntime>,
     pub presence: machines::PresenceSettings,
+    /// Seals secrets stored in the database.
+    pub secrets: &'a crate::secrets::SecretBox,
 }
 
 impl Deps<'_> {
