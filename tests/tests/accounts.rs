@@ -310,7 +310,9 @@ on_both_stores! {
     async fn oauth_links_only_by_verified_email(db: TestDb) {
         let idp = FakeIdp::start().await;
         let app = oauth_app(db, &idp).await;
-        let (ada, _) = app.user_with_token("ada@example.com").await;
+        // Someone registered Ada's address with a password before she ever came (nothing
+        // proved the address was theirs).
+        let (ada, squatter_token) = app.user_with_token("ada@example.com").await;
 
         idp.sign_in_as(FakeIdentity { subject: "77".into(), email: "ada@example.com".into(),
                                       email_verified: false, name: "Ada".into() });
@@ -327,8 +329,19 @@ on_both_stores! {
         assert_eq!(linked.body["data"]["user"]["id"], ada.id.to_string());
         assert!(linked.body["data"]["user"]["email_verified_at"].is_string());
         assert_eq!(linked.body["data"]["user"]["avatar_url"], "https://example.com/octo.png");
-        // The password still works too.
-        app.post("/api/auth/login", None, json!({"email": "ada@example.com", "password": TEST_PASSWORD})).await.expect(200);
+        // The provider proved the address; the password nobody proved and every token made
+        // with it are gone, so whoever registered first keeps no way in.
+        let login = app.post("/api/auth/login", None, json!({"email": "ada@example.com", "password": TEST_PASSWORD})).await;
+        login.expect(401);
+        app.get("/api/auth/me", Some(&squatter_token)).await.expect(401);
+        let token = linked.body["data"]["token"].as_str().unwrap();
+        app.get("/api/auth/me", Some(token)).await.expect(200);
+        // Once verified, later links leave the account as it is.
+        idp.sign_in_as(FakeIdentity { subject: "78".into(), email: "ada@example.com".into(),
+                                      email_verified: true, name: "Ada".into() });
+        let url = oauth_redirect(&app, "google").await;
+        app.get(&approve_at_provider(&app, &url).await, None).await.expect(200);
+        app.get("/api/auth/me", Some(token)).await.expect(200);
     }
 
     async fn password_reset_by_mail_revokes_old_tokens(db: TestDb) {

@@ -241,7 +241,7 @@ on_both_stores! {
             store.insert_token(&token(owner, hash)).await.unwrap();
         }
         let at = clock::now();
-        store.reset_password(ada.id, "$argon2id$new", at).await.unwrap();
+        store.reset_password(ada.id, Some("$argon2id$new"), at).await.unwrap();
         let ada_now = store.user_by_id(ada.id).await.unwrap().unwrap();
         assert_eq!(ada_now.password_hash.as_deref(), Some("$argon2id$new"));
         assert_eq!(ada_now.updated_at, at);

@@ -4,7 +4,10 @@
 //! Account matching, in order: an identity already linked to the provider's user id; else an
 //! existing account with the same address **only if the provider says the address is
 //! verified** (then linked); else a new account. An unverified address that belongs to an
-//! existing account is refused (`AUTH_008`) rather than linked.
+//! existing account is refused (`AUTH_008`) rather than linked. Linking into an account whose
+//! address ClaudeNest never saw verified, and which has a password, clears the password and
+//! revokes every token first: whoever registered the address before its owner came loses
+//! the account (no pre-account takeover).
 
 use std::{str::FromStr, time::Duration as StdDuration};
 
@@ -372,6 +375,13 @@ pub async fn sign_in_or_create(
                 "An account with this email exists and the provider has not verified the \
                  address: sign in with your password instead.",
             ));
+        }
+        if existing.email_verified_at.is_none() && existing.password_hash.is_some() {
+            // Whoever set this password never proved the address; the provider just did. The
+            // password and every token go, so an account registered in wait for the
+            // address's owner keeps nobody else inside it.
+            store.reset_password(existing.id, None, now).await?;
+            tracing::warn!(user_id = %existing.id, provider = provider.as_str(), "linking a verified address to an account nobody verified: its password and tokens are revoked");
         }
         store.insert_oauth_identity(&identity(existing.id)).await?;
         store

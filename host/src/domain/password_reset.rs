@@ -117,7 +117,9 @@ pub async fn reset(store: &dyn Store, form: ResetForm) -> Result<()> {
         .consume_password_reset(user.id, &hash, now)
         .await?
         .ok_or_else(invalid)?;
-    store.reset_password(user.id, &password_hash, now).await?;
+    store
+        .reset_password(user.id, Some(&password_hash), now)
+        .await?;
     tracing::info!(user_id = %user.id, "password reset; all tokens revoked");
     Ok(())
 }

@@ -92,11 +92,12 @@ pub trait Store: Send + Sync + 'static {
         at: DateTime<Utc>,
         avatar_url: Option<&str>,
     ) -> StoreResult<()>;
-    /// Replaces the password hash and revokes every token of the user, atomically.
+    /// Replaces the password hash (`None`: no password) and revokes every token of the user,
+    /// atomically.
     async fn reset_password(
         &self,
         user_id: Uuid,
-        password_hash: &str,
+        password_hash: Option<&str>,
         at: DateTime<Utc>,
     ) -> StoreResult<()>;
 

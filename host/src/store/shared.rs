@@ -67,7 +67,7 @@ macro_rules! store_impl {
             async fn reset_password(
                 &self,
                 user_id: Uuid,
-                password_hash: &str,
+                password_hash: Option<&str>,
                 at: DateTime<Utc>,
             ) -> StoreResult<()> {
                 let mut tx = self.pool.begin().await?;
