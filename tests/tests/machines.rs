@@ -527,3 +527,63 @@ async fn an_agent_linked_to_another_host_process_is_reached_through_the_relay() 
         agent.log()
     );
 }
+
+/// An agent that floods skill reports is cut off once they arrive faster than they are applied
+/// (the host's queue is bounded), and a folder cannot grow a machine past its skill cap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn skill_report_floods_are_bounded() {
+    let db = TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = TestApp::spawn_with(db, fast_links).await;
+    let (_, ada) = app.user_with_token("ada@example.com").await;
+    let (id, token) = app.register_machine(&ada, json!({"name": "raw"})).await;
+    let mut link = RawLink::connect(&app, &token).await.unwrap();
+    assert_eq!(link.hello().await["type"], "welcome");
+    let skill = |n: usize| {
+        json!({"path": format!("s{n}"), "modified": "2026-12-01T00:00:00Z",
+               "content": format!("---\nname: s{n}\ndescription: skill {n}\n---\nDo {n}.\n")})
+    };
+    // 600 new skills in one report: only the cap is taken.
+    let many: Vec<Value> = (0..600).map(skill).collect();
+    link.send(json!({"type": "skills_report", "skills": many}))
+        .await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let count = app.state.store().skills(id).await.unwrap().len();
+        if count >= claudenest::domain::skills::MAX_SKILLS_PER_MACHINE {
+            assert_eq!(count, claudenest::domain::skills::MAX_SKILLS_PER_MACHINE);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "only {count} skills applied"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A flood of reports: the link is closed with 1008, the host keeps answering.
+    let frames: Vec<Value> = (0..2000)
+        .map(|i| json!({"type": "skills_report", "skills": [skill(i % 50)]}))
+        .collect();
+    let mut closed = None;
+    for frame in frames {
+        if link
+            .socket
+            .send(Message::Text(frame.to_string().into()))
+            .await
+            .is_err()
+        {
+            break;
+        }
+    }
+    while let Ok(Some(Ok(frame))) =
+        tokio::time::timeout(Duration::from_secs(10), link.socket.next()).await
+    {
+        if let Message::Close(frame) = frame {
+            closed = frame.map(|f| u16::from(f.code));
+            break;
+        }
+    }
+    assert_eq!(closed, Some(1008));
+    app.get("/api/health", None).await.expect(200);
+}

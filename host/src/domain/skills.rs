@@ -617,9 +617,10 @@ async fn reconcile(
         .map(|d| (d.path.clone(), d))
         .collect();
     if let Some(present) = present {
+        let present: std::collections::HashSet<String> = present.into_iter().collect();
         // Rows of paths the folder does not have: absent on disk. (Those it has and were not
         // in this frame came in the frames before.)
-        for path in rows.keys().filter(|p| !present.contains(p)) {
+        for path in rows.keys().filter(|p| !present.contains(*p)) {
             reported.entry(path.clone()).or_insert_with(|| DiskSkill {
                 path: path.clone(),
                 content: None,
@@ -627,12 +628,24 @@ async fn reconcile(
             });
         }
     }
+    let mut count = rows.len();
     for (path, seen) in reported {
         let row = rows.remove(&path);
+        if row.is_none() && seen.content.is_some() {
+            // A folder cannot grow the store without bound.
+            if count >= MAX_SKILLS_PER_MACHINE {
+                tracing::warn!(machine_id = %machine.id, %path, "the machine has {MAX_SKILLS_PER_MACHINE} skills; a new one from its folder is not taken");
+                continue;
+            }
+            count += 1;
+        }
         reconcile_one(deps, machine, row, seen).await?;
     }
     Ok(())
 }
+
+/// Skills one machine may hold (its folder's and the API's together).
+pub const MAX_SKILLS_PER_MACHINE: usize = 500;
 
 async fn reconcile_one(
     deps: Deps<'_>,

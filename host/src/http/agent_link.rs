@@ -207,10 +207,15 @@ struct LinkIo<'a> {
     outbox: &'a mut tokio::sync::mpsc::Receiver<HostMessage>,
     streams: &'a mut sessions::OutputStreams,
     /// Skill folder reports, handled in order by the machine's sync task.
-    skill_reports: &'a tokio::sync::mpsc::UnboundedSender<SkillReport>,
+    skill_reports: &'a tokio::sync::mpsc::Sender<SkillReport>,
 }
 
 type SkillReport = (Vec<protocol::DiskSkill>, Option<Vec<String>>);
+
+/// Skill reports waiting to be applied. An agent polls its folder every few seconds; one that
+/// sends faster than the host applies them is cut off (it sends a full report when it links
+/// again, so nothing is lost), and the host's memory stays bounded.
+const SKILL_REPORT_QUEUE: usize = 16;
 
 /// Work a new link starts beside its loop: the machine's MCP servers (auto-start), and the
 /// task that applies its skill reports one after another (each may ask the agent to write, so
@@ -218,8 +223,8 @@ type SkillReport = (Vec<protocol::DiskSkill>, Option<Vec<String>>);
 fn spawn_machine_work(
     state: &AppState,
     machine: &Machine,
-) -> tokio::sync::mpsc::UnboundedSender<SkillReport> {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<SkillReport>();
+) -> tokio::sync::mpsc::Sender<SkillReport> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<SkillReport>(SKILL_REPORT_QUEUE);
     let (s, m) = (state.clone(), machine.clone());
     state.tasks().spawn(async move {
         let Ok(deps) = s.deps().await else { return };
@@ -341,7 +346,15 @@ async fn serve(
                         }
                     }
                     Ok(AgentMessage::SkillsReport { skills, present }) => {
-                        let _ = io.skill_reports.send((skills, present));
+                        // Waiting here could deadlock (applying a report asks the agent things
+                        // whose answers come through this loop): a full queue ends the link.
+                        if let Err(tokio::sync::mpsc::error::TrySendError::Full(_)) =
+                            io.skill_reports.try_send((skills, present))
+                        {
+                            tracing::warn!(machine_id = %link.machine_id, "skill reports arrive faster than they are applied; closing the link");
+                            close_with(io.socket, 1008, "skill reports arrive too fast").await;
+                            return;
+                        }
                     }
                     Ok(AgentMessage::McpStatus { name, status, error, tools }) => {
                         tracing::info!(server = %name, status, "MCP server status from the agent");
