@@ -60,6 +60,7 @@ async fn run() {
             login_per_account_per_minute: u32::MAX,
             api_per_minute: u32::MAX,
             websocket_per_minute: u32::MAX,
+            websocket_connections_per_address: usize::MAX,
             trusted_proxies: Vec::new(),
         },
         ..Config::default()

@@ -259,8 +259,11 @@ pub struct RateLimits {
     pub login_per_account_per_minute: u32,
     /// Authenticated API, counted per bearer token.
     pub api_per_minute: u32,
-    /// New realtime WebSocket connections (`/app/{key}`), counted per client IP.
+    /// New realtime WebSocket connections (`/app/{key}`), counted per client IP: enough for
+    /// a busy office behind one address.
     pub websocket_per_minute: u32,
+    /// Realtime sockets open at once from one client address.
+    pub websocket_connections_per_address: usize,
     /// Proxies (`ip` or `ip/prefix`) whose `X-Forwarded-For` names the client; nobody else's
     /// is believed.
     pub trusted_proxies: Vec<String>,
@@ -272,7 +275,8 @@ impl Default for RateLimits {
             auth_per_minute: 10,
             login_per_account_per_minute: 5,
             api_per_minute: 1000,
-            websocket_per_minute: 10,
+            websocket_per_minute: 1200,
+            websocket_connections_per_address: 2000,
             trusted_proxies: Vec::new(),
         }
     }

@@ -46,6 +46,26 @@ struct Channel {
 #[derive(Default)]
 pub struct Hub {
     channels: Mutex<HashMap<String, Channel>>,
+    /// Open sockets per client address (IPv6 by /64).
+    addresses: Mutex<HashMap<[u8; 16], usize>>,
+}
+
+/// One open socket counted against its address; uncounted when dropped.
+pub struct AddressSlot {
+    hub: Arc<Hub>,
+    key: [u8; 16],
+}
+
+impl Drop for AddressSlot {
+    fn drop(&mut self) {
+        let mut addresses = self.hub.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(count) = addresses.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                addresses.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// A serialized server → client frame: `data` travels as a JSON string (Pusher protocol).
@@ -70,6 +90,20 @@ pub struct PresenceSnapshot {
 impl Hub {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
+    }
+
+    /// A place for one more socket from the address `key`, unless it already has `max` open.
+    pub fn open_from(self: &Arc<Self>, key: [u8; 16], max: usize) -> Option<AddressSlot> {
+        let mut addresses = self.addresses.lock().unwrap_or_else(|p| p.into_inner());
+        let count = addresses.entry(key).or_insert(0);
+        if *count >= max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressSlot {
+            hub: self.clone(),
+            key,
+        })
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Channel>> {

@@ -86,6 +86,7 @@ impl TestDb {
                 login_per_account_per_minute: 10_000,
                 api_per_minute: 10_000,
                 websocket_per_minute: 10_000,
+                websocket_connections_per_address: usize::MAX,
                 trusted_proxies: Vec::new(),
             },
             // Test builds compile components unoptimised (and beside other tests): a budget

@@ -398,3 +398,98 @@ async fn events_cross_host_processes_on_postgres() {
     let data: Value = serde_json::from_str(event["data"].as_str().unwrap()).unwrap();
     assert_eq!(data["blob"].as_str().unwrap().len(), 20_000);
 }
+
+/// An office behind one address connects; one socket cannot take the host's memory or CPU:
+/// channels per connection, messages and client events per second, and sockets per address
+/// are capped, each answered with its Pusher error.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sockets_are_capped_but_an_office_behind_one_address_connects() {
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let defaults = claudenest::config::RateLimits::default();
+    let app = TestApp::spawn_with(db, |c| {
+        c.rate_limits.websocket_per_minute = defaults.websocket_per_minute;
+        c.rate_limits.websocket_connections_per_address =
+            defaults.websocket_connections_per_address;
+    })
+    .await;
+    // A thousand browser tabs from one address within the minute.
+    let clients = futures_util::future::join_all((0..1000).map(|_| Client::open(&app))).await;
+    assert_eq!(clients.len(), 1000);
+    drop(clients);
+
+    let error_code = |frame: &Value| -> Option<u64> {
+        let data: Value = match &frame["data"] {
+            Value::String(text) => serde_json::from_str(text).ok()?,
+            other => other.clone(),
+        };
+        data["code"].as_u64()
+    };
+    // Channels: a hundred per connection, then a subscription error (the socket stays).
+    let mut client = Client::open(&app).await;
+    for i in 0..101 {
+        client
+            .send(json!({"event": "pusher:subscribe", "data": {"channel": format!("news-{i}")}}))
+            .await;
+    }
+    let mut succeeded = 0;
+    let refused = loop {
+        let frame = client.next().await;
+        match frame["event"].as_str().unwrap() {
+            "pusher_internal:subscription_succeeded" => succeeded += 1,
+            "pusher:subscription_error" => break frame,
+            _ => {}
+        }
+    };
+    assert_eq!(succeeded, 100);
+    assert_eq!(refused["channel"], "news-100");
+
+    // Client events: ten a second on a private channel, then 4301.
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let user = app
+        .state
+        .store()
+        .user_by_email("ada@example.com")
+        .await
+        .unwrap()
+        .unwrap();
+    let channel = format!("private-user.{}", user.id);
+    let mut client = Client::open(&app).await;
+    client.subscribe_authorized(&app, &token, &channel).await;
+    for _ in 0..30 {
+        client
+            .send(json!({"event": "client-typing", "channel": channel, "data": {}}))
+            .await;
+    }
+    let limited = loop {
+        let frame = client.next().await;
+        if frame["event"] == "pusher:error" {
+            break frame;
+        }
+    };
+    assert_eq!(error_code(&limited), Some(4301), "{limited}");
+
+    // Messages: a flood is answered with 4302 and dropped.
+    for _ in 0..1500 {
+        client
+            .send(json!({"event": "pusher:ping", "data": {}}))
+            .await;
+    }
+    let flooded = loop {
+        let frame = client.next().await;
+        if frame["event"] == "pusher:error" && error_code(&frame) == Some(4302) {
+            break frame;
+        }
+    };
+    assert_eq!(error_code(&flooded), Some(4302));
+
+    // Sockets per address: over the quota, 4004 and closed.
+    let db = TestDb::create(Backend::Sqlite).await.unwrap();
+    let app =
+        TestApp::spawn_with(db, |c| c.rate_limits.websocket_connections_per_address = 2).await;
+    let _a = Client::open(&app).await;
+    let _b = Client::open(&app).await;
+    let key = app.state.pusher().key.clone();
+    let (_, first) = Client::connect(&app, &key).await;
+    assert_eq!(first["event"], "pusher:error");
+    assert_eq!(error_code(&first), Some(4004), "{first}");
+}

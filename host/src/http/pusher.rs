@@ -288,9 +288,14 @@ pub async fn authorize_channel(
 pub async fn socket(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
+    super::auth::ClientAddress(address): super::auth::ClientAddress,
     upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response> {
     let upgrade = upgrade.map_err(|r| ApiError::invalid_field("upgrade", r.body_text()))?;
+    let per_address = state.config().rate_limits.websocket_connections_per_address;
+    let slot = state
+        .hub()
+        .open_from(super::rate_limit::address_key(address), per_address);
     let max = state.config().pusher_max_message_bytes;
     let tracker = state.tasks().clone();
     Ok(upgrade
@@ -299,7 +304,52 @@ pub async fn socket(
         .max_message_size(max.saturating_mul(4).max(64 * 1024))
         .read_buffer_size(4 * 1024)
         .write_buffer_size(0)
-        .on_upgrade(move |ws| tracker.track_future(run_socket(state, key, ws))))
+        .on_upgrade(move |mut ws| {
+            tracker.track_future(async move {
+                // Counted while it is open; one over the address's quota is told why.
+                let Some(_slot) = slot else {
+                    send_error(&mut ws, 4004, "Over connection quota").await;
+                    close(&mut ws, 4004, "Over connection quota").await;
+                    return;
+                };
+                run_socket(state, key, ws).await
+            })
+        }))
+}
+
+/// What one connection may do: channels it is in, messages per second (terminal keystrokes
+/// included: key repeat and fast typing stay far below), and client events per second on other
+/// than session channels (Pusher's own limit). Over them it is told with an error, never
+/// dropped without a word.
+const MAX_CHANNELS_PER_CONNECTION: usize = 100;
+const MESSAGES_PER_SECOND: u32 = 1000;
+const CLIENT_EVENTS_PER_SECOND: u32 = 10;
+
+/// A fixed one-second window.
+struct PerSecond {
+    limit: u32,
+    started: Instant,
+    count: u32,
+}
+
+impl PerSecond {
+    fn new(limit: u32) -> Self {
+        Self {
+            limit,
+            started: Instant::now(),
+            count: 0,
+        }
+    }
+
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        if now.duration_since(self.started) >= Duration::from_secs(1) {
+            self.started = now;
+            self.count = 0;
+        }
+        self.count += 1;
+        self.count <= self.limit
+    }
 }
 
 async fn send_text(ws: &mut WebSocket, text: &str) -> bool {
@@ -335,6 +385,8 @@ struct Connection {
     handle: SocketHandle,
     /// Channels this socket is in, and whether it may send client events there.
     channels: HashMap<String, (ChannelKind, bool)>,
+    messages: PerSecond,
+    client_events: PerSecond,
 }
 
 #[tracing::instrument(skip_all, fields(socket_id))]
@@ -366,6 +418,8 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
             overflowed: CancellationToken::new(),
         },
         channels: HashMap::new(),
+        messages: PerSecond::new(MESSAGES_PER_SECOND),
+        client_events: PerSecond::new(CLIENT_EVENTS_PER_SECOND),
     };
     let established = json!({
         "socket_id": socket_id,
@@ -460,6 +514,13 @@ async fn handle_message(
     ws: &mut WebSocket,
     text: &str,
 ) -> bool {
+    if !conn.messages.allow() {
+        // Told once per window; the rest of the burst is dropped.
+        if conn.messages.count == conn.messages.limit + 1 {
+            return send_error(ws, 4302, "Too many messages: at most 1000 a second").await;
+        }
+        return true;
+    }
     let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
         return send_error(ws, 4200, "Invalid message format").await;
     };
@@ -501,6 +562,15 @@ async fn subscribe(
     else {
         return send_error(ws, 4200, "Invalid message format").await;
     };
+    if conn.channels.len() >= MAX_CHANNELS_PER_CONNECTION && !conn.channels.contains_key(channel) {
+        return send_frame(
+            ws,
+            "pusher:subscription_error",
+            Some(channel),
+            &json!({ "type": "LimitReached", "error": "A connection may be in at most 100 channels", "status": 429 }),
+        )
+        .await;
+    }
     let kind = ChannelKind::of(channel);
     let auth = data.get("auth").and_then(Value::as_str).unwrap_or("");
     let channel_data = data.get("channel_data").and_then(Value::as_str);
@@ -555,7 +625,7 @@ async fn subscribe(
 /// `client-*` events: only on private/presence channels the sender is in; never echoed.
 async fn client_event(
     state: &AppState,
-    conn: &Connection,
+    conn: &mut Connection,
     ws: &mut WebSocket,
     name: &str,
     channel: Option<String>,
@@ -564,6 +634,15 @@ async fn client_event(
     let Some(channel) = channel else {
         return send_error(ws, 4200, "Invalid message format").await;
     };
+    let terminal = channel.starts_with("private-session.") && name.starts_with("client-session:");
+    if !terminal && !conn.client_events.allow() {
+        return send_error(
+            ws,
+            4301,
+            "Client event rejected due to rate limit: at most 10 a second",
+        )
+        .await;
+    }
     match conn.channels.get(&channel) {
         Some((ChannelKind::Private | ChannelKind::Presence, true)) => {}
         Some((ChannelKind::Private | ChannelKind::Presence, false)) => {
