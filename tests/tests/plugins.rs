@@ -93,6 +93,18 @@ fn python_skill(edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
     append_manifest(&component, &manifest)
 }
 
+/// `plugins/bare-skill` (the frontmatter rules, no embedded manifest) packed with a manifest
+/// changed by `edit`: new versions and capabilities without compiling anything large.
+fn bare_skill(edit: impl FnOnce(&mut Manifest)) -> Vec<u8> {
+    let mut manifest: Manifest = serde_json::from_value(json!({
+        "name": "bare-skill", "version": "0.1.0", "world": "skill-processor",
+        "api_version": "0.1.0", "description": "SKILL.md frontmatter rules, packed by the tests",
+    }))
+    .unwrap();
+    edit(&mut manifest);
+    append_manifest(&plugin_wasm("bare_skill"), &manifest)
+}
+
 /// A user, a machine, and its agent allowing plugin mounts under `root` (its data directory
 /// inside `root` too, to show it can never be granted).
 async fn machine_with_agent(
@@ -281,10 +293,10 @@ on_both_stores! {
         let (user, token) = app.user_with_token("ada@example.com").await;
         let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
         let (other, _) = app.register_machine(&token, json!({"name": "other"})).await;
-        let v1 = python_skill(|_| {});
+        let v1 = bare_skill(|_| {});
         install(&app, &token, v1.clone()).await.expect(201);
         for m in [machine, other] {
-            enable(&app, &token, m, "python-skill", json!({"config": {"team": "ops"}})).await.expect(200);
+            enable(&app, &token, m, "bare-skill", json!({"config": {"team": "ops"}})).await.expect(200);
         }
         let running = async |m: Uuid| {
             let reply = app.get(&format!("/api/machines/{m}/plugins"), Some(&token)).await;
@@ -293,11 +305,11 @@ on_both_stores! {
         };
         let runtime = app.state.plugins().await.unwrap();
         let loaded_sha = async |m: Uuid| {
-            plugins::ready(app.state.store(), runtime, user.id, m, "python-skill").await.unwrap().loaded.sha256.clone()
+            plugins::ready(app.state.store(), runtime, user.id, m, "bare-skill").await.unwrap().loaded.sha256.clone()
         };
 
         // The same capabilities: every machine moves, its config and grants kept.
-        let v2 = python_skill(|m| m.version = "0.2.0".into());
+        let v2 = bare_skill(|m| m.version = "0.2.0".into());
         let upgraded = install(&app, &token, v2.clone()).await;
         upgraded.expect(200);
         let upgrade = &upgraded.body["data"]["upgrade"];
@@ -312,14 +324,14 @@ on_both_stores! {
         assert_eq!(app.get("/api/plugins", Some(&token)).await.body["data"].as_array().unwrap().len(), 1);
 
         // It asks for more (an HTTP host): the machines stay on 0.2.0 until granted again.
-        let v3 = python_skill(|m| {
+        let v3 = bare_skill(|m| {
             m.version = "0.3.0".into();
             m.capabilities.http = vec!["api.example.com".into()];
         });
         let upgraded = install(&app, &token, v3.clone()).await;
         upgraded.expect(200);
         assert_eq!(upgraded.body["data"]["upgrade"]["machines_kept"].as_array().unwrap().len(), 2);
-        assert_eq!(app.get("/api/plugins/python-skill", Some(&token)).await.body["data"]["version"], "0.3.0");
+        assert_eq!(app.get("/api/plugins/bare-skill", Some(&token)).await.body["data"]["version"], "0.3.0");
         let kept = running(machine).await;
         assert_eq!(kept["running_version"], "0.2.0");
         assert_eq!(kept["running_sha256"], PluginRuntime::sha256(&v2));
@@ -333,14 +345,14 @@ on_both_stores! {
 
         // Enabling again moves a machine; the other stays until it is enabled too, and the
         // earlier version is dropped once no machine runs it.
-        enable(&app, &token, machine, "python-skill", json!({"config": {"team": "ops"}})).await.expect(200);
+        enable(&app, &token, machine, "bare-skill", json!({"config": {"team": "ops"}})).await.expect(200);
         assert_eq!(running(machine).await["running_version"], "0.3.0");
         assert_eq!(loaded_sha(machine).await, PluginRuntime::sha256(&v3));
         assert_eq!(running(other).await["running_version"], "0.2.0");
         let plugin_id: Uuid = serde_json::from_value(running(machine).await["plugin"]["id"].clone()).unwrap();
         let store = app.state.store();
         assert!(store.plugin_version(plugin_id, &PluginRuntime::sha256(&v2)).await.unwrap().is_some());
-        enable(&app, &token, other, "python-skill", json!({})).await.expect(200);
+        enable(&app, &token, other, "bare-skill", json!({})).await.expect(200);
         assert!(store.plugin_version(plugin_id, &PluginRuntime::sha256(&v2)).await.unwrap().is_none());
 
         // The very same bytes again: refused.
@@ -367,10 +379,10 @@ on_both_stores! {
 
         // A host-run plugin asking for any host gets none the operator did not list: internal
         // addresses in every spelling, names, cloud metadata.
-        install(&app, &token, python_skill(|m| m.capabilities.http = vec!["*".into()])).await.expect(201);
+        install(&app, &token, bare_skill(|m| m.capabilities.http = vec!["*".into()])).await.expect(201);
         for host in ["127.1", "0x7f000001", "[::1]", "[::ffff:127.0.0.1]", "0.0.0.0", "localhost",
                      "169.254.169.254", "10.0.0.5:8080", "example.com"] {
-            let reply = enable(&app, &token, machine, "python-skill", json!({"grants": {"http": [host]}})).await;
+            let reply = enable(&app, &token, machine, "bare-skill", json!({"grants": {"http": [host]}})).await;
             reply.expect(422);
             let message = field_error(&reply, "grants.http[0]");
             assert!(message.contains("plugins.http_allow"), "{host}: {message}");
@@ -403,17 +415,6 @@ on_both_stores! {
         let key = app.state.config().data_dir.join("plugin-cache.key");
         assert_eq!(std::fs::metadata(key).unwrap().permissions().mode() & 0o777, 0o600);
 
-        // A plugin's output obeys the rules a user's input does: a skill processor returning a
-        // 300-character name is a plugin failure, and nothing is stored.
-        let long_name = "a".repeat(300);
-        enable(&app, &token, machine, "python-skill", json!({})).await.expect(200);
-        let skill = format!("---\nname: {long_name}\ndescription: x\ntags: [ops]\n---\nSteps.\n");
-        let refused = app.post(&format!("/api/machines/{machine}/skills"), Some(&token),
-            json!({"path": "long", "content": skill})).await;
-        refused.expect(502);
-        assert_eq!(refused.error_code(), "PLG_004");
-        assert!(refused.body["error"]["message"].as_str().unwrap().contains("breaks the rules"), "{}", refused.text);
-        app.get(&format!("/api/machines/{machine}/skills/long"), Some(&token)).await.expect(404);
     }
 }
 
@@ -886,4 +887,15 @@ async fn a_python_component_runs_like_a_rust_one() {
         .await
         .unwrap();
     assert!(rejected.unwrap_err().contains("house rule"));
+
+        // A plugin's output obeys the rules a user's input does: a skill processor returning a
+        // 300-character name is a plugin failure, and nothing is stored.
+        let long_name = "a".repeat(300);
+        let skill = format!("---\nname: {long_name}\ndescription: x\ntags: [ops]\n---\nSteps.\n");
+        let refused = app.post(&format!("/api/machines/{machine}/skills"), Some(&token),
+            json!({"path": "long", "content": skill})).await;
+        refused.expect(502);
+        assert_eq!(refused.error_code(), "PLG_004");
+        assert!(refused.body["error"]["message"].as_str().unwrap().contains("breaks the rules"), "{}", refused.text);
+        app.get(&format!("/api/machines/{machine}/skills/long"), Some(&token)).await.expect(404);
 }
