@@ -565,14 +565,58 @@ async fn hostile_plugins_are_contained_on_the_agent() {
         &app,
         "ada@example.com",
         root.path(),
+        // Its `claude` is `cat`: a session that echoes what is typed, to show sessions go on.
         &[
             "--plugin-allow-host",
             &allow_granted,
             "--plugin-allow-host",
             &allow_hole,
+            "--claude-path",
+            "/bin/cat",
         ],
     )
     .await;
+    let session = app
+        .post(
+            &format!("/api/machines/{machine}/sessions"),
+            Some(&token),
+            json!({"mode": "interactive"}),
+        )
+        .await;
+    session.expect(201);
+    let session = session.body["data"]["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let typed = AtomicUsize::new(0);
+    let session_echoes = async || {
+        let word = format!("still-here-{}", typed.fetch_add(1, Ordering::SeqCst));
+        app.post(
+            &format!("/api/sessions/{session}/input"),
+            Some(&token),
+            json!({"data": format!("{word}\n")}),
+        )
+        .await
+        .expect(200);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let logs = app
+                .get(
+                    &format!("/api/sessions/{session}/logs?type=output"),
+                    Some(&token),
+                )
+                .await;
+            if logs.text.contains(&word) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the session stopped echoing: {}",
+                logs.text
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
     install(&app, &token, plugin_wasm("hostile"))
         .await
         .expect(201);
@@ -637,6 +681,7 @@ async fn hostile_plugins_are_contained_on_the_agent() {
             listed.text
         );
         assert_eq!(app.machine_status(&token, machine).await, "online");
+        session_echoes().await;
     };
     let contained = async |tool: &str, args: Value, reason: &str| {
         let reply = call_tool(&app, &token, machine, "hostile", tool, args).await;
@@ -659,6 +704,7 @@ async fn hostile_plugins_are_contained_on_the_agent() {
             let listed =
                 call_tool(&app, &token, machine, "fs-tools", "list_files", json!({})).await;
             listed.expect(200);
+            session_echoes().await;
             t.elapsed()
         }
     );
@@ -888,14 +934,31 @@ async fn a_python_component_runs_like_a_rust_one() {
         .unwrap();
     assert!(rejected.unwrap_err().contains("house rule"));
 
-        // A plugin's output obeys the rules a user's input does: a skill processor returning a
-        // 300-character name is a plugin failure, and nothing is stored.
-        let long_name = "a".repeat(300);
-        let skill = format!("---\nname: {long_name}\ndescription: x\ntags: [ops]\n---\nSteps.\n");
-        let refused = app.post(&format!("/api/machines/{machine}/skills"), Some(&token),
-            json!({"path": "long", "content": skill})).await;
-        refused.expect(502);
-        assert_eq!(refused.error_code(), "PLG_004");
-        assert!(refused.body["error"]["message"].as_str().unwrap().contains("breaks the rules"), "{}", refused.text);
-        app.get(&format!("/api/machines/{machine}/skills/long"), Some(&token)).await.expect(404);
+    // A plugin's output obeys the rules a user's input does: a skill processor returning a
+    // 300-character name is a plugin failure, and nothing is stored.
+    let long_name = "a".repeat(300);
+    let skill = format!("---\nname: {long_name}\ndescription: x\ntags: [ops]\n---\nSteps.\n");
+    let refused = app
+        .post(
+            &format!("/api/machines/{machine}/skills"),
+            Some(&token),
+            json!({"path": "long", "content": skill}),
+        )
+        .await;
+    refused.expect(502);
+    assert_eq!(refused.error_code(), "PLG_004");
+    assert!(
+        refused.body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("breaks the rules"),
+        "{}",
+        refused.text
+    );
+    app.get(
+        &format!("/api/machines/{machine}/skills/long"),
+        Some(&token),
+    )
+    .await
+    .expect(404);
 }
