@@ -70,7 +70,6 @@ pub fn private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
 
 /// The configured secret, else the one kept in `<data_dir>/pusher-secret` (made on first run).
 fn pusher_secret(config: &Config) -> anyhow::Result<String> {
-    use std::os::unix::fs::OpenOptionsExt as _;
     if let Some(secret) = &config.pusher_app_secret {
         return Ok(secret.expose().to_owned());
     }
@@ -80,13 +79,7 @@ fn pusher_secret(config: &Config) -> anyhow::Result<String> {
     }
     std::fs::create_dir_all(&config.data_dir)?;
     let secret = crate::domain::accounts::TokenSecret::generate("").plain;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&path)
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-    std::io::Write::write_all(&mut file, secret.as_bytes())?;
+    crate::secrets::create_private(&path, secret.as_bytes())?;
     Ok(secret)
 }
 

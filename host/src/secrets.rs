@@ -16,6 +16,18 @@ use ring::{
 
 const PREFIX: &str = "enc1:";
 
+/// Writes a new file readable by its owner only (0600); fails if it exists.
+pub fn create_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+    file.write_all(contents)?;
+    Ok(())
+}
+
 pub struct SecretBox {
     key: LessSafeKey,
     rng: SystemRandom,
@@ -62,13 +74,7 @@ impl SecretBox {
         SystemRandom::new()
             .fill(&mut key)
             .map_err(|_| anyhow::anyhow!("no system randomness"))?;
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
-        file.write_all(hex::encode(key).as_bytes())?;
+        create_private(&path, hex::encode(key).as_bytes())?;
         Ok(Self::new(key))
     }
 
@@ -123,10 +129,12 @@ mod tests {
         assert_ne!(sealed, a.seal("sk-live-123"), "a fresh nonce each time");
         assert_eq!(a.open(&sealed).unwrap(), "sk-live-123");
         assert!(SecretBox::new([2; 32]).open(&sealed).is_err());
-        let mut tampered = sealed.clone();
-        tampered.pop();
-        tampered.push('A');
-        assert!(a.open(&tampered).is_err() || a.open(&tampered).unwrap() != "sk-live-123");
+        // One bit of the stored bytes flipped: refused, not opened to something else.
+        let mut bytes = B64.decode(sealed.strip_prefix(PREFIX).unwrap()).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        let tampered = format!("{PREFIX}{}", B64.encode(bytes));
+        assert!(a.open(&tampered).is_err());
         assert_eq!(
             a.open("stored before sealing").unwrap(),
             "stored before sealing"

@@ -291,12 +291,8 @@ on_both_stores! {
         let _agent = AgentProcess::start(&app, &machine_token, &["--claude-path", script.to_str().unwrap()]);
         app.wait_for_status(&token, machine, "online", Duration::from_secs(15)).await;
 
-        // Started with a token of its own, to show the session token dies with it.
-        let ada = app.state.store().user_by_email("ada@example.com").await.unwrap().unwrap();
-        let (_, starter) = claudenest::domain::accounts::issue_token(
-            app.state.store(), ada.id, "starter", vec!["*".into()], None).await.unwrap();
         let created = app
-            .post(&format!("/api/machines/{machine}/sessions"), Some(&starter), json!({"mode": "interactive", "project_path": path}))
+            .post(&format!("/api/machines/{machine}/sessions"), Some(&token), json!({"mode": "interactive", "project_path": path}))
             .await;
         created.expect(201);
         let session = created.body["data"]["session"]["id"].as_str().unwrap().to_owned();
@@ -343,10 +339,10 @@ on_both_stores! {
         as_session.cancel().await.unwrap();
         let rest_with_session_token = app.get(&format!("/api/projects/{project_id}"), Some(&session_token)).await;
         rest_with_session_token.expect(401);
-        let list = async || {
+        let list = async |bearer: &str| {
             app.client
                 .post(format!("{}/mcp", app.base_url))
-                .bearer_auth(&session_token)
+                .bearer_auth(bearer)
                 .header("accept", "application/json, text/event-stream")
                 .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
                 .send()
@@ -354,26 +350,39 @@ on_both_stores! {
                 .unwrap()
                 .status()
         };
-        assert_eq!(list().await, 200);
-        // The token that started the session signs out: the session's token dies with it.
-        app.post("/api/auth/logout", Some(&starter), json!({})).await.expect(200);
-        assert_eq!(list().await, 401);
+        assert_eq!(list(&session_token).await, 200);
         app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await.expect(200);
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         while config_file.exists() {
             assert!(std::time::Instant::now() < deadline, "the config file outlived the session");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let after = app
-            .client
-            .post(format!("{}/mcp", app.base_url))
-            .bearer_auth(&session_token)
-            .header("accept", "application/json, text/event-stream")
-            .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(after.status(), 401);
+        assert_eq!(list(&session_token).await, 401);
+
+        // A session started with a token of its own: when that token signs out, the session's
+        // token dies with it, though the session runs on.
+        let ada = app.state.store().user_by_email("ada@example.com").await.unwrap().unwrap();
+        let (_, starter) = claudenest::domain::accounts::issue_token(
+            app.state.store(), ada.id, "starter", vec!["*".into()], None).await.unwrap();
+        let second = app
+            .post(&format!("/api/machines/{machine}/sessions"), Some(&starter), json!({"mode": "interactive", "project_path": path}))
+            .await;
+        second.expect(201);
+        let second = second.body["data"]["session"]["id"].as_str().unwrap().to_owned();
+        let second_file = std::env::temp_dir().join(format!("claudenest-mcp-{second}.json"));
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        let second_token = loop {
+            let config = std::fs::read_to_string(&second_file).ok().and_then(|t| serde_json::from_str::<Value>(&t).ok());
+            if let Some(bearer) = config.as_ref().and_then(|c| c["mcpServers"]["claudenest"]["headers"]["Authorization"].as_str()) {
+                break bearer.strip_prefix("Bearer ").unwrap().to_owned();
+            }
+            assert!(std::time::Instant::now() < deadline, "no configuration for the second session");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        assert_eq!(list(&second_token).await, 200);
+        app.post("/api/auth/logout", Some(&starter), json!({})).await.expect(200);
+        assert_eq!(list(&second_token).await, 401);
+        app.call(Method::DELETE, &format!("/api/sessions/{second}"), Some(&token), None).await.expect(200);
 
         // For people who run Claude Code themselves.
         let printed = std::process::Command::new(claudenest_e2e::claudenest_binary())

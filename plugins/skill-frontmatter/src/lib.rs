@@ -3,8 +3,7 @@
 //! at most 64) and `description` (at most 1024 characters), and normalises line endings.
 
 mod frontmatter;
-
-use exports::claudenest::plugin::skills::{Guest, Metadata, Processed};
+mod guest;
 
 wit_bindgen::generate!({ path: "../../wit", world: "skill-processor" });
 
@@ -13,24 +12,6 @@ wit_bindgen::generate!({ path: "../../wit", world: "skill-processor" });
 static MANIFEST: [u8; include_bytes!("../manifest.json").len()] =
     *include_bytes!("../manifest.json");
 
-struct Frontmatter;
-
-impl Guest for Frontmatter {
-    fn process(path: String, content: String) -> Result<Processed, String> {
-        let p = frontmatter::process(&path, &content)?;
-        let m = p.metadata;
-        Ok(Processed {
-            metadata: Metadata {
-                name: m.name,
-                description: m.description,
-                tags: m.tags,
-                version: m.version,
-                extra: m.extra,
-            },
-            content: p.content,
-            warnings: p.warnings,
-        })
-    }
-}
+use guest::Frontmatter;
 
 export!(Frontmatter);
