@@ -703,7 +703,7 @@ pub async fn wake(
             .with_message("Machine's broadcast address is not valid")
     })?;
     let target = SocketAddr::new(ip, machine.wol_port as u16);
-    if !wake_target_allowed(target, &machine, allowed_targets) {
+    if !wake_target_allowed(target, &machine.networks, allowed_targets) {
         return Err(
             ApiError::new(ErrorCode::WakeOnLanUnsupported).with_message(format!(
                 "Magic packets go to broadcast addresses on port 7 or 9; {target} is neither \
@@ -736,7 +736,7 @@ pub async fn wake(
 /// Where a magic packet may go: the limited broadcast address, a directed broadcast (the
 /// broadcast of a network the machine reported, or an address ending in `.255`), on the
 /// Wake-on-LAN ports 7 or 9 — or a target the operator allowed (`ip` or `ip:port`).
-fn wake_target_allowed(target: SocketAddr, machine: &Machine, allowed: &[String]) -> bool {
+fn wake_target_allowed(target: SocketAddr, networks: &[Ipv4Network], allowed: &[String]) -> bool {
     let named = allowed.iter().any(|a| {
         a.parse::<SocketAddr>().is_ok_and(|a| a == target)
             || a.parse::<std::net::IpAddr>()
@@ -751,8 +751,7 @@ fn wake_target_allowed(target: SocketAddr, machine: &Machine, allowed: &[String]
     let broadcast = ip.is_broadcast()
         || (ip.octets()[3] == 255 && !ip.is_loopback() && !ip.is_multicast())
         // A reported /31 or /32 has no broadcast address: its "broadcast" would be a host.
-        || machine
-            .networks
+        || networks
             .iter()
             .any(|n| n.prefix <= 30 && !n.addr.is_loopback() && n.broadcast() == ip);
     broadcast && matches!(target.port(), 7 | 9)
@@ -807,4 +806,53 @@ async fn relay_wake(
         }
     }
     Ok(None)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn magic_packets_go_to_broadcast_addresses_on_the_wol_ports_only() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let lan = [Ipv4Network {
+            addr: "192.168.7.20".parse().unwrap(),
+            prefix: 23,
+        }];
+        for ok in ["255.255.255.255:9", "10.0.0.255:7", "192.168.7.255:9"] {
+            assert!(wake_target_allowed(at(ok), &lan, &[]), "{ok}");
+        }
+        for refused in [
+            "10.0.0.5:9",
+            "10.0.0.255:19999",
+            "127.0.0.1:9",
+            "127.255.255.255:9",
+            "224.0.0.255:9",
+            "[ff02::1]:9",
+        ] {
+            assert!(!wake_target_allowed(at(refused), &lan, &[]), "{refused}");
+        }
+        // A /32 "network" has no broadcast address: its own address is not one.
+        let host = [Ipv4Network {
+            addr: "10.1.1.1".parse().unwrap(),
+            prefix: 32,
+        }];
+        assert!(!wake_target_allowed(at("10.1.1.1:9"), &host, &[]));
+        // The operator may name a target, by address or address and port.
+        assert!(wake_target_allowed(
+            at("127.0.0.1:4000"),
+            &lan,
+            &["127.0.0.1".into()]
+        ));
+        assert!(wake_target_allowed(
+            at("127.0.0.1:4000"),
+            &lan,
+            &["127.0.0.1:4000".into()]
+        ));
+        assert!(!wake_target_allowed(
+            at("127.0.0.1:4001"),
+            &lan,
+            &["127.0.0.1:4000".into()]
+        ));
+    }
 }
