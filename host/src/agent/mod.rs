@@ -121,14 +121,9 @@ pub struct AgentSettings {
     pub plugins: plugins::PluginSettings,
 }
 
-/// `$XDG_DATA_HOME/claudenest/agent`, else `~/.local/share/claudenest/agent`.
+/// `agent/` in ClaudeNest's data directory (`~/.local/share/claudenest/agent`).
 pub fn default_data_dir() -> PathBuf {
-    let base = std::env::var_os("XDG_DATA_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_else(|| PathBuf::from("."));
-    base.join("claudenest/agent")
+    crate::config::default_data_dir().join("agent")
 }
 
 /// Names of this process's environment variables no child may inherit: ClaudeNest's own

@@ -178,26 +178,26 @@ impl RateLimiter {
             .len()
     }
 
-    /// Whether `key` is at its limit in a live window (without counting anything).
-    fn exhausted(&self, key: [u8; 16], now: Instant) -> Option<Decision> {
+    /// Whether a request with `token` from `address` is refused before it runs: the token is
+    /// at its limit, or it has no live window (it may be invented) and the address has used up
+    /// its refused-token allowance. One look under the lock.
+    fn refuses(&self, token: [u8; 16], address: [u8; 16], now: Instant) -> Option<Decision> {
         let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        let window = windows.map.get(&key)?;
-        let elapsed = now.duration_since(window.started);
-        (elapsed < WINDOW && window.count >= self.limit).then(|| Decision {
-            allowed: false,
-            limit: self.limit,
-            remaining: 0,
-            reset_in: WINDOW.saturating_sub(elapsed).as_secs_f64().ceil() as u64,
-        })
-    }
-
-    /// Whether `key` has a live window (it authenticated in this window).
-    fn live(&self, key: [u8; 16], now: Instant) -> bool {
-        let windows = self.windows.lock().unwrap_or_else(|p| p.into_inner());
-        windows
+        let at_limit = |key| {
+            let window: &Window = windows.map.get(&key)?;
+            let elapsed = now.duration_since(window.started);
+            (elapsed < WINDOW && window.count >= self.limit).then(|| Decision {
+                allowed: false,
+                limit: self.limit,
+                remaining: 0,
+                reset_in: WINDOW.saturating_sub(elapsed).as_secs_f64().ceil() as u64,
+            })
+        };
+        let live = windows
             .map
-            .get(&key)
-            .is_some_and(|w| now.duration_since(w.started) < WINDOW)
+            .get(&token)
+            .is_some_and(|w| now.duration_since(w.started) < WINDOW);
+        at_limit(token).or_else(|| if live { None } else { at_limit(address) })
     }
 
     /// Counts one request for `key` at `now`.
@@ -285,18 +285,9 @@ pub async fn per_token(
     else {
         return enforce(&limiter, address, request, next).await;
     };
-    let now = Instant::now();
-    if let Some(refused) = limiter.exhausted(token, now) {
-        return with_headers(
-            ApiError::rate_limited(refused.reset_in.max(1)).into_response(),
-            refused,
-        );
-    }
     // A token not seen in this window may be invented: an address over its limit of refused
     // tokens gets no more tries.
-    if !limiter.live(token, now)
-        && let Some(refused) = limiter.exhausted(address, now)
-    {
+    if let Some(refused) = limiter.refuses(token, address, Instant::now()) {
         return with_headers(
             ApiError::rate_limited(refused.reset_in.max(1)).into_response(),
             refused,
