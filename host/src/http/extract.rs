@@ -8,6 +8,7 @@ use axum::{
     http::{StatusCode, request::Parts},
 };
 use serde::de::DeserializeOwned;
+use serde_path_to_error::Segment;
 
 use crate::error::{ApiError, ErrorCode, FieldErrors};
 
@@ -36,19 +37,174 @@ where
             &bytes
         };
         let deserializer = &mut serde_json::Deserializer::from_slice(bytes);
-        serde_path_to_error::deserialize(deserializer)
-            .map(ApiJson)
-            .map_err(|err| json_error(&err))
+        match serde_path_to_error::deserialize(deserializer) {
+            Ok(value) => Ok(ApiJson(value)),
+            Err(err) if is_syntax(err.inner()) => Err(json_error(&err)),
+            // The slow path, only for bodies already refused: find every invalid field.
+            Err(_) => Err(every_field_error::<T>(
+                serde_json::from_slice(bytes).map_err(|e| ApiError::internal(e))?,
+            )),
+        }
     }
+}
+
+fn is_syntax(err: &serde_json::Error) -> bool {
+    matches!(
+        err.classify(),
+        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
+    )
+}
+
+/// serde stops at the first problem; a form that sent every field wants to hear about all of
+/// them at once (`VAL_001`'s `errors` map). So: record the problem, patch the value where it
+/// happened (drop an unknown key, put a stand-in of the expected type where a value is missing
+/// or wrong) and try again, until the body deserializes or nothing more can be patched. The
+/// patched value is never used; it only lets serde reach the next field.
+fn every_field_error<T: DeserializeOwned>(mut body: serde_json::Value) -> ApiError {
+    if !body.is_object() {
+        return ApiError::invalid_field("body", "The body must be a JSON object.");
+    }
+    let mut errors = FieldErrors::new();
+    // Each round fixes one spot; a body has far fewer fields than this.
+    for _ in 0..64 {
+        let err = match serde_path_to_error::deserialize::<_, T>(&body) {
+            Ok(_) => break,
+            Err(err) => err,
+        };
+        let segments: Vec<String> = err
+            .path()
+            .iter()
+            .map(|segment| match segment {
+                Segment::Seq { index } => index.to_string(),
+                Segment::Map { key } => key.clone(),
+                Segment::Enum { variant } => variant.clone(),
+                Segment::Unknown => "?".to_owned(),
+            })
+            .collect();
+        let message = describe(err.inner());
+        let first = field_error(&segments.join("."), &message);
+        let Some(fields) = first.field_errors() else {
+            break;
+        };
+        for (field, texts) in fields {
+            errors.entry(field.clone()).or_insert_with(|| texts.clone());
+        }
+        if !patch(&mut body, &segments, &message) {
+            break;
+        }
+    }
+    if errors.is_empty() {
+        errors.insert("body".to_owned(), vec!["The body is invalid.".to_owned()]);
+    }
+    ApiError::validation(errors)
+}
+
+/// Patches `body` at `segments` so that the problem `message` describes goes away; `false`
+/// when it can't (the caller then stops looking).
+fn patch(body: &mut serde_json::Value, segments: &[String], message: &str) -> bool {
+    use serde_json::Value;
+    if let Some(field) = between(message, "unknown field `", "`") {
+        return remove_key(body, segments, field);
+    }
+    let Some(target) = segments
+        .iter()
+        .try_fold(&mut *body, |value, key| match value {
+            Value::Object(map) => map.get_mut(key),
+            Value::Array(items) => key.parse::<usize>().ok().and_then(|i| items.get_mut(i)),
+            _ => None,
+        })
+    else {
+        return false;
+    };
+    if let Some(field) = between(message, "missing field `", "`") {
+        return match target {
+            Value::Object(map) if !map.contains_key(field) => {
+                map.insert(field.to_owned(), Value::Null);
+                true
+            }
+            _ => false,
+        };
+    }
+    match stand_in(message) {
+        Some(value) if *target != value => {
+            *target = value;
+            true
+        }
+        // No stand-in for what serde wants: drop the value; a required field then comes back
+        // as "missing", then as `null` of a type serde names.
+        _ => match segments.split_last() {
+            Some((last, _)) if !matches!(target, Value::Null) => remove_key(body, segments, last),
+            _ => false,
+        },
+    }
+}
+
+/// Removes `key` from the object at `segments` (or at its parent, when the path already ends
+/// at the key).
+fn remove_key(body: &mut serde_json::Value, segments: &[String], key: &str) -> bool {
+    let parent_path = match segments.split_last() {
+        Some((last, parent)) if last == key => parent,
+        _ => segments,
+    };
+    let mut value = body;
+    for segment in parent_path {
+        value = match value {
+            serde_json::Value::Object(map) => match map.get_mut(segment) {
+                Some(v) => v,
+                None => return false,
+            },
+            serde_json::Value::Array(items) => {
+                match segment.parse::<usize>().ok().and_then(|i| items.get_mut(i)) {
+                    Some(v) => v,
+                    None => return false,
+                }
+            }
+            _ => return false,
+        };
+    }
+    match value {
+        serde_json::Value::Object(map) => map.remove(key).is_some(),
+        _ => false,
+    }
+}
+
+/// A value of the type serde said it expected (`…, expected a string`), to stand in for a
+/// wrong one while looking for further problems.
+fn stand_in(message: &str) -> Option<serde_json::Value> {
+    use serde_json::{Value, json};
+    let expected = message.rsplit_once("expected ")?.1;
+    if let Some(variant) = between(expected, "`", "`") {
+        return Some(Value::String(variant.to_owned()));
+    }
+    let e = expected.to_ascii_lowercase();
+    Some(if e.contains("uuid") {
+        json!("00000000-0000-0000-0000-000000000000")
+    } else if e.contains("date") || e.contains("time") {
+        json!("1970-01-01T00:00:00Z")
+    } else if e.contains("bool") {
+        json!(false)
+    } else if e.contains("sequence") || e.contains("array") || e.contains("vec") {
+        json!([])
+    } else if e.contains("struct") || e.contains("map") || e.contains("object") {
+        json!({})
+    } else if e.contains("string") || e.contains("char") {
+        json!("")
+    } else if e.contains("f32") || e.contains("f64") || e.contains("float") {
+        json!(0.0)
+    } else if ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "integer", "number"]
+        .iter()
+        .any(|t| e.contains(t))
+    {
+        json!(0)
+    } else {
+        return None;
+    })
 }
 
 /// Turns a serde error (with the path to where it happened) into per-field messages.
 fn json_error(err: &serde_path_to_error::Error<serde_json::Error>) -> ApiError {
     let inner = err.inner();
-    if matches!(
-        inner.classify(),
-        serde_json::error::Category::Syntax | serde_json::error::Category::Eof
-    ) {
+    if is_syntax(inner) {
         return ApiError::invalid_field(
             "body",
             format!("The body is not valid JSON: {}", describe(inner)),
@@ -175,5 +331,63 @@ where
                     &err.inner().to_string(),
                 )
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::Deserialize;
+    use serde_json::json;
+
+    use super::every_field_error;
+
+    #[allow(dead_code)]
+    #[derive(Deserialize)]
+    #[serde(rename_all = "lowercase")]
+    enum Priority {
+        Low,
+        High,
+    }
+
+    #[allow(dead_code)]
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Size {
+        cols: u16,
+        rows: u16,
+    }
+
+    #[allow(dead_code)]
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Body {
+        title: String,
+        priority: Option<Priority>,
+        id: Option<uuid::Uuid>,
+        tags: Option<Vec<String>>,
+        size: Option<Size>,
+        count: u32,
+    }
+
+    fn fields(body: serde_json::Value) -> Vec<String> {
+        let err = every_field_error::<Body>(body);
+        err.field_errors().unwrap().keys().cloned().collect()
+    }
+
+    #[test]
+    fn every_invalid_field_is_reported_at_once() {
+        assert_eq!(fields(json!({})), ["count", "title"]);
+        assert_eq!(
+            fields(json!({"priority": "urgent", "count": -1, "id": "nope", "tags": "a",
+                          "size": {"cols": "wide"}, "extra": 1})),
+            ["count", "extra", "id", "priority", "size.cols", "size.rows", "tags", "title"]
+        );
+        let err = every_field_error::<Body>(json!({"title": 5, "count": 1}));
+        assert_eq!(
+            err.field_errors().unwrap()["title"],
+            ["The title field is invalid: invalid type: integer `5`, expected a string."]
+        );
+        // A body that is not an object at all is one problem, on `body`.
+        assert_eq!(fields(json!([1, 2])), ["body"]);
     }
 }
