@@ -322,6 +322,9 @@ pub enum AgentRequest {
         /// session works in a project.
         #[serde(default)]
         mcp: Option<SessionMcp>,
+        /// The `claude_path` registered for the machine; the agent's own `--claude-path` wins.
+        #[serde(default)]
+        claude_path: Option<String>,
     },
     /// Types `data` into the session's terminal.
     SessionInput {

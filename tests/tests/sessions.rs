@@ -171,8 +171,9 @@ async fn create(app: &TestApp, token: &str, machine: Uuid, cols: u16, rows: u16)
         )
         .await;
     reply.expect(201);
+    // Answered as created (API §4.2); the agent has started it by then.
     assert_eq!(
-        reply.body["data"]["session"]["status"], "running",
+        reply.body["data"]["session"]["status"], "created",
         "{}",
         reply.text
     );

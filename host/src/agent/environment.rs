@@ -18,11 +18,13 @@ pub struct EnvironmentSettings {
 
 /// Reads the machine's environment. Slow parts (running `claude --version`) are bounded.
 pub async fn detect(settings: &EnvironmentSettings) -> Environment {
-    let claude_path = settings
+    // Only a path of the agent's own is reported: it replaces the one registered for the
+    // machine, which the agent otherwise uses (the host sends it with each session).
+    let detected = settings
         .claude_path
         .clone()
         .or_else(|| find_on_path("claude"));
-    let claude_version = match &claude_path {
+    let claude_version = match &detected {
         Some(path) => version_of(path).await,
         None => None,
     };
@@ -40,7 +42,10 @@ pub async fn detect(settings: &EnvironmentSettings) -> Environment {
         agent_version: crate::VERSION.into(),
         node_version,
         claude_version,
-        claude_path: claude_path.map(|p| p.display().to_string()),
+        claude_path: settings
+            .claude_path
+            .as_ref()
+            .map(|p| p.display().to_string()),
         capabilities: settings.capabilities.clone(),
         max_sessions: settings.max_sessions,
         mac_addresses,

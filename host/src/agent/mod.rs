@@ -495,6 +495,7 @@ async fn handle_request(
             cols,
             rows,
             mcp,
+            claude_path,
         } => {
             let sessions = sessions.clone();
             let mcp = match mcp {
@@ -513,6 +514,7 @@ async fn handle_request(
                 cols,
                 rows,
                 mcp,
+                claude_path,
             };
             // Opening a PTY and typing the first prompt block: off the async threads.
             tokio::task::spawn_blocking(move || sessions.start(start)).await??;

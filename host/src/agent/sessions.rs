@@ -112,6 +112,8 @@ pub struct StartRequest {
     pub rows: u16,
     /// ClaudeNest's MCP server for this session's Claude Code.
     pub mcp: Option<McpAccess>,
+    /// The path registered for the machine (used when the agent has none of its own).
+    pub claude_path: Option<String>,
 }
 
 /// The `--mcp-config` file a session's Claude Code gets (removed when the session ends), and
@@ -180,10 +182,13 @@ impl Sessions {
         self.inner.table.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn program(&self) -> PathBuf {
+    /// The agent's own `--claude-path`, else the machine's registered one, else `claude` on the
+    /// agent's PATH.
+    fn program(&self, req: &StartRequest) -> PathBuf {
         self.inner
             .claude_path
             .clone()
+            .or_else(|| req.claude_path.as_ref().map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("claude"))
     }
 
@@ -244,7 +249,7 @@ impl Sessions {
                 pixel_height: 0,
             })
             .context("opening a PTY")?;
-        let mut cmd = CommandBuilder::new(self.program());
+        let mut cmd = CommandBuilder::new(self.program(&req));
         cmd.args(Self::arguments(&req));
         for name in super::private_env() {
             cmd.env_remove(name);
@@ -289,7 +294,7 @@ impl Sessions {
 
     fn start_piped(&self, req: StartRequest) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt as _;
-        let mut cmd = std::process::Command::new(self.program());
+        let mut cmd = std::process::Command::new(self.program(&req));
         for name in super::private_env() {
             cmd.env_remove(name);
         }

@@ -92,3 +92,59 @@ pub async fn authorize(store: &dyn Store, principal: &Principal, channel: &str) 
         writable: principal.can(write),
     })
 }
+
+/// Who asks to join a channel: a user's API token, or a session's `ws_` token.
+pub enum Caller {
+    User(Principal),
+    Session(Box<crate::store::Session>),
+}
+
+impl Caller {
+    /// Whoever `token` (a bearer, without `Bearer `) belongs to; `AUTH_005` when nobody.
+    pub async fn from_token(store: &dyn Store, token: &str) -> Result<Self> {
+        if token.starts_with(super::sessions::WS_TOKEN_PREFIX) {
+            let session = super::sessions::by_ws_token(store, token).await?;
+            Ok(Caller::Session(Box::new(session)))
+        } else {
+            Ok(Caller::User(super::accounts::authenticate(store, token).await?))
+        }
+    }
+}
+
+/// A subscription decided: what the caller may do there, and who they are to presence members
+/// (`{user_id, user_info}`).
+pub struct Admission {
+    pub access: Access,
+    pub member: serde_json::Value,
+}
+
+/// Decides whether `caller` may join `channel` — the one rule behind both doors, the signing
+/// endpoint (`POST /api/broadcasting/auth`) and a token given inside `pusher:subscribe`. A
+/// session's `ws_` token opens that session's channel and nothing else, typing only if the
+/// token that minted it could.
+pub async fn admit(store: &dyn Store, caller: &Caller, channel: &str) -> Result<Admission> {
+    match caller {
+        Caller::User(principal) => {
+            let access = authorize(store, principal, channel).await?;
+            Ok(Admission {
+                access,
+                member: serde_json::json!({
+                    "user_id": principal.user.id.to_string(),
+                    "user_info": { "name": principal.user.name },
+                }),
+            })
+        }
+        Caller::Session(session) => {
+            if channel != super::sessions::session_channel(session.id) {
+                return Err(ApiError::new(ErrorCode::Forbidden)
+                    .with_message("This token only opens its session's channel."));
+            }
+            Ok(Admission {
+                access: Access {
+                    writable: session.ws_token_write,
+                },
+                member: serde_json::json!({ "user_id": session.user_id.to_string(), "user_info": {} }),
+            })
+        }
+    }
+}

@@ -125,7 +125,7 @@ fn validate_size(v: &mut Validator, cols: i64, rows: i64) {
     );
 }
 
-/// Creates the session and starts it on the machine. Returns it and its `ws_` token.
+/// Creates the session and starts it on the machine. Returns it as created and its `ws_` token.
 pub async fn create(
     store: &dyn Store,
     links: &dyn AgentLinks,
@@ -222,8 +222,9 @@ pub async fn create(
         cols: session.cols as u16,
         rows: session.rows as u16,
         mcp,
+        claude_path: machine.claude_path.clone(),
     };
-    let started = match links.request(machine.id, start, AGENT_TIMEOUT).await {
+    match links.request(machine.id, start, AGENT_TIMEOUT).await {
         Ok(_) => set_status(store, bus, session.id, "running", None).await?,
         Err(err) => {
             tracing::warn!(session_id = %session.id, error = %err, "the agent could not start the session");
@@ -236,7 +237,9 @@ pub async fn create(
             set_status(store, bus, session.id, "error", None).await?
         }
     };
-    Ok((started.unwrap_or(session), secret.plain))
+    // Answered as created (API §4.2); where it went from there (`running`, or `error` with the
+    // reason in its logs) is in GET and the `session:status` events.
+    Ok((session, secret.plain))
 }
 
 async fn log_error(store: &dyn Store, session_id: Uuid, message: &str) -> Result<()> {
@@ -343,6 +346,34 @@ pub async fn terminate(
         Some(session) => Ok(session),
         None => store.session_by_id(id).await?.ok_or_else(not_found),
     }
+}
+
+/// API §4.4: ends the session if it still runs, then removes it with its logs.
+pub async fn delete(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    bus: &EventBus,
+    principal: &Principal,
+    id: Uuid,
+) -> Result<()> {
+    principal.require(abilities::SESSIONS_WRITE)?;
+    let session = store
+        .session(principal.user.id, id)
+        .await?
+        .ok_or_else(not_found)?;
+    if !is_ended(&session.status) {
+        match terminate(store, links, bus, principal, id).await {
+            // Ended on its own meanwhile: nothing left to stop.
+            Err(err) if err.code() == ErrorCode::SessionTerminated => {}
+            other => {
+                other?;
+            }
+        }
+    }
+    if !store.delete_session(principal.user.id, id).await? {
+        return Err(not_found());
+    }
+    Ok(())
 }
 
 pub async fn input(
@@ -659,7 +690,20 @@ impl OutputStreams {
         let mut acks = Vec::with_capacity(by_session.len());
         for (session_id, logs) in by_session {
             let last = logs.iter().filter_map(|l| l.seq).max().unwrap_or(0);
-            store.append_session_logs(session_id, &logs).await?;
+            if let Err(err) = store.append_session_logs(session_id, &logs).await {
+                if store.session_by_id(session_id).await?.is_some() {
+                    return Err(err.into());
+                }
+                // Deleted meanwhile (API §4.4): its output has nowhere to go, and the agent
+                // may forget the session.
+                self.seen.remove(&session_id);
+                acks.push(Ack {
+                    session_id,
+                    seq: last as u64,
+                    exit_recorded: true,
+                });
+                continue;
+            }
             if self.retention > 0 && last > self.retention as i64 {
                 store
                     .trim_session_output(session_id, last - self.retention as i64)

@@ -296,7 +296,8 @@ async fn write(
     existing: Option<&SkillRow>,
     draft: Draft,
 ) -> Result<std::result::Result<SkillRow, String>> {
-    let processed = match process(deps, user_id, machine_id, &draft.path, &draft.content).await? {
+    let content = with_frontmatter(&draft)?;
+    let processed = match process(deps, user_id, machine_id, &draft.path, &content).await? {
         Ok(p) => p,
         Err(reason) => return Ok(Err(reason)),
     };
@@ -323,6 +324,56 @@ async fn write(
     };
     deps.store.upsert_skill(&row).await?;
     Ok(Ok(row))
+}
+
+/// Whether SKILL.md `content` opens with its own frontmatter block.
+fn has_frontmatter(content: &str) -> bool {
+    content.lines().next().map(str::trim) == Some("---")
+}
+
+/// Content without a frontmatter block (API §9.3's own example, `"# Custom Skill\n\n…"`) gets
+/// one made from the request, so Claude Code can read the file the agent writes: `name` is the
+/// skill's folder (`path`, in the lowercase-and-hyphens form Claude Code requires; the request's
+/// `name` stays the skill's display name) and `description` the request's, which is then
+/// required. Content with its own frontmatter is kept as written.
+fn with_frontmatter(draft: &Draft) -> Result<String> {
+    if has_frontmatter(&draft.content) {
+        return Ok(draft.content.clone());
+    }
+    let description = draft
+        .description
+        .as_deref()
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .ok_or_else(|| {
+            ApiError::invalid_field(
+                "description",
+                "The description field is required when the content has no frontmatter.",
+            )
+        })?;
+    let mut name: String = draft
+        .path
+        .chars()
+        .map(|c| match c.to_ascii_lowercase() {
+            c @ ('a'..='z' | '0'..='9') => c,
+            _ => '-',
+        })
+        .collect();
+    name = name.trim_matches('-').to_owned();
+    if name.is_empty() {
+        name = "skill".to_owned();
+    }
+    // A double-quoted YAML scalar on one line: backslashes and quotes escaped, breaks folded.
+    let description: String = description
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    Ok(format!(
+        "---\nname: {name}\ndescription: \"{description}\"\n---\n\n{}",
+        draft.content
+    ))
 }
 
 fn refused(reason: String) -> ApiError {
@@ -402,7 +453,9 @@ pub async fn update(
         metadata.extend(patch.metadata.unwrap_or_default());
         // New content brings its own name and description (from its frontmatter) unless the
         // patch gives them; otherwise the current ones stay.
-        let keep = patch.content.is_none();
+        // Content without frontmatter gets one made from the name and description, so those
+        // stay unless the patch gives them.
+        let keep = patch.content.as_deref().is_none_or(|c| !has_frontmatter(c));
         let draft = Draft {
             path: existing.path.clone(),
             name: patch.name.or(keep.then(|| existing.name.clone())),

@@ -154,10 +154,7 @@ pub struct ChannelAuthData {
 }
 
 /// Who asks for a channel signature: a user, or a session's `ws_` token.
-pub enum ChannelCaller {
-    User(crate::domain::accounts::Principal),
-    Session(Box<crate::store::Session>),
-}
+pub struct ChannelCaller(channels::Caller);
 
 impl axum::extract::FromRequestParts<AppState> for ChannelCaller {
     type Rejection = ApiError;
@@ -169,10 +166,11 @@ impl axum::extract::FromRequestParts<AppState> for ChannelCaller {
         let bearer = super::rate_limit::bearer_token(&parts.headers);
         if let Some(token) = bearer.filter(|t| t.starts_with(sessions::WS_TOKEN_PREFIX)) {
             let session = sessions::by_ws_token(state.store(), token).await?;
-            return Ok(ChannelCaller::Session(Box::new(session)));
+            return Ok(ChannelCaller(channels::Caller::Session(Box::new(session))));
         }
+        // Through the REST door's extractor: its rate limits and checks apply.
         let AuthUser(principal) = AuthUser::from_request_parts(parts, state).await?;
-        Ok(ChannelCaller::User(principal))
+        Ok(ChannelCaller(channels::Caller::User(principal)))
     }
 }
 
@@ -214,7 +212,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for FormOrJs
     ))]
 pub async fn authorize_channel(
     State(state): State<AppState>,
-    caller: ChannelCaller,
+    ChannelCaller(caller): ChannelCaller,
     FormOrJson(req): FormOrJson<ChannelAuthRequest>,
 ) -> Result<Response> {
     Validator::new()
@@ -234,26 +232,9 @@ pub async fn authorize_channel(
         return Err(ApiError::new(ErrorCode::Forbidden)
             .with_message("Public channels need no authorization."));
     }
-    let (member, writable) = match caller {
-        ChannelCaller::User(principal) => {
-            let access = channels::authorize(state.store(), &principal, &req.channel_name).await?;
-            let member = json!({
-                "user_id": principal.user.id.to_string(),
-                "user_info": { "name": principal.user.name },
-            });
-            (member, access.writable)
-        }
-        // A session's ws_ token opens that session's channel and nothing else, typing only if
-        // the token that minted it could.
-        ChannelCaller::Session(session) => {
-            if req.channel_name != sessions::session_channel(session.id) {
-                return Err(ApiError::new(ErrorCode::Forbidden)
-                    .with_message("This token only opens its session's channel."));
-            }
-            let member = json!({ "user_id": session.user_id.to_string(), "user_info": {} });
-            (member, session.ws_token_write)
-        }
-    };
+    let channels::Admission { access, member } =
+        channels::admit(state.store(), &caller, &req.channel_name).await?;
+    let writable = access.writable;
     let channel_data = (kind == ChannelKind::Presence).then(|| member.to_string());
     let sign = if writable {
         channel_auth
@@ -548,6 +529,87 @@ async fn handle_message(
     }
 }
 
+/// A subscription refused: the status and message for `pusher:subscription_error`.
+type Refusal = (u16, String);
+/// Admitted: whether client events may be sent, and the presence member (`user_id`,
+/// `user_info`).
+type Admitted = (bool, Option<(String, Value)>);
+
+fn presence_member(kind: ChannelKind, member: &Value) -> std::result::Result<Option<(String, Value)>, Refusal> {
+    if kind != ChannelKind::Presence {
+        return Ok(None);
+    }
+    let user_id = match &member["user_id"] {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        _ => return Err((400, "The channel data has no user_id".to_owned())),
+    };
+    Ok(Some((user_id, member["user_info"].clone())))
+}
+
+/// A signed subscription (`auth: "key:signature"`, with `channel_data` on presence channels).
+fn signature_admission(
+    app: &PusherApp,
+    socket_id: &str,
+    kind: ChannelKind,
+    channel: &str,
+    auth: &str,
+    channel_data: Option<&str>,
+) -> std::result::Result<Admitted, Refusal> {
+    let unauthorized = || (401, "Connection is unauthorized".to_owned());
+    let data = if kind == ChannelKind::Presence {
+        Some(channel_data.ok_or_else(unauthorized)?)
+    } else {
+        None
+    };
+    let writable = verify_auth(app, socket_id, channel, data, auth).ok_or_else(unauthorized)?;
+    let member: Value = data
+        .map(|cd| serde_json::from_str(cd).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    Ok((writable, presence_member(kind, &member)?))
+}
+
+/// A subscription carrying a token: `{token: "…"}` or `{headers: {Authorization: "Bearer …"}}`.
+async fn token_admission(
+    state: &AppState,
+    kind: ChannelKind,
+    channel: &str,
+    auth: &serde_json::Map<String, Value>,
+) -> std::result::Result<Admitted, Refusal> {
+    let header = auth
+        .get("headers")
+        .and_then(Value::as_object)
+        .and_then(|headers| {
+            headers
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+        })
+        .and_then(|(_, value)| value.as_str())
+        .and_then(|value| {
+            value
+                .strip_prefix("Bearer ")
+                .or_else(|| value.strip_prefix("bearer "))
+        });
+    let token = auth
+        .get("token")
+        .and_then(Value::as_str)
+        .or(header)
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| (401, "The subscription carries no token".to_owned()))?;
+    let refused = |err: ApiError| (err.code().status().as_u16(), err.message().to_owned());
+    let caller = channels::Caller::from_token(state.store(), token)
+        .await
+        .map_err(refused)?;
+    let admission = channels::admit(state.store(), &caller, channel)
+        .await
+        .map_err(refused)?;
+    Ok((
+        admission.access.writable,
+        presence_member(kind, &admission.member)?,
+    ))
+}
+
 async fn subscribe(
     state: &AppState,
     app: &PusherApp,
@@ -572,38 +634,35 @@ async fn subscribe(
         .await;
     }
     let kind = ChannelKind::of(channel);
-    let auth = data.get("auth").and_then(Value::as_str).unwrap_or("");
-    let channel_data = data.get("channel_data").and_then(Value::as_str);
-    // `Some(writable)` when the signature verifies.
-    let authorized = match kind {
-        ChannelKind::Public => Some(false),
-        ChannelKind::Private => verify_auth(app, &conn.socket_id, channel, None, auth),
-        ChannelKind::Presence => {
-            channel_data.and_then(|cd| verify_auth(app, &conn.socket_id, channel, Some(cd), auth))
-        }
+    let admitted = match (kind, data.get("auth")) {
+        (ChannelKind::Public, _) => Ok((false, None)),
+        // API §11.2 and §11.4: a token inside the subscription, `{headers: {Authorization:
+        // "Bearer cn_…"}}` or `{token: "ws_…"}`, decided by the signing endpoint's rule.
+        (_, Some(Value::Object(auth))) => token_admission(state, kind, channel, auth).await,
+        // pusher-js: a signature from `POST /api/broadcasting/auth`.
+        (_, auth) => signature_admission(
+            app,
+            &conn.socket_id,
+            kind,
+            channel,
+            auth.and_then(Value::as_str).unwrap_or(""),
+            data.get("channel_data").and_then(Value::as_str),
+        ),
     };
-    let Some(writable) = authorized else {
-        tracing::debug!(channel, "subscription refused: bad signature");
-        send_frame(
-            ws,
-            "pusher:subscription_error",
-            Some(channel),
-            &json!({ "type": "AuthError", "error": "Connection is unauthorized", "status": 401 }),
-        )
-        .await;
-        return send_error(ws, 4009, "Connection is unauthorized").await;
-    };
-    let member = match (kind, channel_data) {
-        (ChannelKind::Presence, Some(cd)) => {
-            let parsed: Value = serde_json::from_str(cd).unwrap_or(Value::Null);
-            let user_id = match &parsed["user_id"] {
-                Value::String(s) => s.clone(),
-                Value::Number(n) => n.to_string(),
-                _ => return send_error(ws, 4200, "Invalid message format").await,
-            };
-            Some((user_id, parsed["user_info"].clone()))
+    let (writable, member) = match admitted {
+        Ok(admitted) => admitted,
+        Err((status, error)) => {
+            tracing::debug!(channel, error, "subscription refused");
+            // Only this channel is refused: the socket and its other channels stay.
+            let kind = if status == 403 { "Forbidden" } else { "AuthError" };
+            return send_frame(
+                ws,
+                "pusher:subscription_error",
+                Some(channel),
+                &json!({ "type": kind, "error": error, "status": status }),
+            )
+            .await;
         }
-        _ => None,
     };
     let snapshot = state
         .hub()

@@ -111,7 +111,7 @@ pub struct AttachView {
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LogView {
     pub id: Uuid,
-    /// `input`, `output`, `error` or `status`.
+    /// `input`, `output`, `error` (or `status`, for those who asked for it).
     #[serde(rename = "type")]
     pub kind: String,
     pub seq: Option<i64>,
@@ -166,7 +166,8 @@ pub struct SessionListQuery {
 pub struct LogQuery {
     /// 1..=10000, default 1000: the most recent entries, oldest first.
     pub limit: Option<u64>,
-    /// `input`, `output`, `error` or `status`.
+    /// `input`, `output` or `error` (API §4.5); without it, all three. `status` (opt-in) lists
+    /// the session's status changes instead.
     #[serde(rename = "type")]
     pub kind: Option<String>,
     /// Output after this sequence number, oldest first (for catching up after a snapshot or a
@@ -271,17 +272,17 @@ pub async fn get_session(
     ))
 }
 
-/// API §4.4: terminates the session (`SES_002` when it already ended).
+/// API §4.4: ends the session if it still runs (its process is stopped on the machine), then
+/// removes it with its logs; a later GET is `SES_001`.
 #[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
-    responses((status = 200, body = Envelope<SessionView>), (status = 400, description = "SES_002", body = ErrorEnvelope),
-               (status = 404, body = ErrorEnvelope)))]
+    responses((status = 200, body = Envelope<Null>), (status = 404, description = "SES_001", body = ErrorEnvelope)))]
 pub async fn delete_session(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
-) -> Result<Reply<SessionView>> {
-    let session = sessions::terminate(
+) -> Result<Reply<Null>> {
+    sessions::delete(
         state.store(),
         state.agent_links(),
         state.bus(),
@@ -289,7 +290,7 @@ pub async fn delete_session(
         id,
     )
     .await?;
-    Ok(Reply::ok(session.into()))
+    Ok(Reply::ok(Null))
 }
 
 /// API §4.5.

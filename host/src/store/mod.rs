@@ -405,6 +405,8 @@ pub trait Store: Send + Sync + 'static {
     async fn session(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<Session>>;
     /// For the agent link, which acts for the machine, not a user.
     async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<Session>>;
+    /// Removes the user's session with its logs and tokens; `false` when there was none.
+    async fn delete_session(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool>;
     async fn session_by_ws_token(&self, hash: &[u8]) -> StoreResult<Option<Session>>;
     async fn sessions_page(
         &self,
@@ -549,6 +551,7 @@ pub struct ChunkSearch<'a> {
 /// Which log entries to read.
 #[derive(Debug, Clone, Default)]
 pub struct LogFilter {
+    /// One type; `None` means the terminal's (`input`, `output`, `error`), without `status`.
     pub kind: Option<String>,
     pub limit: u64,
     /// Output after this sequence, oldest first; otherwise the last `limit` entries, oldest

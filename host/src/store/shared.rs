@@ -933,6 +933,12 @@ macro_rules! store_impl {
                 Ok(row.fetch_optional(&self.pool).await?)
             }
 
+            async fn delete_session(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool> {
+                // Logs and session tokens go with it (ON DELETE CASCADE).
+                let query = sqlx::query(sql::DELETE_SESSION).bind(user_id).bind(id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
             async fn session_by_id(&self, id: Uuid) -> StoreResult<Option<Session>> {
                 let row = sqlx::query_as(sql::SESSION_BY_ID).bind(id);
                 Ok(row.fetch_optional(&self.pool).await?)
@@ -1343,9 +1349,11 @@ macro_rules! store_impl {
                     "SELECT * FROM session_logs WHERE session_id = ",
                 );
                 q.push_bind(session_id);
-                if let Some(kind) = &filter.kind {
-                    q.push(" AND type = ").push_bind(kind.clone());
-                }
+                match &filter.kind {
+                    Some(kind) => q.push(" AND type = ").push_bind(kind.clone()),
+                    // Status changes are kept as entries too, but only for those who ask.
+                    None => q.push(" AND type <> 'status'"),
+                };
                 let limit = filter.limit as i64;
                 if let Some(after) = filter.after_seq {
                     // Output since a sequence: the first `limit` after it.

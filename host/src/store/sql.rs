@@ -63,13 +63,15 @@ pub const MACHINE_BY_TOKEN_HASH: &str = "SELECT * FROM machines WHERE token_hash
 pub const UPDATE_MACHINE_SETTINGS: &str = "UPDATE machines SET name = $3, max_sessions = $4, \
      capabilities = $5, wol_mac = $6, wol_broadcast = $7, wol_port = $8, updated_at = $9 \
      WHERE user_id = $1 AND id = $2";
+pub const DELETE_SESSION: &str = "DELETE FROM sessions WHERE user_id = $1 AND id = $2";
 pub const DELETE_MACHINE: &str = "DELETE FROM machines WHERE user_id = $1 AND id = $2";
 pub const SET_MACHINE_TOKEN: &str =
     "UPDATE machines SET token_hash = $3, updated_at = $4 WHERE user_id = $1 AND id = $2";
 /// The agent's `hello`: environment and capabilities (as the domain merged them), online.
-/// `max_sessions` stays the user's setting.
+/// `max_sessions` stays the user's setting, and so does `claude_path` unless the agent has one
+/// of its own (`--claude-path`, which wins on that machine).
 pub const RECORD_MACHINE_HELLO: &str = "UPDATE machines SET platform = $2, hostname = $3, \
-     arch = $4, node_version = $5, agent_version = $6, claude_version = $7, claude_path = $8, \
+     arch = $4, node_version = $5, agent_version = $6, claude_version = $7, claude_path = COALESCE($8, claude_path), \
      capabilities = $9, mac_addresses = $10, networks = $11, status = 'online', \
      status_at = $12, connected_at = $12, last_seen_at = $12, updated_at = $12 WHERE id = $1";
 pub const RECORD_MACHINE_SEEN: &str =
