@@ -106,7 +106,9 @@ impl Caller {
             let session = super::sessions::by_ws_token(store, token).await?;
             Ok(Caller::Session(Box::new(session)))
         } else {
-            Ok(Caller::User(super::accounts::authenticate(store, token).await?))
+            Ok(Caller::User(
+                super::accounts::authenticate(store, token).await?,
+            ))
         }
     }
 }

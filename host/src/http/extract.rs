@@ -42,7 +42,7 @@ where
             Err(err) if is_syntax(err.inner()) => Err(json_error(&err)),
             // The slow path, only for bodies already refused: find every invalid field.
             Err(_) => Err(every_field_error::<T>(
-                serde_json::from_slice(bytes).map_err(|e| ApiError::internal(e))?,
+                serde_json::from_slice(bytes).map_err(ApiError::internal)?,
             )),
         }
     }
@@ -191,9 +191,11 @@ fn stand_in(message: &str) -> Option<serde_json::Value> {
         json!("")
     } else if e.contains("f32") || e.contains("f64") || e.contains("float") {
         json!(0.0)
-    } else if ["u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "integer", "number"]
-        .iter()
-        .any(|t| e.contains(t))
+    } else if [
+        "u8", "u16", "u32", "u64", "usize", "i8", "i16", "i32", "i64", "isize", "integer", "number",
+    ]
+    .iter()
+    .any(|t| e.contains(t))
     {
         json!(0)
     } else {
@@ -378,9 +380,20 @@ mod tests {
     fn every_invalid_field_is_reported_at_once() {
         assert_eq!(fields(json!({})), ["count", "title"]);
         assert_eq!(
-            fields(json!({"priority": "urgent", "count": -1, "id": "nope", "tags": "a",
-                          "size": {"cols": "wide"}, "extra": 1})),
-            ["count", "extra", "id", "priority", "size.cols", "size.rows", "tags", "title"]
+            fields(
+                json!({"priority": "urgent", "count": -1, "id": "nope", "tags": "a",
+                          "size": {"cols": "wide"}, "extra": 1})
+            ),
+            [
+                "count",
+                "extra",
+                "id",
+                "priority",
+                "size.cols",
+                "size.rows",
+                "tags",
+                "title"
+            ]
         );
         let err = every_field_error::<Body>(json!({"title": 5, "count": 1}));
         assert_eq!(

@@ -7,6 +7,7 @@ pub mod agent_link;
 pub mod auth;
 pub mod context;
 pub mod envelope;
+pub mod exists;
 pub mod extract;
 pub mod health;
 pub mod locks;
@@ -112,6 +113,11 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(context::router())
         .merge(skills::router())
         .merge(mcp::router())
+        // Inside the limiter (which authenticates): the path's resources before the body.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            exists::path_resources,
+        ))
         .route_layer(middleware::from_fn_with_state(
             state.api_limiter(),
             rate_limit::per_token,

@@ -535,7 +535,10 @@ type Refusal = (u16, String);
 /// `user_info`).
 type Admitted = (bool, Option<(String, Value)>);
 
-fn presence_member(kind: ChannelKind, member: &Value) -> std::result::Result<Option<(String, Value)>, Refusal> {
+fn presence_member(
+    kind: ChannelKind,
+    member: &Value,
+) -> std::result::Result<Option<(String, Value)>, Refusal> {
     if kind != ChannelKind::Presence {
         return Ok(None);
     }
@@ -654,7 +657,11 @@ async fn subscribe(
         Err((status, error)) => {
             tracing::debug!(channel, error, "subscription refused");
             // Only this channel is refused: the socket and its other channels stay.
-            let kind = if status == 403 { "Forbidden" } else { "AuthError" };
+            let kind = if status == 403 {
+                "Forbidden"
+            } else {
+                "AuthError"
+            };
             return send_frame(
                 ws,
                 "pusher:subscription_error",

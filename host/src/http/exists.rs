@@ -1,0 +1,129 @@
+//! The resources a path names are looked up before anything else about the request: a missing
+//! (or someone else's) machine, session, project, task, skill or MCP server answers its 404 code
+//! before the body or the query is validated — release of an unknown task is `TSK_001`, never
+//! `VAL_001` on a field of a body that could not have mattered.
+//!
+//! One guard for every authenticated route, reading the matched route's template: the handlers
+//! still look their resources up (and check abilities) as before; this only fixes the order.
+
+use axum::{
+    extract::{MatchedPath, Request, State},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use uuid::Uuid;
+
+use super::auth::Preauthenticated;
+use crate::{
+    app::AppState,
+    domain::accounts,
+    error::{ApiError, ErrorCode, Result},
+};
+
+/// Middleware: 404 with the resource's code when a resource in the path does not exist for the
+/// caller. Runs inside the rate limiter and before the handler's extractors; the caller it
+/// authenticates is handed on (`Preauthenticated`), so the handler does not look it up again.
+pub async fn path_resources(
+    State(state): State<AppState>,
+    matched: Option<MatchedPath>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    let Some(matched) = matched.filter(|m| names_a_resource(m.as_str())) else {
+        // Other routes (and other kinds of tokens, like an agent's on `/agent/...`) pass as is.
+        return next.run(request).await;
+    };
+    let principal = match request.extensions().get::<Preauthenticated>() {
+        Some(Preauthenticated(principal)) => principal.clone(),
+        None => {
+            let token = super::rate_limit::bearer_token(request.headers()).map(str::to_owned);
+            match token {
+                Some(token) if token.starts_with(accounts::USER_TOKEN_PREFIX) => {
+                    match accounts::authenticate(state.store(), &token).await {
+                        Ok(principal) => principal,
+                        Err(err) => return err.into_response(),
+                    }
+                }
+                // No user token (none, or a machine's own on `GET /machines/{id}`): the
+                // handler's extractor decides.
+                _ => return next.run(request).await,
+            }
+        }
+    };
+    let user = principal.user.id;
+    if let Err(err) = check(&state, user, matched.as_str(), request.uri().path()).await {
+        return err.into_response();
+    }
+    request.extensions_mut().insert(Preauthenticated(principal));
+    next.run(request).await
+}
+
+/// The collections whose members this guard looks up.
+const COLLECTIONS: [&str; 4] = ["machines", "sessions", "projects", "tasks"];
+
+fn names_a_resource(template: &str) -> bool {
+    let segments: Vec<&str> = template.split('/').collect();
+    segments
+        .windows(2)
+        .any(|pair| COLLECTIONS.contains(&pair[0]) && pair[1].starts_with('{'))
+}
+
+async fn check(state: &AppState, user: Uuid, template: &str, path: &str) -> Result<()> {
+    let store = state.store();
+    let missing = |code| Err(ApiError::new(code));
+    let mut machine = None;
+    let template: Vec<&str> = template.split('/').collect();
+    let actual: Vec<&str> = path.split('/').collect();
+    for (i, pair) in template.windows(2).enumerate() {
+        let [collection, param] = pair else { continue };
+        if !(param.starts_with('{') && param.ends_with('}')) {
+            continue;
+        }
+        let Some(raw) = actual.get(i + 1) else {
+            continue;
+        };
+        let value = percent_decode(raw);
+        // A malformed id is left to the handler's extractor (`VAL_001` on that parameter).
+        let id = value.parse::<Uuid>().ok();
+        match (*collection, id) {
+            ("machines", Some(id)) => {
+                if store.machine(user, id).await?.is_none() {
+                    return missing(ErrorCode::MachineNotFound);
+                }
+                machine = Some(id);
+            }
+            ("sessions", Some(id)) if store.session(user, id).await?.is_none() => {
+                return missing(ErrorCode::SessionNotFound);
+            }
+            ("projects", Some(id)) if store.project(user, id).await?.is_none() => {
+                return missing(ErrorCode::ProjectNotFound);
+            }
+            ("tasks", Some(id)) if store.task(user, id).await?.is_none() => {
+                return missing(ErrorCode::TaskNotFound);
+            }
+            ("skills", _) => {
+                if let Some(machine) = machine {
+                    let live = store.skill(machine, &value).await?.filter(|s| !s.deleted);
+                    if live.is_none() {
+                        return missing(ErrorCode::SkillNotFound);
+                    }
+                }
+            }
+            ("mcp", _) => {
+                if let Some(machine) = machine
+                    && store.mcp_server(machine, &value).await?.is_none()
+                {
+                    return missing(ErrorCode::McpServerNotFound);
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+fn percent_decode(segment: &str) -> String {
+    percent_encoding::percent_decode_str(segment)
+        .decode_utf8_lossy()
+        .into_owned()
+}
