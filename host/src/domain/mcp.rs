@@ -541,17 +541,22 @@ pub async fn execute(
         "name",
         format!("The MCP server is {}; start it first.", row.status),
     );
-    v.check(
-        row.status != "running"
-            || row
-                .tools
-                .0
-                .iter()
-                .any(|t| t.get("name").and_then(Value::as_str) == Some(call.tool.as_str())),
-        "tool",
-        "The server has no tool with this name.",
-    );
     v.finish()?;
+    // A tool the server does not list is the spec's "tool execution failed" (MCP_003), with its
+    // documented status, not a validation error: the request itself was well formed.
+    let listed = row
+        .tools
+        .0
+        .iter()
+        .any(|t| t.get("name").and_then(Value::as_str) == Some(call.tool.as_str()));
+    if !listed {
+        return Err(
+            ApiError::new(ErrorCode::ToolExecutionFailed).with_message(format!(
+                "The MCP server `{}` has no tool named `{}`.",
+                row.name, call.tool
+            )),
+        );
+    }
     let result = if row.transport == "wasm" {
         let plugin = row.plugin.as_deref().unwrap_or_default();
         super::plugins::machine_call(deps, &machine, plugin, &call.tool, &arguments).await?

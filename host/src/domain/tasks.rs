@@ -446,17 +446,39 @@ async fn not_yours(store: &dyn Store, principal: &Principal, id: Uuid) -> ApiErr
     }
 }
 
+/// The instance a release or completion acts for: the one named or, when a person acts on
+/// their own project without naming one (the API document's examples do), whichever instance
+/// holds the task. The store's conditional update still refuses if that changed meanwhile.
+async fn acting_instance(
+    store: &dyn Store,
+    principal: &Principal,
+    id: Uuid,
+    named: Option<&str>,
+) -> Result<(Project, String)> {
+    let (row, project) = get(store, principal, id).await?;
+    let instance = match named {
+        Some(named) => named.to_owned(),
+        None => row.task.assigned_to.clone().ok_or_else(|| {
+            ApiError::new(ErrorCode::TaskNotClaimedByInstance)
+                .with_message("The task is not claimed by any instance.")
+        })?,
+    };
+    Ok((project, instance))
+}
+
 pub async fn release(
     store: &dyn Store,
     bus: &EventBus,
     principal: &Principal,
     id: Uuid,
-    instance_id: &str,
+    instance_id: Option<&str>,
     reason: Option<String>,
 ) -> Result<Task> {
     principal.require(abilities::TASKS_WRITE)?;
     let mut v = Validator::new();
-    validate_instance_id(&mut v, "instance_id", instance_id);
+    if let Some(instance_id) = instance_id {
+        validate_instance_id(&mut v, "instance_id", instance_id);
+    }
     if let Some(reason) = &reason {
         v.check(
             reason.chars().count() <= 1000,
@@ -465,7 +487,8 @@ pub async fn release(
         );
     }
     v.finish()?;
-    let (_, project) = get(store, principal, id).await?;
+    let (project, instance_id) = acting_instance(store, principal, id, instance_id).await?;
+    let instance_id = instance_id.as_str();
     touch_instance(store, project.id, instance_id).await?;
     let Some(task) = store
         .release_task(id, instance_id, reason.as_deref(), clock::now())
@@ -498,13 +521,15 @@ pub async fn complete(
     bus: &EventBus,
     principal: &Principal,
     id: Uuid,
-    instance_id: &str,
+    instance_id: Option<&str>,
     summary: String,
     files_modified: Vec<String>,
 ) -> Result<Task> {
     principal.require(abilities::TASKS_WRITE)?;
     let mut v = Validator::new();
-    validate_instance_id(&mut v, "instance_id", instance_id);
+    if let Some(instance_id) = instance_id {
+        validate_instance_id(&mut v, "instance_id", instance_id);
+    }
     v.check(
         (1..=10_000).contains(&summary.chars().count()),
         "summary",
@@ -516,7 +541,8 @@ pub async fn complete(
         "At most 500 files.",
     );
     v.finish()?;
-    let (_, project) = get(store, principal, id).await?;
+    let (project, instance_id) = acting_instance(store, principal, id, instance_id).await?;
+    let instance_id = instance_id.as_str();
     touch_instance(store, project.id, instance_id).await?;
     let now = clock::now();
     let Some(task) = store

@@ -380,9 +380,11 @@ pub async fn oauth_redirect(
 pub async fn oauth_callback(
     State(state): State<AppState>,
     ApiPath(provider): ApiPath<String>,
-    ApiQuery(query): ApiQuery<CallbackQuery>,
+    // Taken as a result so that an unknown provider (AUTH_001) is said before a bad query.
+    query: std::result::Result<ApiQuery<CallbackQuery>, ApiError>,
 ) -> Result<Reply<SignInData>> {
     let provider: Provider = provider.parse()?;
+    let ApiQuery(query) = query?;
     let signed_in = state
         .oauth()
         .callback(

@@ -73,13 +73,18 @@ async fn check(state: &AppState, user: Uuid, template: &str, path: &str) -> Resu
     let missing = |code| Err(ApiError::new(code));
     let mut machine = None;
     let template: Vec<&str> = template.split('/').collect();
+    // Inside a nested router the path has lost its prefix (`/api`) while the template keeps it:
+    // the two line up from their ends.
     let actual: Vec<&str> = path.split('/').collect();
+    let Some(offset) = template.len().checked_sub(actual.len()) else {
+        return Ok(());
+    };
     for (i, pair) in template.windows(2).enumerate() {
         let [collection, param] = pair else { continue };
         if !(param.starts_with('{') && param.ends_with('}')) {
             continue;
         }
-        let Some(raw) = actual.get(i + 1) else {
+        let Some(raw) = (i + 1).checked_sub(offset).and_then(|at| actual.get(at)) else {
             continue;
         };
         let value = percent_decode(raw);

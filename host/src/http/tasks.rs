@@ -160,16 +160,16 @@ pub struct InstanceRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReleaseRequest {
-    /// The instance that holds the task.
-    pub instance_id: String,
+    /// The instance that holds the task; omitted, whichever instance holds it.
+    pub instance_id: Option<String>,
     pub reason: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CompleteRequest {
-    /// The instance that holds the task.
-    pub instance_id: String,
+    /// The instance that holds the task; omitted, whichever instance holds it.
+    pub instance_id: Option<String>,
     pub summary: String,
     #[serde(default)]
     pub files_modified: Vec<String>,
@@ -401,7 +401,7 @@ pub async fn release(
         state.bus(),
         &principal,
         id,
-        &req.instance_id,
+        req.instance_id.as_deref(),
         req.reason,
     )
     .await?;
@@ -424,7 +424,7 @@ pub async fn complete(
         state.bus(),
         &principal,
         id,
-        &req.instance_id,
+        req.instance_id.as_deref(),
         req.summary,
         req.files_modified,
     )
