@@ -110,6 +110,12 @@ error_codes! {
     RouteNotFound = ("HTTP_404", NOT_FOUND, "Route not found"),
     /// The path exists but not with this method.
     MethodNotAllowed = ("HTTP_405", METHOD_NOT_ALLOWED, "Method not allowed"),
+    /// A request the protocol behind the route cannot read (`/mcp`: not JSON-RPC).
+    BadRequest = ("HTTP_400", BAD_REQUEST, "Bad request"),
+    /// `/mcp`: the client does not accept both `application/json` and `text/event-stream`.
+    NotAcceptable = ("HTTP_406", NOT_ACCEPTABLE, "Not acceptable"),
+    /// `/mcp`: the body is not `application/json`.
+    UnsupportedMediaType = ("HTTP_415", UNSUPPORTED_MEDIA_TYPE, "Unsupported media type"),
 }
 
 /// An error on its way to becoming an error envelope.

@@ -116,7 +116,6 @@ on_both_stores! {
             (json!({"content": "", "type": "decision"}), "content"),
             (json!({"content": "x", "type": "rumour"}), "type"),
             (json!({"content": "x", "type": "decision", "importance_score": 1.5}), "importance_score"),
-            (json!({"content": "x", "type": "decision", "expires_at": "2020-01-01T00:00:00Z"}), "expires_at"),
             (json!({"content": "x", "type": "decision", "task_id": Uuid::now_v7()}), "task_id"),
             (json!({"content": "x", "type": "decision", "files": [""]}), "files[0]"),
         ] {

@@ -217,9 +217,9 @@ on_both_stores! {
         let late = app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "x\n"})).await;
         late.expect(400);
         assert_eq!(late.error_code(), "SES_002");
-        let gone = app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await;
-        gone.expect(400);
-        assert_eq!(gone.error_code(), "SES_002");
+        let again = app.post(&format!("/api/sessions/{session}/terminate"), Some(&token), json!({})).await;
+        again.expect(400);
+        assert_eq!(again.error_code(), "SES_002");
 
         // The log keeps output in sequence order and filters by type.
         let logs = app.get(&format!("/api/sessions/{session}/logs"), Some(&token)).await;
@@ -229,6 +229,13 @@ on_both_stores! {
         let typed: Vec<&str> = inputs.body["data"].as_array().unwrap().iter().map(|l| l["data"].as_str().unwrap()).collect();
         assert_eq!(typed, ["hello\n", "size\n", "size\n", "exit 3\n"]);
         app.get(&format!("/api/sessions/{session}/logs?type=noise"), Some(&token)).await.expect(422);
+
+        // An ended session can be removed, with its logs.
+        app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await.expect(200);
+        let gone = app.get(&format!("/api/sessions/{session}"), Some(&token)).await;
+        assert_eq!(gone.error_code(), "SES_001", "{}", gone.text);
+        let logs = app.get(&format!("/api/sessions/{session}/logs"), Some(&token)).await;
+        assert_eq!(logs.error_code(), "SES_001", "{}", logs.text);
     }
 
     async fn sessions_are_terminated_limited_and_validated(db: TestDb) {
@@ -239,7 +246,7 @@ on_both_stores! {
         full.expect(409);
         assert_eq!(full.error_code(), "SES_003");
 
-        let ended = app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await;
+        let ended = app.post(&format!("/api/sessions/{session}/terminate"), Some(&token), json!({})).await;
         ended.expect(200);
         assert_eq!(ended.body["data"]["status"], "terminated");
         let list = app.get(&format!("/api/machines/{machine}/sessions?status=terminated"), Some(&token)).await;
@@ -496,7 +503,7 @@ on_both_stores! {
         let alive = || std::process::Command::new("kill").args(["-0", &pid]).stderr(std::process::Stdio::null())
             .status().unwrap().success();
         assert!(alive());
-        let ended = app.call(Method::DELETE, &format!("/api/sessions/{session}"), Some(&token), None).await;
+        let ended = app.post(&format!("/api/sessions/{session}/terminate"), Some(&token), json!({})).await;
         ended.expect(200);
         assert_eq!(ended.body["data"]["status"], "terminated");
         tokio::time::sleep(Duration::from_millis(300)).await;

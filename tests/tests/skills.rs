@@ -95,12 +95,18 @@ on_both_stores! {
         assert_eq!(data["size_bytes"], data["content"].as_str().unwrap().len());
         assert!(data["last_modified"].is_string());
 
-        // Refused by the processor: VAL_001 with its reason; nothing stored.
+        // Content without frontmatter needs the request's description to make one; nothing stored.
         let refused = app.post(&base, Some(&token), json!({"path": "broken", "content": "# no frontmatter"})).await;
         refused.expect(422);
         assert_eq!(refused.error_code(), "VAL_001");
-        let reason = refused.body["error"]["errors"]["content"][0].as_str().unwrap();
+        let reason = refused.body["error"]["errors"]["description"][0].as_str().unwrap();
         assert!(reason.contains("frontmatter"), "{reason}");
+        app.get(&format!("{base}/broken"), Some(&token)).await.expect(404);
+        // Refused by the processor: VAL_001 with its reason; nothing stored.
+        let refused = app.post(&base, Some(&token), json!({"path": "broken", "content": "---\nname: broken\n---\n\nNo description."})).await;
+        refused.expect(422);
+        let reason = refused.body["error"]["errors"]["content"][0].as_str().unwrap();
+        assert!(reason.contains("description"), "{reason}");
         app.get(&format!("{base}/broken"), Some(&token)).await.expect(404);
         // Bad paths and sizes.
         for path in ["../etc", "a/b", ".hidden", ""] {

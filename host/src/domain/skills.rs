@@ -296,7 +296,7 @@ async fn write(
     existing: Option<&SkillRow>,
     draft: Draft,
 ) -> Result<std::result::Result<SkillRow, String>> {
-    let content = with_frontmatter(&draft)?;
+    let content = with_frontmatter(&draft);
     let processed = match process(deps, user_id, machine_id, &draft.path, &content).await? {
         Ok(p) => p,
         Err(reason) => return Ok(Err(reason)),
@@ -336,21 +336,17 @@ fn has_frontmatter(content: &str) -> bool {
 /// skill's folder (`path`, in the lowercase-and-hyphens form Claude Code requires; the request's
 /// `name` stays the skill's display name) and `description` the request's, which is then
 /// required. Content with its own frontmatter is kept as written.
-fn with_frontmatter(draft: &Draft) -> Result<String> {
-    if has_frontmatter(&draft.content) {
-        return Ok(draft.content.clone());
-    }
+fn with_frontmatter(draft: &Draft) -> String {
     let description = draft
         .description
         .as_deref()
         .map(str::trim)
-        .filter(|d| !d.is_empty())
-        .ok_or_else(|| {
-            ApiError::invalid_field(
-                "description",
-                "The description field is required when the content has no frontmatter.",
-            )
-        })?;
+        .filter(|d| !d.is_empty());
+    let Some(description) = description.filter(|_| !has_frontmatter(&draft.content)) else {
+        // Its own frontmatter, or nothing to make one from (a file found in the machine's
+        // folder): the processor judges the content as written.
+        return draft.content.clone();
+    };
     let mut name: String = draft
         .path
         .chars()
@@ -370,10 +366,10 @@ fn with_frontmatter(draft: &Draft) -> Result<String> {
         .join(" ")
         .replace('\\', "\\\\")
         .replace('"', "\\\"");
-    Ok(format!(
+    format!(
         "---\nname: {name}\ndescription: \"{description}\"\n---\n\n{}",
         draft.content
-    ))
+    )
 }
 
 fn refused(reason: String) -> ApiError {
@@ -400,6 +396,15 @@ pub async fn create_or_update(
         Some(&input.content),
         input.description.as_deref(),
         input.priority,
+    );
+    let described = input
+        .description
+        .as_deref()
+        .is_some_and(|d| !d.trim().is_empty());
+    v.check(
+        described || has_frontmatter(&input.content),
+        "description",
+        "The description field is required when the content has no frontmatter.",
     );
     v.finish()?;
     let machine = super::machines::owned(deps.store, principal, machine_id).await?;
@@ -452,9 +457,7 @@ pub async fn update(
         let mut metadata = existing.metadata.0.as_object().cloned().unwrap_or_default();
         metadata.extend(patch.metadata.unwrap_or_default());
         // New content brings its own name and description (from its frontmatter) unless the
-        // patch gives them; otherwise the current ones stay.
-        // Content without frontmatter gets one made from the name and description, so those
-        // stay unless the patch gives them.
+        // patch gives them; content without frontmatter gets one made from the current ones.
         let keep = patch.content.as_deref().is_none_or(|c| !has_frontmatter(c));
         let draft = Draft {
             path: existing.path.clone(),

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use axum::{
     extract::{
-        FromRequestParts, State, WebSocketUpgrade,
+        FromRequestParts, State,
         ws::{CloseFrame, Message, WebSocket},
     },
     http::request::Parts,
@@ -13,7 +13,7 @@ use axum::{
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::rate_limit::bearer_token;
+use super::{extract::ApiWebSocket, rate_limit::bearer_token};
 use crate::{
     app::AppState,
     domain::{machines, mcp, sessions, skills},
@@ -50,11 +50,12 @@ impl FromRequestParts<AppState> for MachineAuth {
     responses(
         (status = 101, description = "Switching to the agent link protocol"),
         (status = 401, description = "AUTH_005: missing or unknown machine token", body = ErrorEnvelope),
+        (status = 422, description = "VAL_001 on `upgrade`: not a WebSocket upgrade request", body = ErrorEnvelope),
     ))]
 pub async fn open_link(
     State(state): State<AppState>,
     MachineAuth(machine): MachineAuth,
-    upgrade: WebSocketUpgrade,
+    ApiWebSocket(upgrade): ApiWebSocket,
 ) -> Response {
     let tracker = state.tasks().clone();
     upgrade

@@ -4,7 +4,9 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Path, Request, rejection::PathRejection},
+    extract::{
+        FromRequest, FromRequestParts, Path, Request, WebSocketUpgrade, rejection::PathRejection,
+    },
     http::{StatusCode, request::Parts},
 };
 use serde::de::DeserializeOwned;
@@ -82,7 +84,9 @@ fn every_field_error<T: DeserializeOwned>(mut body: serde_json::Value) -> ApiErr
             })
             .collect();
         let message = describe(err.inner());
-        let first = field_error(&segments.join("."), &message);
+        // Named as serde_path_to_error prints paths (`pty_size.rows`, `dependencies[0]`).
+        let path = err.path().to_string();
+        let first = field_error(if path == "." { "" } else { &path }, &message);
         let Some(fields) = first.field_errors() else {
             break;
         };
@@ -333,6 +337,21 @@ where
                     &err.inner().to_string(),
                 )
             })
+    }
+}
+
+/// A WebSocket upgrade. A plain request where an upgrade was expected answers `VAL_001` on
+/// `upgrade` in the envelope (axum's own rejection is plain text).
+pub struct ApiWebSocket(pub WebSocketUpgrade);
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiWebSocket {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        WebSocketUpgrade::from_request_parts(parts, state)
+            .await
+            .map(ApiWebSocket)
+            .map_err(|rejection| ApiError::invalid_field("upgrade", rejection.body_text()))
     }
 }
 

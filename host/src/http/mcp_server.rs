@@ -15,7 +15,7 @@ use axum::{
     Extension, Router,
     body::Body,
     extract::{Request, State},
-    http::{HeaderValue, Method, header},
+    http::{HeaderValue, Method, StatusCode, header},
     response::{IntoResponse as _, Response},
 };
 use rmcp::{
@@ -673,8 +673,12 @@ impl ServerHandler for Tools {
     request_body(content = Object, description = "A JSON-RPC message (MCP)"),
     responses(
         (status = 200, description = "The JSON-RPC answer (application/json or text/event-stream)"),
+        (status = 400, description = "HTTP_400: not a JSON-RPC message", body = ErrorEnvelope),
         (status = 401, description = "AUTH_005: missing or unknown token", body = ErrorEnvelope),
-        (status = 403, description = "Host or Origin not allowed"),
+        (status = 403, description = "AUTH_006: the token may not act on that project; or Host/Origin not allowed", body = ErrorEnvelope),
+        (status = 406, description = "HTTP_406: `Accept` must name application/json and text/event-stream", body = ErrorEnvelope),
+        (status = 415, description = "HTTP_415: the body must be application/json", body = ErrorEnvelope),
+        (status = 429, description = "RTE_001", body = ErrorEnvelope),
     ))]
 pub async fn mcp_post(
     state: State<AppState>,
@@ -687,7 +691,9 @@ pub async fn mcp_post(
 /// Legacy-era stream and session endpoints: answered by the MCP transport (this server is
 /// stateless, so they say so).
 #[utoipa::path(get, path = "/mcp", tag = "mcp-server", security(("bearer" = [])),
-    responses((status = 405, description = "No server-initiated stream (stateless server)")))]
+    responses((status = 401, description = "AUTH_005", body = ErrorEnvelope),
+               (status = 405, description = "HTTP_405: no server-initiated stream (stateless server)", body = ErrorEnvelope),
+               (status = 429, description = "RTE_001", body = ErrorEnvelope)))]
 pub async fn mcp_get(
     state: State<AppState>,
     endpoint: Extension<McpEndpoint>,
@@ -697,7 +703,9 @@ pub async fn mcp_get(
 }
 
 #[utoipa::path(delete, path = "/mcp", tag = "mcp-server", security(("bearer" = [])),
-    responses((status = 405, description = "No sessions to end (stateless server)")))]
+    responses((status = 401, description = "AUTH_005", body = ErrorEnvelope),
+               (status = 405, description = "HTTP_405: no sessions to end (stateless server)", body = ErrorEnvelope),
+               (status = 429, description = "RTE_001", body = ErrorEnvelope)))]
 pub async fn mcp_delete(
     state: State<AppState>,
     endpoint: Extension<McpEndpoint>,
@@ -729,7 +737,44 @@ async fn serve(
         Err(err) => return err.into_response(),
     };
     request.extensions_mut().insert(caller);
-    endpoint.service.handle(request).await.map(Body::new)
+    let response = endpoint.service.handle(request).await.map(Body::new);
+    in_envelope(response).await
+}
+
+/// The MCP transport refuses some requests itself (wrong `Accept`, wrong content type, not
+/// JSON-RPC) with a plain-text body; like every other refusal of this service they answer in
+/// the envelope, with the transport's own words as the message.
+async fn in_envelope(response: Response) -> Response {
+    let status = response.status();
+    let is_text = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|v| v.starts_with("text/plain"));
+    if !status.is_client_error() || !is_text {
+        return response;
+    }
+    let code = match status {
+        StatusCode::NOT_ACCEPTABLE => ErrorCode::NotAcceptable,
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => ErrorCode::UnsupportedMediaType,
+        StatusCode::METHOD_NOT_ALLOWED => ErrorCode::MethodNotAllowed,
+        StatusCode::UNAUTHORIZED => ErrorCode::Unauthenticated,
+        StatusCode::FORBIDDEN => ErrorCode::Forbidden,
+        _ => ErrorCode::BadRequest,
+    };
+    // Bounded: these are the transport's short messages.
+    let said = axum::body::to_bytes(response.into_body(), 4096)
+        .await
+        .map(|b| String::from_utf8_lossy(&b).trim().to_owned())
+        .unwrap_or_default();
+    let mut error = ApiError::new(code);
+    if !said.is_empty() {
+        error = error.with_message(said);
+    }
+    let mut answer = error.into_response();
+    // The status is the transport's (a code's default could differ, e.g. 403 vs AUTH_006).
+    *answer.status_mut() = status;
+    answer
 }
 
 fn unauthorized(err: ApiError) -> Response {

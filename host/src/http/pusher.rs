@@ -10,8 +10,7 @@ use std::{collections::HashMap, time::Duration};
 use axum::{
     body::Bytes,
     extract::{
-        FromRequest, Request, State, WebSocketUpgrade,
-        ws::rejection::WebSocketUpgradeRejection,
+        FromRequest, Request, State,
         ws::{CloseFrame, Message, WebSocket},
     },
     http::{HeaderMap, header},
@@ -30,7 +29,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use super::{
     auth::AuthUser,
     envelope::{Envelope, Null, Reply},
-    extract::{ApiPath, ApiQuery},
+    extract::{ApiPath, ApiQuery, ApiWebSocket},
 };
 use crate::{
     app::{AppState, PusherApp},
@@ -270,9 +269,8 @@ pub async fn socket(
     State(state): State<AppState>,
     ApiPath(key): ApiPath<String>,
     super::auth::ClientAddress(address): super::auth::ClientAddress,
-    upgrade: std::result::Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+    ApiWebSocket(upgrade): ApiWebSocket,
 ) -> Result<Response> {
-    let upgrade = upgrade.map_err(|r| ApiError::invalid_field("upgrade", r.body_text()))?;
     let per_address = state.config().rate_limits.websocket_connections_per_address;
     let slot = state
         .hub()

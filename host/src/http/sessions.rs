@@ -26,6 +26,7 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_sessions, create_session))
         .routes(routes!(get_session, delete_session))
+        .routes(routes!(terminate_session))
         .routes(routes!(logs))
         .routes(routes!(attach))
         .routes(routes!(input))
@@ -291,6 +292,28 @@ pub async fn delete_session(
     )
     .await?;
     Ok(Reply::ok(Null))
+}
+
+/// Ends a running session and keeps it with its logs (`DELETE` ends it and removes it).
+#[utoipa::path(post, path = "/sessions/{id}/terminate", tag = "sessions", security(("bearer" = [])),
+    params(("id" = Uuid, Path)),
+    responses((status = 200, body = Envelope<SessionView>),
+               (status = 400, description = "SES_002: the session has already ended", body = ErrorEnvelope),
+               (status = 404, description = "SES_001", body = ErrorEnvelope)))]
+pub async fn terminate_session(
+    State(state): State<AppState>,
+    AuthUser(principal): AuthUser,
+    ApiPath(id): ApiPath<Uuid>,
+) -> Result<Reply<SessionView>> {
+    let session = sessions::terminate(
+        state.store(),
+        state.agent_links(),
+        state.bus(),
+        &principal,
+        id,
+    )
+    .await?;
+    Ok(Reply::ok(session.into()))
 }
 
 /// API §4.5.
