@@ -177,6 +177,7 @@ async fn openapi_document_lists_every_route_and_only_real_ones() {
             .unwrap(),
     )
     .await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
     let doc = app.get("/api/openapi.json", None).await;
     doc.expect(200);
     assert_eq!(doc.body["openapi"], "3.1.0");
@@ -193,20 +194,24 @@ async fn openapi_document_lists_every_route_and_only_real_ones() {
                 "{method} {path}"
             );
             // Fill path parameters with a syntactically valid id.
-            let concrete =
-                path.replace(['{', '}'], "")
-                    .split('/')
-                    .map(|seg| {
-                        if item[method]["parameters"].as_array().is_some_and(|ps| {
-                            ps.iter().any(|p| p["name"] == seg && p["in"] == "path")
-                        }) {
-                            "0190b3c2-7c4e-7abc-8def-0123456789ab".to_owned()
-                        } else {
-                            seg.to_owned()
+            let concrete = path
+                .replace(['{', '}'], "")
+                .split('/')
+                .map(|seg| {
+                    let param = item[method]["parameters"]
+                        .as_array()
+                        .and_then(|ps| ps.iter().find(|p| p["name"] == seg && p["in"] == "path"));
+                    match param {
+                        // The document's own example where it gives one.
+                        Some(p) if p["example"].is_string() => {
+                            p["example"].as_str().unwrap().to_owned()
                         }
-                    })
-                    .collect::<Vec<_>>()
-                    .join("/");
+                        Some(_) => "0190b3c2-7c4e-7abc-8def-0123456789ab".to_owned(),
+                        None => seg.to_owned(),
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
             let reply = app
                 .call(
                     method.to_uppercase().parse().unwrap(),
@@ -220,6 +225,28 @@ async fn openapi_document_lists_every_route_and_only_real_ones() {
                 code != "HTTP_404" && code != "HTTP_405",
                 "{method} {path} is documented but not routed"
             );
+            // What it answers is what the document says it can answer: without a token, and
+            // with one (unknown ids, no body) — logout would end the token, so it is left out.
+            let documented = |reply: &claudenest_e2e::Reply| {
+                assert!(
+                    op["responses"].get(reply.status.as_str()).is_some(),
+                    "{method} {path} answered {} without documenting it: {}",
+                    reply.status,
+                    reply.text
+                );
+            };
+            documented(&reply);
+            if path != "/api/auth/logout" {
+                let with_token = app
+                    .call(
+                        method.to_uppercase().parse().unwrap(),
+                        &concrete,
+                        Some(&token),
+                        None,
+                    )
+                    .await;
+                documented(&with_token);
+            }
             operations.push(format!("{} {path}", method.to_uppercase()));
         }
     }
@@ -266,4 +293,41 @@ async fn the_data_directory_and_database_are_private() {
     for name in ["pusher-secret", "secret-key"] {
         assert_eq!(mode(&dir.join(name)), 0o600, "{name}");
     }
+}
+
+/// The document is browsable at `/api/docs`, from files inside the binary: the pages load their
+/// scripts from this server only (no CDN) and the document by a relative URL (sub-paths work).
+#[tokio::test]
+async fn the_api_reference_is_browsable_without_a_cdn() {
+    let app = TestApp::spawn(
+        TestDb::create(claudenest_e2e::Backend::Sqlite)
+            .await
+            .unwrap(),
+    )
+    .await;
+    let page = app.get("/api/docs", None).await;
+    page.expect(200);
+    assert!(page.header("content-type").starts_with("text/html"));
+    assert!(page.text.contains("swagger-ui"), "{}", page.text);
+    for needle in [
+        "src=\"http",
+        "href=\"http",
+        "//cdn",
+        "unpkg.com",
+        "jsdelivr",
+    ] {
+        assert!(
+            !page.text.contains(needle),
+            "the page loads {needle}…: {}",
+            page.text
+        );
+    }
+    let init = app.get("/api/docs/swagger-initializer.js", None).await;
+    init.expect(200);
+    assert!(init.text.contains("\"../openapi.json\""), "{}", init.text);
+    let bundle = app.get("/api/docs/swagger-ui-bundle.js", None).await;
+    bundle.expect(200);
+    assert!(bundle.text.len() > 100_000, "the whole bundle is served");
+    let missing = app.get("/api/docs/nothing.js", None).await;
+    assert_eq!(missing.error_code(), "HTTP_404");
 }

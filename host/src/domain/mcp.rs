@@ -33,7 +33,7 @@ fn not_found() -> ApiError {
     ApiError::new(ErrorCode::McpServerNotFound)
 }
 
-/// `POST /api/machines/{machine}/mcp` (§10.3).
+/// `POST /api/machines/{machine}/mcp`: a new MCP server on the machine.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewServer {
@@ -51,7 +51,7 @@ pub struct NewServer {
     pub auto_start: Option<bool>,
 }
 
-/// `PATCH …/mcp/{name}` (§10.4): the fields given change. A running server keeps running with
+/// `PATCH …/mcp/{name}`: the fields given change. A running server keeps running with
 /// its old settings until it is started again.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -67,7 +67,7 @@ pub struct ServerPatch {
     pub auto_start: Option<bool>,
 }
 
-/// `POST …/mcp/{name}/execute` (§10.8).
+/// `POST …/mcp/{name}/execute`: a tool call.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Execute {

@@ -50,7 +50,7 @@ fn not_found() -> ApiError {
     ApiError::new(ErrorCode::SkillNotFound)
 }
 
-/// `POST /api/machines/{machine}/skills` (§9.3): creates or replaces the skill at `path`.
+/// `POST /api/machines/{machine}/skills`: creates or replaces the skill at `path`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillInput {
@@ -65,7 +65,7 @@ pub struct SkillInput {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// `PATCH …/skills/{path}` (§9.4): the fields given change.
+/// `PATCH …/skills/{path}`: the fields given change.
 #[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SkillPatch {
@@ -78,7 +78,7 @@ pub struct SkillPatch {
     pub metadata: Option<Map<String, Value>>,
 }
 
-/// One entry of `POST …/skills/bulk` (§9.7).
+/// One entry of `POST …/skills/bulk`.
 #[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BulkItem {

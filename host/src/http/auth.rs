@@ -67,7 +67,7 @@ impl FromRequestParts<AppState> for ClientAddress {
     }
 }
 
-/// Sign-in routes: rate limited per client IP (API §13).
+/// Sign-in routes: rate limited per client IP.
 pub fn public_router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(register))
@@ -116,7 +116,7 @@ pub struct MeData {
     pub user: UserView,
 }
 
-/// What login, registration and the OAuth callback answer (API §2.1).
+/// What login, registration and the OAuth callback answer.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SignInData {
     pub user: UserView,
@@ -135,7 +135,7 @@ impl From<SignIn> for SignInData {
     }
 }
 
-/// A token in the list (API §2.6); never its secret.
+/// A token in the list; never its secret.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TokenView {
     pub id: Uuid,
@@ -239,7 +239,7 @@ pub struct CallbackQuery {
 
 // --- handlers -----------------------------------------------------------------------------
 
-/// Create an account and sign it in (API §2.3).
+/// Create an account and sign it in.
 #[utoipa::path(post, path = "/auth/register", tag = "auth", request_body = RegisterRequest,
     responses(
         (status = 201, body = Envelope<SignInData>),
@@ -265,7 +265,7 @@ pub async fn register(
     Ok(Reply::created(signed_in.into()))
 }
 
-/// Sign in with e-mail and password (API §2.2).
+/// Sign in with e-mail and password.
 #[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = Envelope<SignInData>),
@@ -349,7 +349,7 @@ pub async fn reset_password(
     }))
 }
 
-/// Start OAuth sign-in (API §2.1): the provider URL, with `state` and a PKCE challenge.
+/// Start OAuth sign-in: the provider URL, with `state` and a PKCE challenge.
 #[utoipa::path(get, path = "/auth/{provider}/redirect", tag = "auth",
     params(("provider" = String, Path, description = "`github` or `google`")),
     responses(
@@ -398,7 +398,7 @@ pub async fn oauth_callback(
     Ok(Reply::ok(signed_in.into()))
 }
 
-/// The signed-in user (API §2.5).
+/// The signed-in user.
 #[utoipa::path(get, path = "/auth/me", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, body = Envelope<MeData>),
@@ -411,7 +411,7 @@ pub async fn me(AuthUser(principal): AuthUser) -> Reply<MeData> {
     })
 }
 
-/// Revoke the token this request was made with (API §2.4).
+/// Revoke the token this request was made with.
 #[utoipa::path(post, path = "/auth/logout", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, description = "`data` is null", body = Envelope<Null>),
@@ -425,7 +425,7 @@ pub async fn logout(
     Ok(Reply::ok(Null))
 }
 
-/// The caller's tokens, newest first (API §2.6). Needs `tokens:read`.
+/// The caller's tokens, newest first. Needs `tokens:read`.
 #[utoipa::path(get, path = "/auth/tokens", tag = "auth", security(("bearer" = [])),
     responses(
         (status = 200, body = Envelope<Vec<TokenView>>),
@@ -440,7 +440,7 @@ pub async fn list_tokens(
     Ok(Reply::ok(tokens.into_iter().map(TokenView::from).collect()))
 }
 
-/// Create a personal token (API §2.6). Needs `tokens:write`.
+/// Create a personal token. Needs `tokens:write`.
 #[utoipa::path(post, path = "/auth/tokens", tag = "auth", security(("bearer" = [])),
     request_body = CreateTokenRequest,
     responses(
@@ -471,7 +471,7 @@ pub async fn create_token(
     }))
 }
 
-/// Revoke one of the caller's tokens (API §2.6). Needs `tokens:write`.
+/// Revoke one of the caller's tokens. Needs `tokens:write`.
 #[utoipa::path(delete, path = "/auth/tokens/{id}", tag = "auth", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(

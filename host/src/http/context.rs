@@ -40,7 +40,6 @@ pub struct TokenUsage {
     pub percent: f64,
 }
 
-/// API §7.1.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ContextView {
     pub summary: String,
@@ -71,7 +70,7 @@ impl From<ProjectContext> for ContextView {
     }
 }
 
-/// A chunk (API §7.5, §7.6).
+/// A chunk.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ChunkView {
     pub id: Uuid,
@@ -198,7 +197,7 @@ pub struct ChunkListQuery {
     pub per_page: Option<u64>,
 }
 
-/// API §7.1.
+/// The project's compiled context and its token budget.
 #[utoipa::path(get, path = "/projects/{project}/context", tag = "context", security(("bearer" = [])),
     params(("project" = Uuid, Path)),
     responses((status = 200, body = Envelope<ContextView>), (status = 404, body = ErrorEnvelope)))]
@@ -211,7 +210,7 @@ pub async fn get_context(
     Ok(Reply::ok(ctx.into()))
 }
 
-/// API §7.3: changes the given fields; answers like §7.1.
+/// Changes the given fields; answers like `GET …/context`.
 #[utoipa::path(patch, path = "/projects/{project}/context", tag = "context", security(("bearer" = [])),
     params(("project" = Uuid, Path)), request_body = UpdateContextRequest,
     responses((status = 200, body = Envelope<ContextView>), (status = 404, body = ErrorEnvelope),
@@ -236,7 +235,7 @@ pub async fn update_context(
     Ok(Reply::ok(ctx.into()))
 }
 
-/// API §7.2: search by meaning.
+/// Search by meaning.
 #[utoipa::path(post, path = "/projects/{project}/context/query", tag = "context", security(("bearer" = [])),
     params(("project" = Uuid, Path)), request_body = QueryRequest,
     responses((status = 200, body = Envelope<QueryView>), (status = 404, body = ErrorEnvelope),
@@ -276,7 +275,7 @@ pub async fn query(
     }))
 }
 
-/// API §7.4: summarizes the most important recent chunks.
+/// Summarizes the most important recent chunks.
 #[utoipa::path(post, path = "/projects/{project}/context/summarize", tag = "context", security(("bearer" = [])),
     params(("project" = Uuid, Path)), request_body = SummarizeRequest,
     responses((status = 200, body = Envelope<SummaryView>), (status = 404, body = ErrorEnvelope),
@@ -308,7 +307,7 @@ pub async fn summarize(
     }))
 }
 
-/// API §7.5: live chunks, newest first.
+/// Live chunks, newest first.
 #[utoipa::path(get, path = "/projects/{project}/context/chunks", tag = "context", security(("bearer" = [])),
     params(("project" = Uuid, Path), ChunkListQuery),
     responses((status = 200, body = Envelope<Vec<ChunkView>>), (status = 404, body = ErrorEnvelope),
@@ -338,7 +337,7 @@ pub async fn list_chunks(
     ))
 }
 
-/// API §7.6: stored at once; embedded in the background.
+/// Stored at once; embedded in the background.
 #[utoipa::path(post, path = "/projects/{project}/context/chunks", tag = "context", security(("bearer" = [])),
     params(("project" = Uuid, Path)), request_body = AddChunkRequest,
     responses((status = 201, body = Envelope<ChunkView>), (status = 404, body = ErrorEnvelope),
@@ -369,7 +368,7 @@ pub async fn add_chunk(
     Ok(Reply::created(chunk.into()))
 }
 
-/// API §7.7.
+/// Delete a context chunk.
 #[utoipa::path(delete, path = "/projects/{project}/context/chunks/{chunk}", tag = "context", security(("bearer" = [])),
     params(("project" = Uuid, Path), ("chunk" = Uuid, Path)),
     responses((status = 200, body = Envelope<Null>), (status = 404, description = "CTX_001", body = ErrorEnvelope)))]

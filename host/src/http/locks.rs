@@ -32,7 +32,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(release_by_instance))
 }
 
-/// A lock as §8.1 shows it.
+/// A lock as the lock list shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LockView {
     pub path: String,
@@ -135,7 +135,7 @@ pub struct ReleasedView {
     pub count: usize,
 }
 
-/// API §8.1: live locks, with seconds left.
+/// Live locks, with seconds left.
 #[utoipa::path(get, path = "/projects/{project}/locks", tag = "locks", security(("bearer" = [])),
     params(("project" = Uuid, Path)),
     responses((status = 200, body = Envelope<Vec<LockView>>), (status = 404, body = ErrorEnvelope)))]
@@ -150,7 +150,7 @@ pub async fn list(
     ))
 }
 
-/// API §8.2: the holder re-acquiring extends; another instance gets `LCK_001` with who holds it.
+/// The holder re-acquiring extends; another instance gets `LCK_001` with who holds it.
 #[utoipa::path(post, path = "/projects/{project}/locks", tag = "locks", security(("bearer" = [])),
     params(("project" = Uuid, Path)), request_body = AcquireRequest,
     responses((status = 201, body = Envelope<LockView>), (status = 404, body = ErrorEnvelope),
@@ -176,7 +176,7 @@ pub async fn acquire(
     )))
 }
 
-/// API §8.3: whether any live lock (path or glob) covers the path.
+/// Whether any live lock (path or glob) covers the path.
 #[utoipa::path(post, path = "/projects/{project}/locks/check", tag = "locks",
     security(("bearer" = [])), params(("project" = Uuid, Path)), request_body = PathRequest,
     responses((status = 200, body = Envelope<CheckView>), (status = 404, body = ErrorEnvelope),
@@ -206,7 +206,7 @@ pub async fn check(
     }))
 }
 
-/// API §8.4: only by the holder.
+/// Only by the holder.
 #[utoipa::path(post, path = "/projects/{project}/locks/extend", tag = "locks",
     security(("bearer" = [])), params(("project" = Uuid, Path)), request_body = ExtendRequest,
     responses((status = 200, body = Envelope<LockView>), (status = 404, description = "LCK_002", body = ErrorEnvelope),
@@ -229,7 +229,7 @@ pub async fn extend(
     Ok(Reply::ok(LockView::new(lock, crate::domain::clock::now())))
 }
 
-/// API §8.5: partial — every free path is taken, the rest reported, in one transaction.
+/// Partial — every free path is taken, the rest reported, in one transaction.
 #[utoipa::path(post, path = "/projects/{project}/locks/bulk", tag = "locks",
     security(("bearer" = [])), params(("project" = Uuid, Path)), request_body = BulkRequest,
     responses((status = 200, body = Envelope<BulkView>), (status = 404, body = ErrorEnvelope),
@@ -267,7 +267,7 @@ pub async fn bulk(
     }))
 }
 
-/// API §8.6: only by the holder.
+/// Only by the holder.
 #[utoipa::path(post, path = "/projects/{project}/locks/release", tag = "locks",
     security(("bearer" = [])), params(("project" = Uuid, Path)), request_body = HolderRequest,
     responses((status = 200, body = Envelope<LockView>), (status = 404, description = "LCK_002", body = ErrorEnvelope),
@@ -290,7 +290,7 @@ pub async fn release(
     Ok(Reply::ok(LockView::new(lock, crate::domain::clock::now())))
 }
 
-/// API §8.7: the project's owner releases whoever holds it.
+/// The project's owner releases whoever holds it.
 #[utoipa::path(post, path = "/projects/{project}/locks/force-release", tag = "locks",
     security(("bearer" = [])), params(("project" = Uuid, Path)), request_body = PathRequest,
     responses((status = 200, body = Envelope<LockView>), (status = 404, body = ErrorEnvelope),
@@ -313,7 +313,7 @@ pub async fn force_release(
     Ok(Reply::ok(LockView::new(lock, crate::domain::clock::now())))
 }
 
-/// API §8.8.
+/// Release every lock an instance holds.
 #[utoipa::path(post, path = "/projects/{project}/locks/release-by-instance", tag = "locks",
     security(("bearer" = [])), params(("project" = Uuid, Path)), request_body = InstanceOnly,
     responses((status = 200, body = Envelope<ReleasedView>), (status = 404, body = ErrorEnvelope),

@@ -60,7 +60,7 @@ pub struct WakeOnLanView {
     pub port: Option<i64>,
 }
 
-/// A machine as the API shows it (API §3.1).
+/// A machine as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct MachineView {
     pub id: Uuid,
@@ -121,7 +121,6 @@ impl MachineView {
     }
 }
 
-/// API §3.7.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct EnvironmentView {
     pub platform: Option<String>,
@@ -254,7 +253,7 @@ impl FromRequestParts<AppState> for Caller {
 
 // --- handlers -----------------------------------------------------------------------------
 
-/// List your machines (API §3.1), by name.
+/// List your machines, by name.
 #[utoipa::path(get, path = "/machines", tag = "machines", security(("bearer" = [])),
     params(ListQuery),
     responses(
@@ -289,7 +288,7 @@ pub async fn list_machines(
     Ok(Reply::page(views, total, page))
 }
 
-/// Register a machine (API §3.2); its `mn_` token is in the answer, once.
+/// Register a machine; its `mn_` token is in the answer, once.
 #[utoipa::path(post, path = "/machines", tag = "machines", security(("bearer" = [])),
     request_body = RegisterMachineRequest,
     responses(
@@ -322,7 +321,7 @@ pub async fn register_machine(
     }))
 }
 
-/// One of your machines (API §3.3).
+/// One of your machines.
 #[utoipa::path(get, path = "/machines/{id}", tag = "machines", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(
@@ -338,7 +337,7 @@ pub async fn get_machine(
     Ok(Reply::ok(MachineView::counted(&state, machine).await?))
 }
 
-/// Change a machine's settings (API §3.4).
+/// Change a machine's settings.
 #[utoipa::path(patch, path = "/machines/{id}", tag = "machines", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = UpdateMachineRequest,
     responses(
@@ -361,7 +360,7 @@ pub async fn update_machine(
     Ok(Reply::ok(MachineView::new(machine, state.presence())))
 }
 
-/// Delete a machine (API §3.5); its agent link is closed.
+/// Delete a machine; its agent link is closed.
 #[utoipa::path(delete, path = "/machines/{id}", tag = "machines", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<Null>), (status = 404, body = ErrorEnvelope)))]
@@ -374,7 +373,7 @@ pub async fn delete_machine(
     Ok(Reply::ok(Null))
 }
 
-/// A new machine token (API §3.6): the old one dies at once and its live link is dropped.
+/// A new machine token: the old one dies at once and its live link is dropped.
 #[utoipa::path(post, path = "/machines/{id}/regenerate-token", tag = "machines",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<TokenData>), (status = 404, body = ErrorEnvelope)))]
@@ -388,7 +387,7 @@ pub async fn regenerate_token(
     Ok(Reply::ok(TokenData { token }))
 }
 
-/// The machine's environment as its agent reported it (API §3.7). Callable by the owner, or
+/// The machine's environment as its agent reported it. Callable by the owner, or
 /// by the machine's own `mn_` token (another machine's token gets 404).
 #[utoipa::path(get, path = "/machines/{id}/environment", tag = "machines",
     security(("bearer" = [])), params(("id" = Uuid, Path)),
@@ -418,7 +417,7 @@ pub async fn environment(
     }))
 }
 
-/// Wake the machine (API §3.8) with a magic packet.
+/// Wake the machine with a magic packet.
 #[utoipa::path(post, path = "/machines/{id}/wake", tag = "machines", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses(

@@ -33,7 +33,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(execute_tool))
 }
 
-/// An MCP server (§10.1). `env` is never shown: only its variable names.
+/// An MCP server. `env` is never shown: only its variable names.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ServerView {
     pub id: Uuid,
@@ -82,6 +82,7 @@ impl From<McpServerRow> for ServerView {
     }
 }
 
+/// The machine's MCP servers.
 #[utoipa::path(get, path = "/machines/{machine}/mcp", tag = "mcp", security(("bearer" = [])),
     params(("machine" = Uuid, Path)),
     responses((status = 200, body = Envelope<Vec<ServerView>>), (status = 404, description = "MCH_001", body = ErrorEnvelope)))]
@@ -124,6 +125,7 @@ pub async fn all_tools(
     ))
 }
 
+/// One MCP server of the machine.
 #[utoipa::path(get, path = "/machines/{machine}/mcp/{name}", tag = "mcp", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("name" = String, Path)),
     responses((status = 200, body = Envelope<ServerView>), (status = 404, description = "MCP_001", body = ErrorEnvelope)))]
@@ -139,6 +141,7 @@ pub async fn get_server(
     ))
 }
 
+/// Change an MCP server's configuration.
 #[utoipa::path(patch, path = "/machines/{machine}/mcp/{name}", tag = "mcp", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("name" = String, Path)), request_body = ServerPatch,
     responses((status = 200, body = Envelope<ServerView>), (status = 404, description = "MCP_001", body = ErrorEnvelope),
@@ -189,6 +192,7 @@ pub async fn start_server(
     ))
 }
 
+/// Stop a running MCP server.
 #[utoipa::path(post, path = "/machines/{machine}/mcp/{name}/stop", tag = "mcp", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("name" = String, Path)),
     responses((status = 200, body = Envelope<ServerView>), (status = 404, description = "MCP_001", body = ErrorEnvelope)))]

@@ -702,6 +702,7 @@ pub async fn mcp_get(
     serve(state, endpoint, request).await
 }
 
+/// Ending an MCP session: there are none (the server is stateless).
 #[utoipa::path(delete, path = "/mcp", tag = "mcp-server", security(("bearer" = [])),
     responses((status = 401, description = "AUTH_005", body = ErrorEnvelope),
                (status = 405, description = "HTTP_405: no sessions to end (stateless server)", body = ErrorEnvelope),

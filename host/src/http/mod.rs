@@ -6,6 +6,7 @@
 pub mod agent_link;
 pub mod auth;
 pub mod context;
+pub mod docs;
 pub mod envelope;
 pub mod exists;
 pub mod extract;
@@ -14,6 +15,7 @@ pub mod locks;
 pub mod machines;
 pub mod mcp;
 pub mod mcp_server;
+pub mod openapi;
 pub mod plugins;
 pub mod projects;
 pub mod pusher;
@@ -28,18 +30,11 @@ use std::{any::Any, sync::Arc};
 use axum::{
     Extension, Router,
     extract::{DefaultBodyLimit, MatchedPath, Request},
-    http::header,
     middleware,
     response::{IntoResponse, Response},
 };
 use tower_http::{catch_panic::CatchPanicLayer, trace::TraceLayer};
-use utoipa::{
-    Modify, OpenApi,
-    openapi::{
-        self,
-        security::{HttpAuthScheme, HttpBuilder, SecurityScheme},
-    },
-};
+use utoipa::OpenApi as _;
 use utoipa_axum::{router::OpenApiRouter, routes};
 
 use crate::{
@@ -48,54 +43,12 @@ use crate::{
 };
 use request_id::RequestId;
 
-#[derive(OpenApi)]
-#[openapi(
-    info(
-        title = "ClaudeNest API",
-        description = "Control plane for fleets of Claude Code agents. Every response is an \
-                       envelope: `{success, data, meta}` or `{success: false, error, meta}`."
-    ),
-    modifiers(&BearerAuth),
-    tags(
-        (name = "health", description = "Liveness"),
-        (name = "auth", description = "Accounts and tokens (API §2)"),
-        (name = "machines", description = "Machines, pairing and Wake-on-LAN (API §3)"),
-        (name = "agent", description = "What machine agents call with their `mn_` token"),
-        (name = "realtime", description = "Pusher Channels protocol v7 (API §11)"),
-        (name = "sessions", description = "Claude Code sessions (API §4)"),
-        (name = "projects", description = "Projects, instances, activity (API §5)"),
-        (name = "tasks", description = "Tasks (API §6)"),
-        (name = "locks", description = "File locks (API §8)"),
-        (name = "context", description = "Shared context and search (API §7)"),
-        (name = "skills", description = "Skills per machine, synced with its skill folder (API §9)"),
-        (name = "mcp", description = "MCP servers per machine: stdio, http, wasm (API §10)"),
-        (name = "mcp-server", description = "ClaudeNest's own MCP server for Claude Code instances (docs/mcp-server.md)"),
-        (name = "plugins", description = "WebAssembly plugins: registry, per-machine enablement, tool calls"),
-        (name = "meta", description = "This document"),
-    )
-)]
-struct ApiDoc;
-
-struct BearerAuth;
-
-impl Modify for BearerAuth {
-    fn modify(&self, doc: &mut openapi::OpenApi) {
-        let components = doc.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("cn_…")
-                    .build(),
-            ),
-        );
-    }
-}
-
 /// Every route of the service with its OpenAPI description, before splitting.
 fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
-    let public = health::router().routes(routes!(openapi_json));
+    let public = health::router()
+        .routes(routes!(openapi::openapi_json))
+        .routes(routes!(docs::docs))
+        .routes(routes!(docs::docs_file));
     let sign_in = auth::public_router()
         .merge(machines::pairing_router())
         .route_layer(middleware::from_fn_with_state(
@@ -132,7 +85,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             state.api_limiter(),
             rate_limit::per_token,
         ));
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(mcp_server)
         .nest(
             "/api",
@@ -144,19 +97,10 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(pusher::root_router(state))
 }
 
-/// The generated OpenAPI document.
-pub fn openapi(state: &AppState) -> openapi::OpenApi {
-    with_version(api_routes(state).split_for_parts().1)
+/// The generated OpenAPI document, as served.
+pub fn openapi(state: &AppState) -> serde_json::Value {
+    openapi::finish(api_routes(state).split_for_parts().1)
 }
-
-fn with_version(mut doc: openapi::OpenApi) -> openapi::OpenApi {
-    doc.info.version = crate::VERSION.to_owned();
-    doc
-}
-
-/// The document, serialized once when the router is built.
-#[derive(Clone)]
-struct OpenApiJson(Arc<str>);
 
 /// The whole HTTP application.
 pub fn router(state: AppState) -> Router {
@@ -167,9 +111,7 @@ pub fn router(state: AppState) -> Router {
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
         .with_state(state.clone());
     let mcp = mcp_server::McpEndpoint::new(&state, api, &doc);
-    let doc = OpenApiJson(Arc::from(
-        serde_json::to_string(&with_version(doc)).expect("the OpenAPI document serializes"),
-    ));
+    let doc = openapi::OpenApiJson(Arc::from(openapi::finish(doc).to_string()));
     let max_body = state.config().max_body_bytes;
     with_common_layers(routes.layer(Extension(doc)).layer(Extension(mcp)), max_body)
         .with_state(state)
@@ -212,21 +154,6 @@ fn panic_response(panic: Box<dyn Any + Send + 'static>) -> Response {
         .unwrap_or("<non-string panic>");
     tracing::error!(panic = detail, "handler panicked");
     ApiError::new(ErrorCode::Internal).into_response()
-}
-
-/// This OpenAPI document (3.1), generated from the code.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "meta",
-    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json"))
-)]
-async fn openapi_json(Extension(OpenApiJson(doc)): Extension<OpenApiJson>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        doc.to_string(),
-    )
-        .into_response()
 }
 
 #[cfg(test)]

@@ -179,6 +179,7 @@ pub async fn install_plugin(
     })
 }
 
+/// One of your plugins.
 #[utoipa::path(get, path = "/plugins/{name}", tag = "plugins", security(("bearer" = [])),
     params(("name" = String, Path)),
     responses((status = 200, body = Envelope<PluginView>), (status = 404, description = "PLG_001", body = ErrorEnvelope)))]
@@ -251,6 +252,7 @@ pub async fn enable_plugin(
     ))
 }
 
+/// Disable a plugin on a machine.
 #[utoipa::path(delete, path = "/machines/{machine}/plugins/{name}", tag = "plugins", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("name" = String, Path)),
     responses((status = 200, body = Envelope<Null>), (status = 404, description = "PLG_001, PLG_005", body = ErrorEnvelope)))]

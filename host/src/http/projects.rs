@@ -34,7 +34,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(broadcast))
 }
 
-/// A project as the API shows it (API §5.1, §5.3).
+/// A project as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ProjectView {
     pub id: Uuid,
@@ -143,7 +143,7 @@ impl From<UpdateProjectRequest> for ProjectChanges {
     }
 }
 
-/// The machine's projects (API §5.1).
+/// The machine's projects.
 #[utoipa::path(get, path = "/machines/{machine}/projects", tag = "projects",
     security(("bearer" = [])), params(("machine" = Uuid, Path)),
     responses((status = 200, body = Envelope<Vec<ProjectView>>), (status = 404, body = ErrorEnvelope)))]
@@ -156,7 +156,7 @@ pub async fn list_projects(
     Ok(Reply::ok(rows.into_iter().map(ProjectView::from).collect()))
 }
 
-/// Create a project on a machine (API §5.2). The path is unique per machine (`PRJ_002`).
+/// Create a project on a machine. The path is unique per machine (`PRJ_002`).
 #[utoipa::path(post, path = "/machines/{machine}/projects", tag = "projects",
     security(("bearer" = [])), params(("machine" = Uuid, Path)), request_body = CreateProjectRequest,
     responses(
@@ -183,7 +183,7 @@ pub async fn create_project(
     Ok(Reply::created(ProjectView::new(project, 0, 0, 0)))
 }
 
-/// API §5.3.
+/// One project.
 #[utoipa::path(get, path = "/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<ProjectView>), (status = 404, description = "PRJ_001", body = ErrorEnvelope)))]
@@ -196,7 +196,7 @@ pub async fn get_project(
     Ok(Reply::ok(ProjectView::load(&state, project).await?))
 }
 
-/// API §5.4 (settings are merged).
+/// 4 (settings are merged).
 #[utoipa::path(patch, path = "/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = UpdateProjectRequest,
     responses((status = 200, body = Envelope<ProjectView>), (status = 404, body = ErrorEnvelope),
@@ -211,7 +211,7 @@ pub async fn update_project(
     Ok(Reply::ok(ProjectView::load(&state, project).await?))
 }
 
-/// API §5.5: the project and everything in it.
+/// The project and everything in it.
 #[utoipa::path(delete, path = "/projects/{id}", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<Null>), (status = 404, body = ErrorEnvelope)))]
@@ -237,7 +237,7 @@ pub struct StatsView {
     pub active_locks: i64,
 }
 
-/// API §5.6, counted from rows (tokens ≈ characters / 4).
+/// 6, counted from rows (tokens ≈ characters / 4).
 #[utoipa::path(get, path = "/projects/{id}/stats", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<StatsView>), (status = 404, body = ErrorEnvelope)))]
@@ -261,7 +261,7 @@ pub async fn stats(
     }))
 }
 
-/// An instance as §5.7 shows it.
+/// An instance as the instance list shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct InstanceView {
     /// The instance's own name.
@@ -290,7 +290,7 @@ impl From<Instance> for InstanceView {
     }
 }
 
-/// API §5.7.
+/// The Claude Code instances working on the project.
 #[utoipa::path(get, path = "/projects/{id}/instances", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<Vec<InstanceView>>), (status = 404, body = ErrorEnvelope)))]
@@ -367,7 +367,7 @@ pub struct ActivityQuery {
     pub limit: Option<u64>,
 }
 
-/// API §5.8.
+/// The project's activity log, newest first.
 #[utoipa::path(get, path = "/projects/{id}/activity", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path), ActivityQuery),
     responses((status = 200, body = Envelope<Vec<ActivityView>>), (status = 404, body = ErrorEnvelope),
@@ -405,7 +405,7 @@ pub struct BroadcastRequest {
     pub target: Value,
 }
 
-/// API §5.9: stored, logged and sent as `project:broadcast` on `private-project.{id}`.
+/// Stored, logged and sent as `project:broadcast` on `private-project.{id}`.
 #[utoipa::path(post, path = "/projects/{id}/broadcast", tag = "projects", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = BroadcastRequest,
     responses((status = 201, body = Envelope<serde_json::Value>), (status = 404, body = ErrorEnvelope),

@@ -46,7 +46,7 @@ use crate::{
 /// activity timeout when that is shorter).
 const PONG_WAIT: Duration = Duration::from_secs(30);
 
-/// `/app/{key}` (new connections rate limited per client IP, §13) and the publishing API,
+/// `/app/{key}` (new connections rate limited per client IP) and the publishing API,
 /// outside `/api` where Pusher clients look for them.
 pub fn root_router(state: &AppState) -> OpenApiRouter<AppState> {
     let socket = OpenApiRouter::new().routes(routes!(socket)).route_layer(

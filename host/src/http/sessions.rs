@@ -39,7 +39,7 @@ pub struct PtySize {
     pub rows: i64,
 }
 
-/// A session as the API shows it (API §4.1).
+/// A session as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SessionView {
     pub id: Uuid,
@@ -167,7 +167,7 @@ pub struct SessionListQuery {
 pub struct LogQuery {
     /// 1..=10000, default 1000: the most recent entries, oldest first.
     pub limit: Option<u64>,
-    /// `input`, `output` or `error` (API §4.5); without it, all three. `status` (opt-in) lists
+    /// `input`, `output` or `error`; without it, all three. `status` (opt-in) lists
     /// the session's status changes instead.
     #[serde(rename = "type")]
     pub kind: Option<String>,
@@ -182,7 +182,7 @@ pub struct InputRequest {
     pub data: String,
 }
 
-/// API §4.1, newest first.
+/// 1, newest first.
 #[utoipa::path(get, path = "/machines/{machine}/sessions", tag = "sessions", security(("bearer" = [])),
     params(("machine" = Uuid, Path), SessionListQuery),
     responses((status = 200, body = Envelope<Vec<SessionView>>), (status = 404, body = ErrorEnvelope),
@@ -211,7 +211,7 @@ pub async fn list_sessions(
     Ok(Reply::page(views, total, page))
 }
 
-/// API §4.2: starts the session on the machine's agent.
+/// Starts the session on the machine's agent.
 #[utoipa::path(post, path = "/machines/{machine}/sessions", tag = "sessions", security(("bearer" = [])),
     params(("machine" = Uuid, Path)), request_body = CreateSessionRequest,
     responses(
@@ -259,7 +259,7 @@ pub async fn create_session(
     }))
 }
 
-/// API §4.3.
+/// One of your sessions.
 #[utoipa::path(get, path = "/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<SessionView>), (status = 404, description = "SES_001", body = ErrorEnvelope)))]
@@ -273,7 +273,7 @@ pub async fn get_session(
     ))
 }
 
-/// API §4.4: ends the session if it still runs (its process is stopped on the machine), then
+/// Ends the session if it still runs (its process is stopped on the machine), then
 /// removes it with its logs; a later GET is `SES_001`.
 #[utoipa::path(delete, path = "/sessions/{id}", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
@@ -316,7 +316,7 @@ pub async fn terminate_session(
     Ok(Reply::ok(session.into()))
 }
 
-/// API §4.5.
+/// The session's log: input, output and errors in order (`?type=status` for status changes).
 #[utoipa::path(get, path = "/sessions/{id}/logs", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path), LogQuery),
     responses((status = 200, body = Envelope<Vec<LogView>>), (status = 404, body = ErrorEnvelope),
@@ -360,7 +360,7 @@ pub async fn logs(
     Ok(Reply::ok(rows.into_iter().map(LogView::from).collect()))
 }
 
-/// API §4.6: a new `ws_` token (the previous one stops working).
+/// A new `ws_` token (the previous one stops working).
 #[utoipa::path(post, path = "/sessions/{id}/attach", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<AttachView>), (status = 404, body = ErrorEnvelope)))]
@@ -377,7 +377,7 @@ pub async fn attach(
     }))
 }
 
-/// API §4.7: typed into the session's terminal.
+/// Typed into the session's terminal.
 #[utoipa::path(post, path = "/sessions/{id}/input", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = InputRequest,
     responses((status = 200, body = Envelope<Null>), (status = 400, body = ErrorEnvelope),
@@ -392,7 +392,7 @@ pub async fn input(
     Ok(Reply::ok(Null))
 }
 
-/// API §4.8.
+/// Resize the session's terminal.
 #[utoipa::path(post, path = "/sessions/{id}/resize", tag = "sessions", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = PtySize,
     responses((status = 200, body = Envelope<SessionView>), (status = 400, body = ErrorEnvelope),

@@ -28,7 +28,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(toggle_skill))
 }
 
-/// A skill in lists (§9.1).
+/// A skill in lists.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SkillSummary {
     pub id: Uuid,
@@ -41,7 +41,7 @@ pub struct SkillSummary {
     pub last_modified: DateTime<Utc>,
 }
 
-/// A skill with its content and metadata (§9.2).
+/// A skill with its content and metadata.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct SkillView {
     #[serde(flatten)]
@@ -120,6 +120,7 @@ pub async fn create_skill(
     Ok(Reply::ok(row.into()))
 }
 
+/// One skill of the machine, with its content.
 #[utoipa::path(get, path = "/machines/{machine}/skills/{path}", tag = "skills", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("path" = String, Path)),
     responses((status = 200, body = Envelope<SkillView>), (status = 404, description = "SKL_001", body = ErrorEnvelope)))]
@@ -132,6 +133,7 @@ pub async fn get_skill(
     Ok(Reply::ok(row.into()))
 }
 
+/// Change a skill: the fields given change; new content is processed again.
 #[utoipa::path(patch, path = "/machines/{machine}/skills/{path}", tag = "skills", security(("bearer" = [])),
     params(("machine" = Uuid, Path), ("path" = String, Path)), request_body = SkillPatch,
     responses((status = 200, body = Envelope<SkillView>), (status = 404, description = "SKL_001", body = ErrorEnvelope),

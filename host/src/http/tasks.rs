@@ -53,7 +53,7 @@ impl Priority {
     }
 }
 
-/// A task as the API shows it (API §6.1).
+/// A task as the API shows it.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct TaskView {
     pub id: Uuid,
@@ -201,7 +201,7 @@ impl CreateTaskRequest {
     }
 }
 
-/// API §6.1, highest priority first, then oldest.
+/// 1, highest priority first, then oldest.
 #[utoipa::path(get, path = "/projects/{project}/tasks", tag = "tasks", security(("bearer" = [])),
     params(("project" = Uuid, Path), TaskListQuery),
     responses((status = 200, body = Envelope<Vec<TaskView>>), (status = 404, body = ErrorEnvelope),
@@ -235,7 +235,7 @@ pub async fn list_tasks(
     Ok(Reply::page(views, total, page))
 }
 
-/// API §6.2. Dependencies must be tasks of this project and may not form a cycle.
+/// Dependencies must be tasks of this project and may not form a cycle.
 #[utoipa::path(post, path = "/projects/{project}/tasks", tag = "tasks", security(("bearer" = [])),
     params(("project" = Uuid, Path)), request_body = CreateTaskRequest,
     responses((status = 201, body = Envelope<TaskView>), (status = 404, body = ErrorEnvelope),
@@ -263,7 +263,7 @@ pub async fn create_task(
     Ok(Reply::created(TaskView::new(task, row, deps)))
 }
 
-/// API §6.3: the highest-priority, oldest, unclaimed task whose dependencies are done.
+/// The highest-priority, oldest, unclaimed task whose dependencies are done.
 #[utoipa::path(get, path = "/projects/{project}/tasks/next-available", tag = "tasks",
     security(("bearer" = [])), params(("project" = Uuid, Path)),
     responses((status = 200, description = "`data` is null when none is available", body = Envelope<Option<TaskView>>),
@@ -310,7 +310,7 @@ pub async fn claim_next(
     }))
 }
 
-/// API §6.4.
+/// One task.
 #[utoipa::path(get, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<TaskView>), (status = 404, description = "TSK_001", body = ErrorEnvelope)))]
@@ -325,7 +325,7 @@ pub async fn get_task(
     ))
 }
 
-/// API §6.5. Status changes go through claim, release and complete.
+/// Status changes go through claim, release and complete.
 #[utoipa::path(patch, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = UpdateTaskRequest,
     responses((status = 200, body = Envelope<TaskView>), (status = 404, body = ErrorEnvelope),
@@ -350,7 +350,7 @@ pub async fn update_task(
     ))
 }
 
-/// API §6.6.
+/// Delete a task.
 #[utoipa::path(delete, path = "/tasks/{id}", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)),
     responses((status = 200, body = Envelope<Null>), (status = 404, body = ErrorEnvelope)))]
@@ -363,7 +363,7 @@ pub async fn delete_task(
     Ok(Reply::ok(Null))
 }
 
-/// API §6.7: atomic; the losers of a race get `TSK_002`.
+/// Atomic; the losers of a race get `TSK_002`.
 #[utoipa::path(post, path = "/tasks/{id}/claim", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = InstanceRequest,
     responses(
@@ -385,7 +385,7 @@ pub async fn claim(
     }))
 }
 
-/// API §6.8: only by the claiming instance (`TSK_003` otherwise).
+/// Only by the claiming instance (`TSK_003` otherwise).
 #[utoipa::path(post, path = "/tasks/{id}/release", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = ReleaseRequest,
     responses((status = 200, body = Envelope<TaskView>), (status = 403, description = "TSK_003", body = ErrorEnvelope),
@@ -408,7 +408,7 @@ pub async fn release(
     Ok(Reply::ok(TaskView::load(&state, task, false).await?))
 }
 
-/// API §6.9: only by the claiming instance; unblocks dependents and records a context chunk.
+/// Only by the claiming instance; unblocks dependents and records a context chunk.
 #[utoipa::path(post, path = "/tasks/{id}/complete", tag = "tasks", security(("bearer" = [])),
     params(("id" = Uuid, Path)), request_body = CompleteRequest,
     responses((status = 200, body = Envelope<TaskView>), (status = 403, description = "TSK_003", body = ErrorEnvelope),
