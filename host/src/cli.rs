@@ -199,43 +199,48 @@ pub struct Remote {
 #[derive(Debug, Args)]
 pub struct AgentArgs {
     /// The host's base URL, e.g. http://127.0.0.1:8000 [default: from the agent file].
-    #[arg(long, env = "CLAUDENEST_AGENT_SERVER")]
+    #[arg(long, env = "CLAUDENEST_AGENT_SERVER", global = true)]
     pub server: Option<String>,
     /// The machine token (`mn_…`). Prefer the agent file or the environment: flags show in `ps`.
-    #[arg(long, env = "CLAUDENEST_AGENT_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CLAUDENEST_AGENT_TOKEN",
+        hide_env_values = true,
+        global = true
+    )]
     pub token: Option<String>,
     /// The agent file (server, token, settings) [default: ~/.config/claudenest/agent.toml].
-    #[arg(long, env = "CLAUDENEST_AGENT_FILE")]
+    #[arg(long, env = "CLAUDENEST_AGENT_FILE", global = true)]
     pub agent_file: Option<PathBuf>,
     /// Path of the `claude` executable [default: found on PATH].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub claude_path: Option<PathBuf>,
     /// A capability to report (repeatable), e.g. `--capability wake_on_lan`.
-    #[arg(long = "capability")]
+    #[arg(long = "capability", global = true)]
     pub capabilities: Vec<String>,
     /// Sessions this machine accepts at once [default: 10].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub max_sessions: Option<u32>,
     /// Seconds a terminated session has between its hang-up and SIGKILL [default: 5].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub kill_grace_secs: Option<u64>,
     /// The skill folder kept in step with the host [default: ~/.claude/skills].
-    #[arg(long, env = "CLAUDENEST_AGENT_SKILLS_DIR")]
+    #[arg(long, env = "CLAUDENEST_AGENT_SKILLS_DIR", global = true)]
     pub skills_dir: Option<PathBuf>,
     /// Milliseconds between looks at the skill folder for changes [default: 2000].
-    #[arg(long)]
+    #[arg(long, global = true)]
     pub skills_poll_ms: Option<u64>,
     /// The agent's data directory: compiled plugins and their key
     /// [default: ~/.local/share/claudenest/agent].
-    #[arg(long, env = "CLAUDENEST_AGENT_DATA_DIR")]
+    #[arg(long, env = "CLAUDENEST_AGENT_DATA_DIR", global = true)]
     pub data_dir: Option<PathBuf>,
     /// A directory under which plugins enabled on this machine may be granted mounts
     /// (repeatable; adds to `plugin_roots` of the agent file) [default: none, no mounts].
-    #[arg(long = "plugin-root")]
+    #[arg(long = "plugin-root", global = true)]
     pub plugin_roots: Vec<PathBuf>,
     /// A host (`host` or `host:port`) plugins may reach although it leads to a loopback,
     /// private or link-local address (repeatable) [default: none].
-    #[arg(long = "plugin-allow-host")]
+    #[arg(long = "plugin-allow-host", global = true)]
     pub plugin_allow_hosts: Vec<String>,
     #[command(subcommand)]
     pub action: Option<AgentAction>,
@@ -285,9 +290,41 @@ pub enum TokenCommand {
     },
 }
 
+/// The server's settings are global (`claudenest serve --bind …` and `claudenest --bind …
+/// serve` both work), so clap shows them under every command; the agent has no use for them,
+/// and its help should not offer them. The agent's own flags are global within `agent`, so
+/// `agent pair --server URL` works as well as `agent --server URL pair`.
+const SERVER_ONLY: [&str; 5] = [
+    "bind",
+    "database_url",
+    "public_url",
+    "shutdown_timeout_secs",
+    "config",
+];
+
+fn parse() -> Cli {
+    use clap::{CommandFactory as _, FromArgMatches as _};
+    let mut command = Cli::command();
+    // Built first: that is when global flags are copied into the subcommands.
+    command.build();
+    // In place (`mut_arg` would reorder the built argument list).
+    let hide = |command: clap::Command| {
+        command.mut_args(|arg| {
+            let server_only = SERVER_ONLY.contains(&arg.get_id().as_str());
+            arg.hide(server_only)
+        })
+    };
+    let command = command.mut_subcommand("agent", |agent| {
+        let mut agent = hide(agent);
+        agent.build();
+        agent.mut_subcommand("pair", hide)
+    });
+    Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit())
+}
+
 /// Entry point of the binary.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = parse();
     let config = match cli.settings.load() {
         Ok(config) => config,
         Err(err) => {

@@ -471,14 +471,15 @@ impl AgentProcess {
         Self { child, home, log }
     }
 
-    /// Runs `claudenest agent pair …` and returns the process once it printed its code.
+    /// Runs `claudenest agent pair --server <app> […]` and returns the process once it printed
+    /// its code.
     pub fn pair(app: &TestApp, extra: &[&str]) -> (Self, String) {
         let home = tempfile::tempdir().expect("temp dir");
         let log = home.path().join("agent.log");
         let mut child = agent_command(home.path(), &log)
-            .args(["agent", "--server", &app.base_url])
+            // The order the README shows; `start` uses flags before the subcommand.
+            .args(["agent", "pair", "--server", &app.base_url])
             .args(extra)
-            .args(["pair"])
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("spawn claudenest agent pair");

@@ -249,3 +249,54 @@ fn operators_can_create_a_user_and_a_token_from_the_command_line() {
         .unwrap();
     assert!(!out.status.success());
 }
+
+/// The agent's help offers the agent's flags, not the server's; the agent's flags work after
+/// `pair` as well as before it (machines.rs pairs with `agent pair --server URL`).
+#[test]
+fn the_agent_help_shows_only_what_an_agent_uses() {
+    let home = tempfile::tempdir().unwrap();
+    for args in [&["agent", "--help"][..], &["agent", "pair", "--help"]] {
+        let out = command(home.path()).args(args).output().unwrap();
+        assert!(out.status.success(), "{args:?}");
+        let help = String::from_utf8(out.stdout).unwrap();
+        for own in ["--server", "--token", "--claude-path", "--data-dir"] {
+            assert!(help.contains(own), "{args:?} lacks {own}: {help}");
+        }
+        for server_only in [
+            "--database-url",
+            "--bind",
+            "--public-url",
+            "--shutdown-timeout-secs",
+        ] {
+            assert!(
+                !help.contains(server_only),
+                "{args:?} offers {server_only}: {help}"
+            );
+        }
+    }
+    let serve = command(home.path())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8(serve.stdout).unwrap();
+    assert!(
+        help.contains("--database-url") && help.contains("--bind"),
+        "{help}"
+    );
+    // Flags after `pair` are parsed as the agent's: this one fails reaching the host, not parsing.
+    let out = command(home.path())
+        .args([
+            "agent",
+            "pair",
+            "--server",
+            "http://127.0.0.1:9",
+            "--no-run",
+        ])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && said.contains("reaching the host"),
+        "{said}"
+    );
+}
