@@ -87,6 +87,58 @@ pub enum Command {
     /// Manage the embedding model context search uses.
     #[command(subcommand)]
     Model(ModelCommand),
+    /// Sign in to a host; the server and a token are kept for the commands below
+    /// (~/.config/claudenest/client.toml, mode 0600). The password is read from stdin.
+    Login {
+        /// The host's base URL.
+        #[arg(
+            long = "server",
+            env = "CLAUDENEST_SERVER",
+            default_value = "http://127.0.0.1:8000"
+        )]
+        host: String,
+        #[arg(long)]
+        email: String,
+    },
+    /// Complete a machine's pairing with the code its agent shows (`claudenest agent pair`).
+    Pair {
+        /// The code, e.g. `ABCD-2345`.
+        code: String,
+        /// Name for the machine [default: its hostname].
+        #[arg(long)]
+        name: Option<String>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List your machines.
+    Machines {
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List sessions: one machine's, or every machine's.
+    Sessions {
+        #[arg(long)]
+        machine: Option<uuid::Uuid>,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// List a project's tasks.
+    Tasks {
+        #[arg(long)]
+        project: uuid::Uuid,
+        #[command(flatten)]
+        remote: Remote,
+    },
+    /// Attach this terminal to a running session: its screen, then live output; what you type
+    /// goes to it and its size follows this terminal. Ctrl-] detaches (the session runs on).
+    Attach {
+        session: uuid::Uuid,
+        /// The host's Pusher app key.
+        #[arg(long, env = "CLAUDENEST_PUSHER_APP_KEY", default_value = "claudenest")]
+        app_key: String,
+        #[command(flatten)]
+        remote: Remote,
+    },
     /// Print how to give a Claude Code you run yourself ClaudeNest's MCP server (`claude mcp
     /// add …` and a `.mcp.json` entry). The token stays in `CLAUDENEST_TOKEN`, never in files.
     McpConfig {
@@ -181,19 +233,31 @@ pub enum PluginCommand {
     },
 }
 
-/// Where a CLI command talks to.
+/// Where a client command talks to, and as whom.
 #[derive(Debug, Args)]
 pub struct Remote {
-    /// The host's base URL.
-    #[arg(
-        long,
-        env = "CLAUDENEST_SERVER",
-        default_value = "http://127.0.0.1:8000"
-    )]
-    pub server: String,
-    /// A `cn_` token with the `plugins` abilities.
-    #[arg(long, env = "CLAUDENEST_TOKEN", hide_env_values = true)]
-    pub token: String,
+    /// The host's base URL [default: from `claudenest login`, else http://127.0.0.1:8000].
+    #[arg(long = "server", env = "CLAUDENEST_SERVER")]
+    pub server: Option<String>,
+    /// A `cn_` token [default: the one `claudenest login` kept].
+    #[arg(long = "token", env = "CLAUDENEST_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+}
+
+impl Remote {
+    /// The flags, else the environment, else the client file `login` wrote.
+    pub fn client(self) -> anyhow::Result<crate::client::Client> {
+        use crate::client::{Client, ClientFile};
+        let file = ClientFile::load(&ClientFile::default_path())?;
+        let server = self
+            .server
+            .or(file.server)
+            .unwrap_or_else(|| "http://127.0.0.1:8000".to_owned());
+        let token = self.token.or(file.token).context(
+            "not signed in: run `claudenest login` (or pass --token / CLAUDENEST_TOKEN)",
+        )?;
+        Client::new(&server, Some(token))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -291,8 +355,8 @@ pub enum TokenCommand {
 }
 
 /// The server's settings are global (`claudenest serve --bind …` and `claudenest --bind …
-/// serve` both work), so clap shows them under every command; the agent has no use for them,
-/// and its help should not offer them. The agent's own flags are global within `agent`, so
+/// serve` both work), so clap shows them under every command; the agent and the client
+/// commands have no use for them, and their help should not offer them. The agent's own flags are global within `agent`, so
 /// `agent pair --server URL` works as well as `agent --server URL pair`.
 const SERVER_ONLY: [&str; 5] = [
     "bind",
@@ -314,11 +378,15 @@ fn parse() -> Cli {
             arg.hide(server_only)
         })
     };
-    let command = command.mut_subcommand("agent", |agent| {
+    let mut command = command.mut_subcommand("agent", |agent| {
         let mut agent = hide(agent);
         agent.build();
         agent.mut_subcommand("pair", hide)
     });
+    // The client commands talk to a host; they don't run one either.
+    for client in ["login", "pair", "machines", "sessions", "tasks", "attach"] {
+        command = command.mut_subcommand(client, hide);
+    }
     Cli::from_arg_matches(&command.get_matches()).unwrap_or_else(|err| err.exit())
 }
 
@@ -353,6 +421,126 @@ pub fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     match command {
         Command::Agent(args) => run_agent(*args).await,
+        Command::Login { host, email } => {
+            let password = crate::client::read_password("Password: ")?;
+            let path = crate::client::ClientFile::default_path();
+            let name = crate::client::login(&host, &email, &password, &path).await?;
+            println!("Signed in as {name}; token kept in {}", path.display());
+            Ok(())
+        }
+        Command::Pair { code, name, remote } => {
+            let client = remote.client()?;
+            let body = serde_json::json!({ "name": name });
+            let machine = client
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/pairing/{code}/complete"),
+                    Some(body),
+                )
+                .await?;
+            println!(
+                "Paired {} ({}); its agent links now.",
+                crate::client::text(&machine["name"]),
+                crate::client::text(&machine["id"])
+            );
+            Ok(())
+        }
+        Command::Machines { remote } => {
+            let machines = remote.client()?.list("/api/machines").await?;
+            let rows: Vec<Vec<String>> = machines
+                .iter()
+                .map(|m| {
+                    ["id", "name", "status", "platform", "active_sessions_count"]
+                        .iter()
+                        .map(|k| crate::client::text(&m[*k]))
+                        .collect()
+                })
+                .collect();
+            print!(
+                "{}",
+                crate::client::table(&["ID", "NAME", "STATUS", "PLATFORM", "SESSIONS"], &rows)
+            );
+            Ok(())
+        }
+        Command::Sessions { machine, remote } => {
+            let client = remote.client()?;
+            let machines = match machine {
+                Some(id) => vec![id.to_string()],
+                None => client
+                    .list("/api/machines")
+                    .await?
+                    .iter()
+                    .map(|m| crate::client::text(&m["id"]))
+                    .collect(),
+            };
+            let mut rows = Vec::new();
+            for machine in machines {
+                for s in client
+                    .list(&format!("/api/machines/{machine}/sessions"))
+                    .await?
+                {
+                    rows.push(
+                        [
+                            "id",
+                            "machine_id",
+                            "status",
+                            "mode",
+                            "project_path",
+                            "created_at",
+                        ]
+                        .iter()
+                        .map(|k| crate::client::text(&s[*k]))
+                        .collect(),
+                    );
+                }
+            }
+            print!(
+                "{}",
+                crate::client::table(
+                    &["ID", "MACHINE", "STATUS", "MODE", "PATH", "CREATED"],
+                    &rows
+                )
+            );
+            Ok(())
+        }
+        Command::Tasks { project, remote } => {
+            let tasks = remote
+                .client()?
+                .list(&format!("/api/projects/{project}/tasks"))
+                .await?;
+            let rows: Vec<Vec<String>> = tasks
+                .iter()
+                .map(|t| {
+                    ["id", "status", "priority", "assigned_to", "title"]
+                        .iter()
+                        .map(|k| crate::client::text(&t[*k]))
+                        .collect()
+                })
+                .collect();
+            print!(
+                "{}",
+                crate::client::table(&["ID", "STATUS", "PRIORITY", "ASSIGNED", "TITLE"], &rows)
+            );
+            Ok(())
+        }
+        Command::Attach {
+            session,
+            app_key,
+            remote,
+        } => {
+            let client = remote.client()?;
+            let how = crate::client::attach(&client, &app_key, session).await?;
+            match how {
+                crate::client::Detached::ByKey => eprintln!("\r\n[detached; the session runs on]"),
+                crate::client::Detached::InputClosed => {
+                    eprintln!("\r\n[input closed; the session runs on]")
+                }
+                crate::client::Detached::Ended(status) => {
+                    eprintln!("\r\n[the session ended: {status}]")
+                }
+            }
+            Ok(())
+        }
         Command::Plugin(command) => run_plugin(command).await,
         Command::McpConfig {
             project,
@@ -524,12 +712,11 @@ async fn run_plugin(command: PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::Install { file, remote } => {
+            let client = remote.client()?;
+            let token = client.token().to_owned();
             let body: serde_json::Value = reqwest::Client::new()
-                .post(format!(
-                    "{}/api/plugins",
-                    remote.server.trim_end_matches('/')
-                ))
-                .bearer_auth(&remote.token)
+                .post(format!("{}/api/plugins", client.server))
+                .bearer_auth(token)
                 .header("content-type", "application/wasm")
                 .body(read(&file)?)
                 .send()
@@ -541,17 +728,7 @@ async fn run_plugin(command: PluginCommand) -> anyhow::Result<()> {
             Ok(())
         }
         PluginCommand::List { remote } => {
-            let body: serde_json::Value = reqwest::Client::new()
-                .get(format!(
-                    "{}/api/plugins",
-                    remote.server.trim_end_matches('/')
-                ))
-                .bearer_auth(&remote.token)
-                .send()
-                .await?
-                .json()
-                .await?;
-            for p in body["data"].as_array().into_iter().flatten() {
+            for p in remote.client()?.list("/api/plugins").await? {
                 println!(
                     "{}\t{}\t{}\t{}",
                     p["name"].as_str().unwrap_or(""),

@@ -13,6 +13,7 @@
 pub mod agent;
 pub mod app;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod domain;
 pub mod embed;

@@ -519,6 +519,109 @@ on_both_stores! {
         assert_eq!(view.body["data"]["status"], "terminated");
     }
 
+    async fn the_client_cli_signs_in_lists_pairs_and_attaches_through_a_real_pty(db: TestDb) {
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let home = tempfile::tempdir().unwrap();
+        let cli = |args: &[&str], stdin: &str| {
+            use std::io::Write as _;
+            let mut child = std::process::Command::new(claudenest_e2e::claudenest_binary())
+                .env_clear()
+                .env("HOME", home.path())
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .args(args)
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+            let out = child.wait_with_output().unwrap();
+            let said = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+            (out.status.success(), said)
+        };
+
+        // Not signed in yet: a clear message, not a crash.
+        let (ok, said) = cli(&["machines"], "");
+        assert!(!ok && said.contains("claudenest login"), "{said}");
+        let (ok, said) = cli(&["login", "--server", &app.base_url, "--email", "ada@example.com"], "wrong password\n");
+        assert!(!ok && said.contains("AUTH_002"), "{said}");
+        let (ok, said) = cli(&["login", "--server", &app.base_url, "--email", "ada@example.com"], &format!("{}\n", claudenest_e2e::TEST_PASSWORD));
+        assert!(ok, "{said}");
+        use std::os::unix::fs::PermissionsExt as _;
+        let kept = home.path().join(".config/claudenest/client.toml");
+        assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
+
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        let (ok, said) = cli(&["machines"], "");
+        assert!(ok && said.contains("box") && said.contains("online"), "{said}");
+        let (ok, said) = cli(&["sessions"], "");
+        assert!(ok && said.contains(&session.to_string()) && said.contains("running"), "{said}");
+        let project = app.post(&format!("/api/machines/{machine}/projects"), Some(&token), json!({"name": "p", "project_path": "/srv/p"})).await;
+        let project = project.body["data"]["id"].as_str().unwrap().to_owned();
+        app.post(&format!("/api/projects/{project}/tasks"), Some(&token), json!({"title": "Write the parser", "priority": "high"})).await.expect(201);
+        let (ok, said) = cli(&["tasks", "--project", &project], "");
+        assert!(ok && said.contains("Write the parser") && said.contains("high"), "{said}");
+
+        // Pairing with the code an agent shows.
+        let (_paired, code) = AgentProcess::pair(&app, &[]);
+        let (ok, said) = cli(&["pair", &code, "--name", "laptop"], "");
+        assert!(ok && said.contains("laptop"), "{said}");
+        let (ok, said) = cli(&["pair", &code], "");
+        assert!(!ok && said.contains("MCH_005"), "a used code: {said}");
+
+        // Attach in a real terminal: the screen, typing, resizing, detaching.
+        use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+        let pty = native_pty_system().openpty(PtySize { rows: 30, cols: 100, pixel_width: 0, pixel_height: 0 }).unwrap();
+        let mut command = CommandBuilder::new(claudenest_e2e::claudenest_binary());
+        command.env_clear();
+        command.env("HOME", home.path());
+        command.env("TERM", "xterm");
+        command.args(["attach", &session.to_string()]);
+        let mut child = pty.slave.spawn_command(command).unwrap();
+        drop(pty.slave);
+        let screen = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut reader = pty.master.try_clone_reader().unwrap();
+        let filled = screen.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = std::io::Read::read(&mut reader, &mut buf) {
+                if n == 0 { break; }
+                filled.lock().unwrap().push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let mut keys = pty.master.take_writer().unwrap();
+        let shows = |needle: &str| {
+            let deadline = std::time::Instant::now() + Duration::from_secs(15);
+            loop {
+                if screen.lock().unwrap().contains(needle) { return; }
+                assert!(std::time::Instant::now() < deadline, "the terminal never showed {needle:?}: {:?}", screen.lock().unwrap());
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        };
+        shows("stand-in claude ready");
+        std::io::Write::write_all(&mut keys, b"hello there\r").unwrap();
+        shows("you said: hello there");
+        // The session took this terminal's size on attach, and follows it.
+        std::io::Write::write_all(&mut keys, b"size\r").unwrap();
+        shows("30 100");
+        pty.master.resize(PtySize { rows: 40, cols: 120, pixel_width: 0, pixel_height: 0 }).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        std::io::Write::write_all(&mut keys, b"size\r").unwrap();
+        shows("40 120");
+        std::io::Write::write_all(&mut keys, &[0x1d]).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() { break status; }
+            assert!(std::time::Instant::now() < deadline, "Ctrl-] did not detach");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        assert!(status.success(), "{status:?}");
+        let view = app.get(&format!("/api/sessions/{session}"), Some(&token)).await;
+        assert_eq!(view.body["data"]["status"], "running", "detaching leaves the session running");
+    }
+
     async fn attach_gives_the_current_screen_and_old_output_leaves_the_log(db: TestDb) {
         let app = TestApp::spawn_with(db, |c| {
             fast_links(c);

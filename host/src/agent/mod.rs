@@ -82,25 +82,7 @@ impl AgentFile {
 
     /// Writes the file readable by its owner only (it holds the machine token).
     pub fn save(&self, path: &Path) -> anyhow::Result<()> {
-        use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(dir)
-                .with_context(|| format!("creating {}", dir.display()))?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(path)
-            .with_context(|| format!("writing {}", path.display()))?;
-        // An existing file keeps its old mode through `open`: tighten it explicitly.
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-        file.write_all(toml::to_string(self)?.as_bytes())?;
-        Ok(())
+        crate::secrets::write_private(path, toml::to_string(self)?.as_bytes())
     }
 }
 
