@@ -88,6 +88,8 @@ error_codes! {
     McpServerNotFound = ("MCP_001", NOT_FOUND, "MCP server not found"),
     McpServerStartFailed = ("MCP_002", INTERNAL_SERVER_ERROR, "MCP server failed to start"),
     ToolExecutionFailed = ("MCP_003", INTERNAL_SERVER_ERROR, "Tool execution failed"),
+    /// An MCP server at a URL could not be reached (or did not answer as an MCP server).
+    McpServerUnreachable = ("MCP_004", BAD_GATEWAY, "MCP server unreachable"),
     PluginNotFound = ("PLG_001", NOT_FOUND, "Plugin not found"),
     PluginExists = ("PLG_002", CONFLICT, "A plugin with this name is already installed"),
     /// Not a component this host can run (the message says why).

@@ -413,6 +413,8 @@ pub mod codes {
     pub const PLUGIN_FAILED: &str = "plugin_failed";
     /// A grant outside what the machine's owner allows.
     pub const NOT_ALLOWED: &str = "not_allowed";
+    /// An MCP server at a URL could not be reached or did not speak MCP.
+    pub const UNREACHABLE: &str = "unreachable";
 }
 
 /// An error that carries its protocol code (see [`codes`]) to the `error` reply.

@@ -394,6 +394,15 @@ on_both_stores! {
         app.post(&format!("{base}/remote/stop"), Some(&token), json!({})).await.expect(200);
         let _ = server.kill();
         let _ = server.wait();
+        // Nothing listens there now: a bad gateway, said plainly (no library type names).
+        let gone = app.post(&format!("{base}/remote/start"), Some(&token), json!({})).await;
+        gone.expect(502);
+        assert_eq!(gone.error_code(), "MCP_004", "{}", gone.text);
+        let message = gone.body["error"]["message"].as_str().unwrap();
+        assert!(message.starts_with(&format!("could not reach the MCP server at http://127.0.0.1:{port}/mcp: ")), "{message}");
+        assert!(!message.contains("::") && !message.contains("Error {") && !message.contains("Error("), "{message}");
+        let status = server_status(&app, &token, machine, "remote").await;
+        assert_eq!(status["status"], "error", "{status}");
     }
 
     async fn a_changed_tool_list_reaches_the_api(db: TestDb) {

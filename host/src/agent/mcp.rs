@@ -28,7 +28,7 @@ use serde_json::Value;
 use tokio::{io::AsyncBufReadExt as _, sync::mpsc};
 use tokio_util::sync::CancellationToken;
 
-use crate::protocol::{AgentMessage, McpSpec};
+use crate::protocol::{self, AgentMessage, McpSpec};
 
 /// Lines of a server's stderr kept for error messages.
 const STDERR_TAIL: usize = 20;
@@ -210,6 +210,8 @@ impl McpServers {
         });
         let client = match connect(&server, self.events.clone()).await {
             Ok(client) => client,
+            // Said plainly already (an http server that could not be reached).
+            Err(err) if err.is::<protocol::CodedError>() => return Err(err),
             Err(err) => anyhow::bail!("{}", describe_failure(&server, &err).await),
         };
         let tools = list_tools(client.peer()).await?;
@@ -344,9 +346,53 @@ async fn connect(
         "http" => {
             let url = spec.url.as_deref().context("an http server needs a url")?;
             let transport = StreamableHttpClientTransport::from_uri(url.to_owned());
-            Ok(handler.serve_with_lifecycle(transport, lifecycle).await?)
+            match handler.serve_with_lifecycle(transport, lifecycle).await {
+                Ok(client) => Ok(client),
+                Err(err) => {
+                    // The client library's error names its own types; say plainly instead.
+                    tracing::debug!(url, error = %err, "MCP server over HTTP failed");
+                    let why = why_unreachable(url).await;
+                    Err(protocol::CodedError::new(
+                        protocol::codes::UNREACHABLE,
+                        format!("could not reach the MCP server at {url}: {why}"),
+                    )
+                    .into())
+                }
+            }
         }
         other => anyhow::bail!("the agent does not run `{other}` servers"),
+    }
+}
+
+/// Why `url` does not serve MCP, in plain words: what a plain request to it meets (the
+/// connection's own error, e.g. "Connection refused (os error 111)", or the HTTP status).
+async fn why_unreachable(url: &str) -> String {
+    let client = match reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+    {
+        Ok(client) => client,
+        Err(err) => return err.to_string(),
+    };
+    let probe = client
+        .post(url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .await;
+    match probe {
+        Ok(response) => format!(
+            "it answered HTTP {}, not as an MCP server",
+            response.status()
+        ),
+        Err(err) if err.is_timeout() => "no answer within 5 s".to_owned(),
+        Err(err) => {
+            let err = anyhow::Error::from(err);
+            err.chain()
+                .last()
+                .map_or_else(|| err.to_string(), ToString::to_string)
+        }
     }
 }
 

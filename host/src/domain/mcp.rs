@@ -17,7 +17,7 @@ use super::{Deps, abilities, accounts::Principal, clock};
 use crate::{
     error::{ApiError, ErrorCode, Result, Validator},
     links::LinkError,
-    protocol::{AgentRequest, McpSpec},
+    protocol::{AgentRequest, McpSpec, codes},
     store::{Machine, McpServerRow, McpStatusUpdate, Store},
 };
 
@@ -394,12 +394,17 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
                 .and_then(Value::as_array)
                 .cloned()
                 .unwrap_or_default()),
-            Err(LinkError::Agent { message, .. }) => Err(message),
+            Err(LinkError::Agent { code, message }) if code == codes::UNREACHABLE => {
+                Err((ErrorCode::McpServerUnreachable, message))
+            }
+            Err(LinkError::Agent { message, .. }) => {
+                Err((ErrorCode::McpServerStartFailed, message))
+            }
             Err(LinkError::NotConnected) => {
                 set_status(deps.store, row, McpStatusUpdate::to("stopped")).await?;
                 return Err(ApiError::new(ErrorCode::MachineOffline));
             }
-            Err(other) => Err(other.to_string()),
+            Err(other) => Err((ErrorCode::McpServerStartFailed, other.to_string())),
         }
     };
     match tools {
@@ -413,13 +418,16 @@ async fn run(deps: Deps<'_>, machine: &Machine, row: &McpServerRow) -> Result<()
             set_status(deps.store, row, update).await?;
             Ok(())
         }
-        Err(message) => {
+        Err((code, message)) => {
             let update = McpStatusUpdate {
                 last_error: Some(message.clone()),
                 ..McpStatusUpdate::to("error")
             };
             set_status(deps.store, row, update).await?;
-            Err(start_failed(&message))
+            Err(match code {
+                ErrorCode::McpServerStartFailed => start_failed(&message),
+                code => ApiError::new(code).with_message(message),
+            })
         }
     }
 }
@@ -429,11 +437,11 @@ async fn wasm_tools(
     deps: Deps<'_>,
     machine: &Machine,
     row: &McpServerRow,
-) -> std::result::Result<Vec<Value>, String> {
+) -> std::result::Result<Vec<Value>, (ErrorCode, String)> {
     let plugin = row.plugin.as_deref().unwrap_or_default();
     super::plugins::machine_tools(deps, machine, plugin)
         .await
-        .map_err(|e| e.message().to_owned())
+        .map_err(|e| (ErrorCode::McpServerStartFailed, e.message().to_owned()))
 }
 
 /// `POST …/mcp/{name}/stop` (§10.6).
