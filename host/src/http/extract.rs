@@ -43,9 +43,14 @@ where
             Ok(value) => Ok(ApiJson(value)),
             Err(err) if is_syntax(err.inner()) => Err(json_error(&err)),
             // The slow path, only for bodies already refused: find every invalid field.
-            Err(_) => Err(every_field_error::<T>(
-                serde_json::from_slice(bytes).map_err(ApiError::internal)?,
-            )),
+            Err(_) => match serde_json::from_slice(bytes) {
+                Ok(body) => Err(every_field_error::<T>(body)),
+                // Not one JSON value after all (e.g. `1 2`).
+                Err(not_json) => Err(ApiError::invalid_field(
+                    "body",
+                    format!("The body is not valid JSON: {}", describe(&not_json)),
+                )),
+            },
         }
     }
 }

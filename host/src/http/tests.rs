@@ -137,6 +137,14 @@ async fn malformed_json_is_a_body_error() {
 }
 
 #[tokio::test]
+async fn two_json_values_are_a_body_error_not_a_500() {
+    // The first value already has the wrong type, so serde stops before the trailing one.
+    let (status, body) = post_json("1 2").await;
+    let message = assert_validation(status, &body, "body");
+    assert!(message.starts_with("The body is not valid JSON"), "{message}");
+}
+
+#[tokio::test]
 async fn missing_fields_are_named() {
     let (status, body) = post_json(r#"{"count": 1, "priority": "low"}"#).await;
     let message = assert_validation(status, &body, "title");
