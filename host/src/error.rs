@@ -293,6 +293,21 @@ impl Validator {
         Self::default()
     }
 
+    /// Records `message` for `field` unless `value` has `min..=max` characters: the minimum
+    /// counts what is left after trimming (spaces alone are no name), the maximum what was sent
+    /// (as the OpenAPI document's `maxLength` says).
+    pub fn check_length(
+        &mut self,
+        value: &str,
+        min: usize,
+        max: usize,
+        field: &str,
+        message: impl Into<String>,
+    ) -> &mut Self {
+        let ok = value.trim().chars().count() >= min && value.chars().count() <= max;
+        self.check(ok, field, message)
+    }
+
     /// Records `message` for `field` unless `ok`.
     pub fn check(&mut self, ok: bool, field: &str, message: impl Into<String>) -> &mut Self {
         if !ok {

@@ -144,8 +144,10 @@ pub fn is_plausible_email(email: &str) -> bool {
 impl NewAccount {
     /// Adds this account's field problems to `v` (without failing yet).
     fn validate(&self, v: &mut Validator) {
-        v.check(
-            (2..=255).contains(&self.name.trim().chars().count()),
+        v.check_length(
+            &self.name,
+            2,
+            255,
             "name",
             "The name must be between 2 and 255 characters.",
         )
@@ -312,8 +314,10 @@ pub async fn create_token(
     principal.require(abilities::TOKENS_WRITE)?;
     let wanted = wanted.unwrap_or_else(|| vec!["*".into()]);
     let mut v = Validator::new();
-    v.check(
-        (1..=255).contains(&name.trim().chars().count()),
+    v.check_length(
+        name,
+        1,
+        255,
         "name",
         "The name must be between 1 and 255 characters.",
     )

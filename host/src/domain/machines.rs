@@ -130,8 +130,10 @@ pub struct MachineChanges {
 }
 
 fn validate_name(v: &mut Validator, name: &str) {
-    v.check(
-        (1..=100).contains(&name.trim().chars().count()),
+    v.check_length(
+        name,
+        1,
+        100,
         "name",
         "The name must be between 1 and 100 characters.",
     );

@@ -187,12 +187,16 @@ pub struct RedirectData {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct RegisterRequest {
-    #[schema(example = "John Doe")]
+    /// Leading and trailing spaces do not count.
+    #[schema(example = "John Doe", min_length = 2, max_length = 255)]
     pub name: String,
-    #[schema(example = "user@example.com")]
+    /// An e-mail address (stored trimmed and lower-cased).
+    #[schema(example = "user@example.com", min_length = 3, max_length = 254)]
     pub email: String,
-    /// At least 8 characters.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    /// The same as `password`.
+    #[schema(min_length = 8, max_length = 1024)]
     pub password_confirmation: String,
 }
 
@@ -207,10 +211,13 @@ pub struct LoginRequest {
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct CreateTokenRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
     /// Defaults to `["*"]`; never more than the calling token has.
+    #[schema(min_items = 1)]
     pub abilities: Option<Vec<String>>,
-    /// 1..=3650; omitted means the token does not expire.
+    /// Omitted: the token does not expire.
+    #[schema(minimum = 1, maximum = 3650)]
     pub expires_in_days: Option<i64>,
 }
 
@@ -224,7 +231,9 @@ pub struct ResetPasswordRequest {
     pub email: String,
     /// The token from the e-mailed link.
     pub token: String,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password: String,
+    #[schema(min_length = 8, max_length = 1024)]
     pub password_confirmation: String,
 }
 

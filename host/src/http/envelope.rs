@@ -111,8 +111,10 @@ impl<T: Serialize> IntoResponse for Reply<T> {
 #[into_params(parameter_in = Query)]
 pub struct PageQuery {
     /// 1-based page number (default 1).
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
     /// Items per page, 1..=100 (default 15).
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
 }
 
@@ -150,7 +152,7 @@ impl PageQuery {
             .check(
                 (1..=1_000_000).contains(&page),
                 "page",
-                "The page must be at least 1.",
+                "The page must be between 1 and 1000000.",
             )
             .check(
                 (1..=PageRequest::MAX_PER_PAGE).contains(&per_page),

@@ -170,6 +170,7 @@ pub struct PairingStarted {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RegisterMachineRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     pub platform: Option<String>,
     pub hostname: Option<String>,
@@ -178,8 +179,10 @@ pub struct RegisterMachineRequest {
     pub agent_version: Option<String>,
     pub claude_version: Option<String>,
     pub claude_path: Option<String>,
+    #[schema(max_items = 32)]
     pub capabilities: Option<Vec<String>>,
-    /// 1..=100, default 10.
+    /// Default 10.
+    #[schema(minimum = 1, maximum = 100)]
     pub max_sessions: Option<i64>,
     pub wake_on_lan: Option<WakeOnLanView>,
 }
@@ -187,8 +190,11 @@ pub struct RegisterMachineRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMachineRequest {
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
+    #[schema(minimum = 1, maximum = 100)]
     pub max_sessions: Option<i64>,
+    #[schema(max_items = 32)]
     pub capabilities: Option<Vec<String>>,
     pub wake_on_lan: Option<WakeOnLanView>,
 }
@@ -200,7 +206,9 @@ pub struct ListQuery {
     pub search: Option<String>,
     /// `online`, `offline` or `connecting`.
     pub status: Option<String>,
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
 }
 
@@ -208,6 +216,7 @@ pub struct ListQuery {
 #[serde(deny_unknown_fields)]
 pub struct StartPairingRequest {
     /// Hex SHA-256 of the `mn_` token the agent generated; the token itself never leaves it.
+    #[schema(pattern = "^[0-9a-fA-F]{64}$", min_length = 64, max_length = 64)]
     pub token_hash: String,
     pub hostname: Option<String>,
     pub platform: Option<String>,

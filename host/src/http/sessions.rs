@@ -35,7 +35,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Serialize, Deserialize, ToSchema, Clone, Copy)]
 pub struct PtySize {
+    #[schema(minimum = 10, maximum = 1000)]
     pub cols: i64,
+    #[schema(minimum = 2, maximum = 500)]
     pub rows: i64,
 }
 

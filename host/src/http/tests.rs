@@ -141,7 +141,10 @@ async fn two_json_values_are_a_body_error_not_a_500() {
     // The first value already has the wrong type, so serde stops before the trailing one.
     let (status, body) = post_json("1 2").await;
     let message = assert_validation(status, &body, "body");
-    assert!(message.starts_with("The body is not valid JSON"), "{message}");
+    assert!(
+        message.starts_with("The body is not valid JSON"),
+        "{message}"
+    );
 }
 
 #[tokio::test]
