@@ -447,15 +447,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         }
         Command::Machines { remote } => {
             let machines = remote.client()?.list("/api/machines").await?;
-            let rows: Vec<Vec<String>> = machines
-                .iter()
-                .map(|m| {
-                    ["id", "name", "status", "platform", "active_sessions_count"]
-                        .iter()
-                        .map(|k| crate::client::text(&m[*k]))
-                        .collect()
-                })
-                .collect();
+            let keys = ["id", "name", "status", "platform", "active_sessions_count"];
+            let rows = crate::client::rows(&machines, &keys);
             print!(
                 "{}",
                 crate::client::table(&["ID", "NAME", "STATUS", "PLATFORM", "SESSIONS"], &rows)
@@ -473,27 +466,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                     .map(|m| crate::client::text(&m["id"]))
                     .collect(),
             };
-            let mut rows = Vec::new();
+            let mut sessions = Vec::new();
             for machine in machines {
-                for s in client
-                    .list(&format!("/api/machines/{machine}/sessions"))
-                    .await?
-                {
-                    rows.push(
-                        [
-                            "id",
-                            "machine_id",
-                            "status",
-                            "mode",
-                            "project_path",
-                            "created_at",
-                        ]
-                        .iter()
-                        .map(|k| crate::client::text(&s[*k]))
-                        .collect(),
-                    );
-                }
+                let url = format!("/api/machines/{machine}/sessions");
+                sessions.extend(client.list(&url).await?);
             }
+            let keys = [
+                "id",
+                "machine_id",
+                "status",
+                "mode",
+                "project_path",
+                "created_at",
+            ];
+            let rows = crate::client::rows(&sessions, &keys);
             print!(
                 "{}",
                 crate::client::table(
@@ -508,15 +494,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
                 .client()?
                 .list(&format!("/api/projects/{project}/tasks"))
                 .await?;
-            let rows: Vec<Vec<String>> = tasks
-                .iter()
-                .map(|t| {
-                    ["id", "status", "priority", "assigned_to", "title"]
-                        .iter()
-                        .map(|k| crate::client::text(&t[*k]))
-                        .collect()
-                })
-                .collect();
+            let keys = ["id", "status", "priority", "assigned_to", "title"];
+            let rows = crate::client::rows(&tasks, &keys);
             print!(
                 "{}",
                 crate::client::table(&["ID", "STATUS", "PRIORITY", "ASSIGNED", "TITLE"], &rows)

@@ -36,13 +36,7 @@ impl ClientFile {
 
     /// The file, or nothing kept yet.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        crate::secrets::read_toml_or_default(path)
     }
 
     /// Readable by its owner only: it holds a token.
@@ -239,6 +233,14 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
         out += &line(row.iter().map(String::as_str).collect());
     }
     out
+}
+
+/// The `keys` of each item, as table cells.
+pub fn rows(items: &[Value], keys: &[&str]) -> Vec<Vec<String>> {
+    items
+        .iter()
+        .map(|item| keys.iter().map(|k| text(&item[*k])).collect())
+        .collect()
 }
 
 pub fn text(value: &Value) -> String {

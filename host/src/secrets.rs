@@ -28,6 +28,19 @@ pub fn create_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A TOML file of ours (the agent's, the client's), or its defaults when it does not exist.
+pub fn read_toml_or_default<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+) -> anyhow::Result<T> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            toml::from_str(&text).map_err(|e| anyhow::anyhow!("parsing {}: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+    }
+}
+
 /// Writes (or replaces) a file readable by its owner only (0600), its directory made 0700 when
 /// missing: files that hold a token.
 pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {

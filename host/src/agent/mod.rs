@@ -71,13 +71,7 @@ impl AgentFile {
 
     /// The file, or defaults when it does not exist.
     pub fn load(path: &Path) -> anyhow::Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
-        }
+        crate::secrets::read_toml_or_default(path)
     }
 
     /// Writes the file readable by its owner only (it holds the machine token).
