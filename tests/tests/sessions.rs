@@ -610,6 +610,20 @@ on_both_stores! {
         std::thread::sleep(Duration::from_millis(300));
         std::io::Write::write_all(&mut keys, b"size\r").unwrap();
         shows("40 120");
+
+        // The host restarts under the attached terminal: it reconnects, and output written
+        // while it was away arrives once, nothing doubled.
+        let app = app.restart(fast_links).await;
+        app.wait_for_status(&token, machine, "online", Duration::from_secs(15)).await;
+        app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "while away\n"})).await.expect(200);
+        shows("you said: while away");
+        assert!(screen.lock().unwrap().contains("reconnecting"), "the socket dropped and was opened again");
+        std::io::Write::write_all(&mut keys, b"after the restart\r").unwrap();
+        shows("you said: after the restart");
+        let seen = screen.lock().unwrap().clone();
+        for line in ["you said: hello there", "you said: while away", "you said: after the restart"] {
+            assert_eq!(seen.matches(line).count(), 1, "{line:?} in {seen:?}");
+        }
         std::io::Write::write_all(&mut keys, &[0x1d]).unwrap();
         let deadline = std::time::Instant::now() + Duration::from_secs(10);
         let status = loop {
