@@ -285,7 +285,7 @@ pub async fn query(
     let min_similarity = q.min_similarity.unwrap_or(0.0);
     let mut v = Validator::new();
     v.check(
-        (1..=MAX_QUERY_CHARS).contains(&q.query.trim().chars().count()),
+        q.query.trim().chars().count() >= 1 && q.query.chars().count() <= MAX_QUERY_CHARS,
         "query",
         format!("The query must be 1 to {MAX_QUERY_CHARS} characters."),
     )

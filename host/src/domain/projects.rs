@@ -163,8 +163,10 @@ pub async fn create(
     super::machines::owned(store, principal, machine_id).await?;
     let path = normalize_project_path(&new.project_path);
     let mut v = Validator::new();
-    v.check(
-        (1..=255).contains(&new.name.trim().chars().count()),
+    v.check_length(
+        &new.name,
+        1,
+        255,
         "name",
         "The name must be between 1 and 255 characters.",
     )
@@ -249,8 +251,10 @@ pub async fn update(
     let mut project = get_for_write(store, principal, id).await?;
     let mut v = Validator::new();
     if let Some(name) = &changes.name {
-        v.check(
-            (1..=255).contains(&name.trim().chars().count()),
+        v.check_length(
+            name,
+            1,
+            255,
             "name",
             "The name must be between 1 and 255 characters.",
         );

@@ -61,8 +61,10 @@ pub struct TaskInput {
 fn validate_input(v: &mut Validator, input: &TaskInput, creating: bool) {
     match &input.title {
         Some(title) => {
-            v.check(
-                (1..=255).contains(&title.trim().chars().count()),
+            v.check_length(
+                title,
+                1,
+                255,
                 "title",
                 "The title must be between 1 and 255 characters.",
             );

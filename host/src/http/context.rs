@@ -114,10 +114,13 @@ pub struct UpdateContextRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct QueryRequest {
+    #[schema(min_length = 1, max_length = 2000)]
     pub query: String,
-    /// 1..=100, default 10.
+    /// Default 10.
+    #[schema(minimum = 1, maximum = 100)]
     pub limit: Option<u64>,
-    /// 0..=1, default 0.
+    /// Default 0.
+    #[schema(minimum = 0.0, maximum = 1.0)]
     pub min_similarity: Option<f64>,
     /// Only chunks of this type (extension).
     #[serde(rename = "type")]

@@ -106,7 +106,9 @@ impl From<ProjectListing> for ProjectView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProjectRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub name: String,
+    #[schema(min_length = 1)]
     pub project_path: String,
     pub summary: Option<String>,
     pub architecture: Option<String>,

@@ -119,6 +119,7 @@ impl TaskView {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateTaskRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub title: String,
     pub description: Option<String>,
     /// Default `medium`.
@@ -126,12 +127,14 @@ pub struct CreateTaskRequest {
     pub files: Option<Vec<String>>,
     /// Ids of tasks of the same project that must be completed first.
     pub dependencies: Option<Vec<Uuid>>,
+    #[schema(minimum = 0, maximum = 100_000_000)]
     pub estimated_tokens: Option<i64>,
 }
 
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTaskRequest {
+    #[schema(min_length = 1, max_length = 255)]
     pub title: Option<String>,
     pub description: Option<String>,
     pub priority: Option<Priority>,
