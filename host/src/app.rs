@@ -102,7 +102,7 @@ impl AppState {
         if relaying {
             tracing::info!("relaying realtime events between host processes (LISTEN/NOTIFY)");
         }
-        crate::domain::projects::spawn_sweeper(
+        crate::domain::sweeper::spawn_sweeper(
             state.store_arc(),
             state.inner.bus.clone(),
             state.config().coordination.clone(),

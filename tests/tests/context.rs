@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use claudenest::domain::projects;
+use claudenest::domain::sweeper;
 use claudenest_e2e::{
     Backend, Reply, TestApp, TestDb, on_both_stores, plugin_wasm, serve_files, test_model_dir,
 };
@@ -153,7 +153,7 @@ on_both_stores! {
         assert_eq!(app.get(&format!("{url}/chunks"), Some(&token)).await.body["meta"]["pagination"]["total"], 5);
         let found = query(&app, &token, project, json!({"query": "ephemeral postal codes"})).await;
         assert!(!found.text.contains("Ephemeral"), "{}", found.text);
-        let swept = projects::sweep(app.state.store(), app.state.bus(), chrono::Duration::hours(1), chrono::Utc::now()).await.unwrap();
+        let swept = sweeper::sweep(app.state.store(), app.state.bus(), chrono::Duration::hours(1), chrono::Utc::now()).await.unwrap();
         assert_eq!(swept.expired_chunks, 1);
 
         // Search with the hashing fallback: honest about matching words only.

@@ -403,7 +403,7 @@ on_both_stores! {
         let t = task(&app, &token, project, json!({"title": "Slow"})).await;
         let claimed = store.claim_task(t, "sleepy", now - chrono::Duration::hours(2), now - chrono::Duration::hours(1)).await.unwrap();
         assert!(claimed.is_ok());
-        let swept = domain::projects::sweep(store, app.state.bus(), chrono::Duration::hours(24), domain::clock::now()).await.unwrap();
+        let swept = domain::sweeper::sweep(store, app.state.bus(), chrono::Duration::hours(24), domain::clock::now()).await.unwrap();
         assert_eq!(swept.requeued_claims, 1);
         let back = app.get(&format!("/api/tasks/{t}"), Some(&token)).await;
         assert_eq!(back.body["data"]["status"], "pending");

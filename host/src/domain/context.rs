@@ -82,7 +82,7 @@ pub async fn add_chunk(
         );
     }
     if let Some(instance) = &new.instance_id {
-        projects::validate_instance_id(&mut v, "instance_id", instance);
+        super::instances::validate_instance_id(&mut v, "instance_id", instance);
     }
     v.check(new.files.len() <= 100, "files", "At most 100 files.");
     for (i, file) in new.files.iter().enumerate() {

@@ -11,7 +11,8 @@ use uuid::Uuid;
 use super::{
     accounts::Principal,
     clock,
-    projects::{self, record, setting, touch_instance, validate_instance_id},
+    instances::{record, touch_instance, validate_instance_id},
+    projects::{self, setting},
 };
 use crate::{
     error::{ApiError, ErrorCode, Result, Validator},

@@ -15,7 +15,7 @@ use uuid::Uuid;
 use super::{
     abilities,
     accounts::{self, Principal, TokenSecret, hash_token},
-    clock, projects,
+    clock,
     sessions::is_ended,
 };
 use crate::{
@@ -114,7 +114,7 @@ pub async fn authenticate(
         parsed
     });
     if let Some(instance) = instance_header {
-        projects::validate_instance_id(&mut v, INSTANCE_HEADER, instance);
+        super::instances::validate_instance_id(&mut v, INSTANCE_HEADER, instance);
     }
     v.finish()?;
     Ok(Caller {
@@ -182,7 +182,7 @@ pub async fn mint_for_session(
             .collect::<Vec<_>>()
             .into(),
     };
-    projects::heartbeat(store, &as_session, project.id, &instance_id, report).await?;
+    super::instances::heartbeat(store, &as_session, project.id, &instance_id, report).await?;
     Ok(SessionAccess {
         token: secret.plain,
         instance_id,

@@ -5,6 +5,7 @@ pub mod accounts;
 pub mod channels;
 pub mod clock;
 pub mod context;
+pub mod instances;
 pub mod locks;
 pub mod machines;
 pub mod mail;
@@ -16,6 +17,7 @@ pub mod plugins;
 pub mod projects;
 pub mod sessions;
 pub mod skills;
+pub mod sweeper;
 pub mod tasks;
 
 /// What domain code that reaches a machine works with: the store, the machine's agent (over

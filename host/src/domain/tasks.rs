@@ -12,7 +12,8 @@ use super::{
     abilities,
     accounts::Principal,
     clock,
-    projects::{self, record, touch_instance, validate_instance_id},
+    instances::{record, touch_instance, validate_instance_id},
+    projects,
 };
 use crate::{
     error::{ApiError, ErrorCode, Result, Validator},

@@ -16,7 +16,7 @@ use super::{
 use crate::{
     app::AppState,
     domain::{
-        clock,
+        clock, instances,
         projects::{self, NewProject, ProjectChanges, Stats, estimate_tokens, settings_of},
     },
     error::{ErrorEnvelope, Result, Validator},
@@ -333,7 +333,7 @@ pub async fn heartbeat(
         status: req.status,
         context_usage: req.context_usage,
     };
-    let rows = projects::heartbeat(state.store(), &principal, id, &instance_id, report).await?;
+    let rows = instances::heartbeat(state.store(), &principal, id, &instance_id, report).await?;
     Ok(Reply::ok(
         rows.into_iter().map(InstanceView::from).collect(),
     ))
@@ -418,7 +418,7 @@ pub async fn broadcast(
     ApiPath(id): ApiPath<Uuid>,
     ApiJson(req): ApiJson<BroadcastRequest>,
 ) -> Result<Reply<Value>> {
-    let message = projects::broadcast(
+    let message = instances::broadcast(
         state.store(),
         state.bus(),
         &principal,
