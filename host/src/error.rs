@@ -1,5 +1,5 @@
-//! The one error type of the service. It knows its envelope code and HTTP status, and renders
-//! itself as the documented error envelope (API §1.2, §12):
+//! The one error type of the service. It knows its envelope code and HTTP status; the HTTP
+//! floor renders it as the documented error envelope (`http::envelope`):
 //!
 //! ```json
 //! {"success": false, "error": {"code": "VAL_001", "message": "…", "errors": {"email": ["…"]}},
@@ -10,14 +10,9 @@
 
 use std::{borrow::Cow, collections::BTreeMap, fmt};
 
-use axum::{
-    http::{HeaderValue, StatusCode, header},
-    response::{IntoResponse, Response},
-};
-use serde::Serialize;
-use utoipa::ToSchema;
+use axum::http::StatusCode;
 
-use crate::{http::envelope::Meta, store::StoreError};
+use crate::store::StoreError;
 
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -197,6 +192,18 @@ impl ApiError {
     pub fn field_errors(&self) -> Option<&FieldErrors> {
         self.errors.as_ref()
     }
+
+    /// Everything the transport renders (and logs), taken apart.
+    pub fn into_parts(self) -> ErrorParts {
+        ErrorParts {
+            code: self.code,
+            message: self.message.into_owned(),
+            errors: self.errors,
+            details: self.details,
+            retry_after_secs: self.retry_after_secs,
+            source: self.source,
+        }
+    }
 }
 
 impl fmt::Debug for ApiError {
@@ -228,58 +235,15 @@ impl From<anyhow::Error> for ApiError {
     }
 }
 
-/// The `error` member of an error envelope.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `VAL_001`.
-    #[schema(example = "VAL_001")]
-    pub code: &'static str,
+/// An [`ApiError`] taken apart for rendering.
+pub struct ErrorParts {
+    pub code: ErrorCode,
     pub message: String,
-    /// Per-field messages; present on `VAL_001`.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<FieldErrors>,
-    /// Extra facts about the error, e.g. who holds a lock (`LCK_001`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
-}
-
-/// The whole error envelope, as sent.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct ErrorEnvelope {
-    /// Always `false`.
-    pub success: bool,
-    pub error: ErrorBody,
-    pub meta: Meta,
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        if let Some(source) = &self.source {
-            tracing::error!(code = self.code.as_str(), error = ?source, "request failed");
-        } else if self.code.status().is_server_error() {
-            tracing::error!(code = self.code.as_str(), message = %self.message, "request failed");
-        } else {
-            tracing::debug!(code = self.code.as_str(), message = %self.message, "request refused");
-        }
-        let body = ErrorEnvelope {
-            success: false,
-            error: ErrorBody {
-                code: self.code.as_str(),
-                message: self.message.into_owned(),
-                errors: self.errors,
-                details: self.details,
-            },
-            meta: Meta::current(),
-        };
-        let mut response = (self.code.status(), axum::Json(body)).into_response();
-        if let Some(secs) = self.retry_after_secs {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
-        }
-        response
-    }
+    pub retry_after_secs: Option<u64>,
+    /// The cause of an internal error: for the log, never for the answer.
+    pub source: Option<anyhow::Error>,
 }
 
 /// Collects per-field problems, then fails with `VAL_001` if there were any.

@@ -13,11 +13,11 @@ use axum::{
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{extract::ApiWebSocket, rate_limit::bearer_token};
+use super::{envelope::ErrorEnvelope, extract::ApiWebSocket, rate_limit::bearer_token};
 use crate::{
     app::AppState,
     domain::{machines, mcp, sessions, skills},
-    error::{ApiError, ErrorCode, ErrorEnvelope, Result},
+    error::{ApiError, ErrorCode, Result},
     links::{Link, LinkError},
     protocol::{
         self, AGENT_MESSAGE_TYPES, AgentMessage, HostMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,

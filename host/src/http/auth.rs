@@ -8,6 +8,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
     rate_limit::bearer_token,
@@ -19,7 +20,7 @@ use crate::{
         oauth::Provider,
         password_reset::{self, ResetForm},
     },
-    error::{ApiError, ErrorCode, ErrorEnvelope, Result},
+    error::{ApiError, ErrorCode, Result},
     store::{ApiToken, User},
 };
 

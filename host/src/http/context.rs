@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, PageQuery, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
 };
@@ -18,7 +19,7 @@ use crate::{
         context::{self, NewChunk, ProjectContext, Query},
         projects::{self, ProjectChanges},
     },
-    error::{ErrorEnvelope, Result},
+    error::Result,
     store::{ChunkFilter, ContextChunk},
 };
 

@@ -33,7 +33,7 @@ pub async fn docs() -> Response {
 #[utoipa::path(get, path = "/docs/{file}", tag = "meta",
     params(("file" = String, Path, example = "index.html")),
     responses((status = 200, description = "The file"),
-               (status = 404, description = "HTTP_404: no such file", body = crate::error::ErrorEnvelope)))]
+               (status = 404, description = "HTTP_404: no such file", body = super::envelope::ErrorEnvelope)))]
 pub async fn docs_file(ApiPath(file): ApiPath<String>) -> Result<Response, ApiError> {
     let found = utoipa_swagger_ui::serve(&file, CONFIG.clone())
         .map_err(|err| ApiError::internal(anyhow::anyhow!("serving the API reference: {err}")))?;

@@ -1,7 +1,7 @@
 //! The success envelope (API §1.2) and pagination (`page`, `per_page`, `meta.pagination`).
 
 use axum::{
-    http::StatusCode,
+    http::{HeaderValue, StatusCode, header},
     response::{IntoResponse, Response},
 };
 use chrono::SecondsFormat;
@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use super::request_id::RequestId;
-use crate::error::{Result, Validator};
+use crate::error::{ApiError, FieldErrors, Result, Validator};
 
 /// `meta` of every envelope.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -220,3 +220,63 @@ impl utoipa::PartialSchema for Null {
 }
 
 impl ToSchema for Null {}
+
+// --- errors ---------------------------------------------------------------------------------
+
+/// The `error` member of an error envelope.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable machine-readable code, e.g. `VAL_001`.
+    #[schema(example = "VAL_001")]
+    pub code: &'static str,
+    pub message: String,
+    /// Per-field messages; present on `VAL_001`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<FieldErrors>,
+    /// Extra facts about the error, e.g. who holds a lock (`LCK_001`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+/// The whole error envelope, as sent.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorEnvelope {
+    /// Always `false`.
+    pub success: bool,
+    pub error: ErrorBody,
+    pub meta: Meta,
+}
+
+/// The domain's error, rendered: the error envelope with the code's status (and `Retry-After`
+/// when rate limited). An internal error's cause goes to the log only.
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let parts = self.into_parts();
+        let code = parts.code;
+        if let Some(source) = &parts.source {
+            tracing::error!(code = code.as_str(), error = ?source, "request failed");
+        } else if code.status().is_server_error() {
+            tracing::error!(code = code.as_str(), message = %parts.message, "request failed");
+        } else {
+            tracing::debug!(code = code.as_str(), message = %parts.message, "request refused");
+        }
+        let body = ErrorEnvelope {
+            success: false,
+            error: ErrorBody {
+                code: code.as_str(),
+                message: parts.message,
+                errors: parts.errors,
+                details: parts.details,
+            },
+            meta: Meta::current(),
+        };
+        let mut response = (code.status(), axum::Json(body)).into_response();
+        if let Some(secs) = parts.retry_after_secs {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}

@@ -11,13 +11,14 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Reply},
     extract::{ApiJson, ApiPath},
 };
 use crate::{
     app::AppState,
     domain::locks::{self, LockRequest},
-    error::{ErrorEnvelope, Result},
+    error::Result,
     store::FileLock,
 };
 

@@ -11,6 +11,7 @@ use uuid::Uuid;
 use super::{
     agent_link::MachineAuth,
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, PageQuery, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
     rate_limit::bearer_token,
@@ -24,7 +25,7 @@ use crate::{
             PresenceSettings, WakeSettings,
         },
     },
-    error::{ApiError, ErrorCode, ErrorEnvelope, Result},
+    error::{ApiError, ErrorCode, Result},
     protocol::Ipv4Network,
     store::Machine,
 };

@@ -12,13 +12,14 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, Reply},
     extract::{ApiJson, ApiPath},
 };
 use crate::{
     app::AppState,
     domain::mcp::{self, Execute, NewServer, ServerPatch},
-    error::{ErrorEnvelope, Result},
+    error::Result,
     store::McpServerRow,
 };
 

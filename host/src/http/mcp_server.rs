@@ -34,11 +34,11 @@ use serde_json::{Map, Value, json};
 use tower::ServiceExt as _;
 use utoipa::openapi::OpenApi;
 
-use super::{auth::Preauthenticated, rate_limit::bearer_token};
+use super::{auth::Preauthenticated, envelope::ErrorEnvelope, rate_limit::bearer_token};
 use crate::{
     app::AppState,
     domain::mcp_access::{self, Caller, INSTANCE_HEADER, PROJECT_HEADER},
-    error::{ApiError, ErrorCode, ErrorEnvelope},
+    error::{ApiError, ErrorCode},
 };
 
 /// Where a path parameter of the endpoint comes from.

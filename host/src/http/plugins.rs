@@ -17,13 +17,14 @@ use uuid::Uuid;
 use super::{
     agent_link::MachineAuth,
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, Reply},
     extract::{ApiJson, ApiPath},
 };
 use crate::{
     app::AppState,
     domain::plugins::{self, Enable, GrantSet},
-    error::{ApiError, ErrorCode, ErrorEnvelope, Result},
+    error::{ApiError, ErrorCode, Result},
     store::{MachinePlugin, PluginRow},
 };
 

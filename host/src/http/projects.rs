@@ -10,6 +10,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
 };
@@ -19,7 +20,7 @@ use crate::{
         clock, instances,
         projects::{self, NewProject, ProjectChanges, Stats, estimate_tokens, settings_of},
     },
-    error::{ErrorEnvelope, Result, Validator},
+    error::{Result, Validator},
     store::{Activity, Instance, InstanceReport, Project, ProjectListing},
 };
 

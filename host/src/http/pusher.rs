@@ -28,6 +28,7 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, Reply},
     extract::{ApiPath, ApiQuery, ApiWebSocket},
 };
@@ -37,7 +38,7 @@ use crate::{
         channels::{self, ChannelKind},
         sessions,
     },
-    error::{ApiError, ErrorCode, ErrorEnvelope, Result, Validator},
+    error::{ApiError, ErrorCode, Result, Validator},
     events::Event,
     realtime::{self, Frame, SocketHandle},
 };

@@ -9,6 +9,7 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, PageQuery, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
 };
@@ -18,7 +19,7 @@ use crate::{
         clock,
         sessions::{self, NewSession},
     },
-    error::{ErrorEnvelope, Result, Validator},
+    error::{Result, Validator},
     store::{LogFilter, Session, SessionLog},
 };
 

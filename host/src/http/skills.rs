@@ -10,13 +10,14 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, Reply},
     extract::{ApiJson, ApiPath},
 };
 use crate::{
     app::AppState,
     domain::skills::{self, BulkItem, SkillInput, SkillPatch},
-    error::{ErrorEnvelope, Result},
+    error::Result,
     store::SkillRow,
 };
 

@@ -11,13 +11,14 @@ use uuid::Uuid;
 
 use super::{
     auth::AuthUser,
+    envelope::ErrorEnvelope,
     envelope::{Envelope, Null, PageQuery, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::{
     app::AppState,
     domain::tasks::{self, TaskInput},
-    error::{ErrorEnvelope, Result},
+    error::Result,
     store::{Task, TaskRow},
 };
 
