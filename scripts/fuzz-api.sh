@@ -14,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${FUZZ_SECONDS:-150}
 bin=target/debug/claudenest
-[[ -x $bin ]] || { echo "fuzz-api: build first (cargo build -p claudenest)" >&2; exit 1; }
+[[ -x $bin ]] || { echo "fuzz-api: build first (cargo build --workspace)" >&2; exit 1; }
 command -v schemathesis >/dev/null || { echo "fuzz-api: schemathesis is not installed (scripts/test.sh installs it)" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/claudenest-fuzz.XXXXXX)

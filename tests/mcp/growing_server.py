@@ -1,5 +1,5 @@
 """A real MCP server (the official Python SDK, `mcp` 2.x) whose tool list changes while it runs:
-`grow` adds a tool and sends notifications/tools/list_changed. Used by tests/tests/mcp.rs."""
+`grow` adds a tool and sends notifications/tools/list_changed. Used by tests/tests/e2e/mcp.rs."""
 
 from mcp.server.mcpserver import Context, MCPServer
 

@@ -1,5 +1,5 @@
 // pusher-js on host process B receives an event caused through host process A (both on one
-// PostgreSQL database). Run by tests/tests/realtime.rs with: NODE_B_URL, NODE_B_PORT, APP_KEY,
+// PostgreSQL database). Run by tests/tests/e2e/realtime.rs with: NODE_B_URL, NODE_B_PORT, APP_KEY,
 // TOKEN, MACHINE, NODE_A_URL.
 import Pusher from 'pusher-js';
 

@@ -1,5 +1,5 @@
 // Drives a ClaudeNest host with the real pusher-js client, as a browser app would.
-// Run by tests/tests/realtime.rs, which starts the host and passes what it set up in env:
+// Run by tests/tests/e2e/realtime.rs, which starts the host and passes what it set up in env:
 //   BASE_URL, WS_PORT, APP_KEY, TOKEN_A, TOKEN_A2 (same user), MACHINE_A (A's, wake-capable,
 //   waking to loopback), MACHINE_B (another user's), PROJECT_A and TASK_A (a pending task in it).
 // Prints one line per step; exits 1 at the first failure.

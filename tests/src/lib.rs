@@ -416,16 +416,25 @@ pub async fn into_reply(response: reqwest::Response) -> Reply {
 
 /// The `claudenest` binary built for this test run (`target/<profile>/claudenest`).
 pub fn claudenest_binary() -> PathBuf {
+    built_binary("claudenest")
+}
+
+/// The machine agent's own binary (`target/<profile>/claudenest-agent`): what machines run.
+pub fn agent_binary() -> PathBuf {
+    built_binary("claudenest-agent")
+}
+
+fn built_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("current exe");
     // target/<profile>/deps/<test binary>
     let profile_dir = exe
         .parent()
         .and_then(|deps| deps.parent())
         .expect("test binary lives in target/<profile>/deps");
-    let binary = profile_dir.join("claudenest");
+    let binary = profile_dir.join(name);
     assert!(
         binary.exists(),
-        "{} does not exist: build it first (`cargo build -p claudenest`; scripts/test.sh does)",
+        "{} does not exist: build it first (`cargo build --workspace`; scripts/test.sh does)",
         binary.display()
     );
     binary
@@ -437,7 +446,7 @@ pub fn fast_links(c: &mut Config) {
     c.agent_link.pong_timeout_secs = 1;
 }
 
-/// A running `claudenest agent` process with a private HOME; killed on drop.
+/// A running `claudenest-agent` process with a private HOME; killed on drop.
 pub struct AgentProcess {
     pub child: std::process::Child,
     pub home: tempfile::TempDir,
@@ -445,44 +454,44 @@ pub struct AgentProcess {
 }
 
 impl AgentProcess {
-    /// `claudenest agent --server <app> --token <token> [extra…]`.
+    /// `claudenest-agent --server <app> --token <token> [extra…]`.
     pub fn start(app: &TestApp, token: &str, extra: &[&str]) -> Self {
         let home = tempfile::tempdir().expect("temp dir");
         let log = home.path().join("agent.log");
         let child = agent_command(home.path(), &log)
-            .args(["agent", "--server", &app.base_url, "--token", token])
+            .args(["--server", &app.base_url, "--token", token])
             .args(extra)
             .spawn()
-            .expect("spawn claudenest agent");
+            .expect("spawn claudenest-agent");
         Self { child, home, log }
     }
 
-    /// `claudenest agent --server <app> [extra…]` with `env` added to its environment (e.g. the
+    /// `claudenest-agent --server <app> [extra…]` with `env` added to its environment (e.g. the
     /// token as `CLAUDENEST_AGENT_TOKEN`).
     pub fn start_with_env(app: &TestApp, env: &[(&str, &str)], extra: &[&str]) -> Self {
         let home = tempfile::tempdir().expect("temp dir");
         let log = home.path().join("agent.log");
         let child = agent_command(home.path(), &log)
             .envs(env.iter().copied())
-            .args(["agent", "--server", &app.base_url])
+            .args(["--server", &app.base_url])
             .args(extra)
             .spawn()
-            .expect("spawn claudenest agent");
+            .expect("spawn claudenest-agent");
         Self { child, home, log }
     }
 
-    /// Runs `claudenest agent pair --server <app> […]` and returns the process once it printed
+    /// Runs `claudenest-agent pair --server <app> […]` and returns the process once it printed
     /// its code.
     pub fn pair(app: &TestApp, extra: &[&str]) -> (Self, String) {
         let home = tempfile::tempdir().expect("temp dir");
         let log = home.path().join("agent.log");
         let mut child = agent_command(home.path(), &log)
             // The order the README shows; `start` uses flags before the subcommand.
-            .args(["agent", "pair", "--server", &app.base_url])
+            .args(["pair", "--server", &app.base_url])
             .args(extra)
             .stdout(std::process::Stdio::piped())
             .spawn()
-            .expect("spawn claudenest agent pair");
+            .expect("spawn claudenest-agent pair");
         let stdout = child.stdout.take().unwrap();
         let mut lines = std::io::BufRead::lines(std::io::BufReader::new(stdout));
         let code = lines
@@ -530,7 +539,7 @@ impl AgentProcess {
 }
 
 fn agent_command(home: &std::path::Path, log: &std::path::Path) -> std::process::Command {
-    let mut cmd = std::process::Command::new(claudenest_binary());
+    let mut cmd = std::process::Command::new(agent_binary());
     let log = std::fs::File::create(log).expect("agent log");
     cmd.env_clear()
         .env("HOME", home)

@@ -1,0 +1,43 @@
+//! The rules of the service. Handlers call these functions; these call the [`crate::store::Store`].
+
+pub mod abilities;
+pub mod accounts;
+pub mod channels;
+pub use claudenest_store::clock;
+pub mod context;
+pub mod instances;
+pub mod locks;
+pub mod machines;
+pub mod mail;
+pub mod mcp;
+pub mod mcp_access;
+pub mod oauth;
+pub mod password_reset;
+pub mod plugins;
+pub mod projects;
+pub mod sessions;
+pub mod skills;
+pub mod sweeper;
+pub mod tasks;
+
+/// What domain code that reaches a machine works with: the store, the machine's agent (over
+/// its link, wherever it is held), and the plugin runtime.
+#[derive(Clone, Copy)]
+pub struct Deps<'a> {
+    pub store: &'a dyn crate::store::Store,
+    pub links: &'a dyn crate::links::AgentLinks,
+    pub plugins: &'a std::sync::Arc<crate::plugins::runtime::PluginRuntime>,
+    pub presence: machines::PresenceSettings,
+    /// Seals secrets stored in the database.
+    pub secrets: &'a crate::secrets::SecretBox,
+}
+
+impl Deps<'_> {
+    /// Whether the machine's agent is linked (to this host process or another), by its stored
+    /// presence: asking a link registry would wait out a relay timeout for an offline machine
+    /// when several hosts share the database.
+    pub fn is_online(&self, machine: &crate::store::Machine) -> bool {
+        machines::MachineStatus::of(machine, &self.presence, clock::now())
+            == machines::MachineStatus::Online
+    }
+}
