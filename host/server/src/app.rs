@@ -9,7 +9,7 @@ use crate::{
     config::Config,
     domain::{machines::PresenceSettings, mail::Mailer, oauth::OAuth},
     events::EventBus,
-    http::rate_limit::RateLimiter,
+    limits::RateLimiter,
     links::{ClusterLinks, LinkRegistry},
     realtime::Hub,
     store::{self, Store},
@@ -115,7 +115,7 @@ impl AppState {
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         private_dir(&config.data_dir)?;
         let limits = &config.rate_limits;
-        let proxies = crate::http::rate_limit::TrustedProxies::parse(&limits.trusted_proxies)?;
+        let proxies = crate::limits::TrustedProxies::parse(&limits.trusted_proxies)?;
         let limiter = |limit| RateLimiter::with_proxies(limit, proxies.clone());
         let auth_limiter = limiter(limits.auth_per_minute);
         let login_limiter = limiter(limits.login_per_account_per_minute);

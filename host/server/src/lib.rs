@@ -19,6 +19,7 @@ pub mod embed;
 pub mod error;
 pub mod events;
 pub mod http;
+pub mod limits;
 pub mod links;
 pub mod realtime;
 pub mod secrets;

@@ -412,7 +412,7 @@ pub trait Store: Send + Sync + 'static {
     async fn sessions_page(
         &self,
         machine_id: Uuid,
-        status: Option<&str>,
+        status: Option<SessionStatus>,
         limit: u64,
         offset: u64,
     ) -> StoreResult<(Vec<Session>, u64)>;
@@ -422,7 +422,7 @@ pub trait Store: Send + Sync + 'static {
     async fn set_session_status(
         &self,
         id: Uuid,
-        status: &str,
+        status: SessionStatus,
         exit_code: Option<i32>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Session>>;

@@ -324,6 +324,97 @@ pub struct ContextChunk {
     pub created_at: DateTime<Utc>,
 }
 
+/// Where a session is in its life. Stored as its snake_case name (a TEXT column on both stores).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SessionStatus {
+    Created,
+    Starting,
+    Running,
+    WaitingInput,
+    Completed,
+    Error,
+    Terminated,
+}
+
+impl SessionStatus {
+    pub const ALL: [SessionStatus; 7] = [
+        Self::Created,
+        Self::Starting,
+        Self::Running,
+        Self::WaitingInput,
+        Self::Completed,
+        Self::Error,
+        Self::Terminated,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Created => "created",
+            Self::Starting => "starting",
+            Self::Running => "running",
+            Self::WaitingInput => "waiting_input",
+            Self::Completed => "completed",
+            Self::Error => "error",
+            Self::Terminated => "terminated",
+        }
+    }
+
+    /// `None` for a name that is not a status.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
+    /// An ended session stays ended: it holds no slot on its machine and takes no input.
+    pub fn is_ended(self) -> bool {
+        matches!(self, Self::Completed | Self::Error | Self::Terminated)
+    }
+}
+
+impl std::fmt::Display for SessionStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Stored as text on both backends: the column stays TEXT, so no migration and no database enum
+// type to keep in step.
+impl<DB: sqlx::Database> sqlx::Type<DB> for SessionStatus
+where
+    str: sqlx::Type<DB>,
+{
+    fn type_info() -> DB::TypeInfo {
+        <str as sqlx::Type<DB>>::type_info()
+    }
+
+    fn compatible(ty: &DB::TypeInfo) -> bool {
+        <str as sqlx::Type<DB>>::compatible(ty)
+    }
+}
+
+impl<'q, DB: sqlx::Database> sqlx::Encode<'q, DB> for SessionStatus
+where
+    &'static str: sqlx::Encode<'q, DB>,
+{
+    fn encode_by_ref(
+        &self,
+        buf: &mut <DB as sqlx::Database>::ArgumentBuffer,
+    ) -> Result<sqlx::encode::IsNull, sqlx::error::BoxDynError> {
+        <&'static str as sqlx::Encode<'q, DB>>::encode_by_ref(&self.as_str(), buf)
+    }
+}
+
+impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for SessionStatus
+where
+    &'r str: sqlx::Decode<'r, DB>,
+{
+    fn decode(
+        value: <DB as sqlx::Database>::ValueRef<'r>,
+    ) -> Result<Self, sqlx::error::BoxDynError> {
+        let name = <&'r str as sqlx::Decode<'r, DB>>::decode(value)?;
+        Self::parse(name).ok_or_else(|| format!("unknown session status `{name}`").into())
+    }
+}
+
 /// A Claude Code run on a machine (API §4).
 #[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct Session {
@@ -333,7 +424,7 @@ pub struct Session {
     pub mode: String,
     pub project_path: Option<String>,
     pub initial_prompt: Option<String>,
-    pub status: String,
+    pub status: SessionStatus,
     pub cols: i32,
     pub rows: i32,
     pub exit_code: Option<i32>,
@@ -493,4 +584,29 @@ pub struct ScoredChunk {
     #[sqlx(flatten)]
     pub chunk: ContextChunk,
     pub distance: f64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SessionStatus;
+
+    #[test]
+    fn session_statuses_read_back_by_name() {
+        for status in SessionStatus::ALL {
+            assert_eq!(SessionStatus::parse(status.as_str()), Some(status));
+        }
+        assert_eq!(SessionStatus::parse("Running"), None);
+        let ended: Vec<_> = SessionStatus::ALL
+            .into_iter()
+            .filter(|s| s.is_ended())
+            .collect();
+        assert_eq!(
+            ended,
+            [
+                SessionStatus::Completed,
+                SessionStatus::Error,
+                SessionStatus::Terminated
+            ]
+        );
+    }
 }

@@ -22,8 +22,8 @@ pub(super) mod prelude {
         Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter, MachinePlugin,
         McpServerRow, McpSessionToken, McpStatusUpdate, OAuthIdentity, OAuthState, Pairing,
         PasswordReset, PathOverlap, PluginRow, PluginUpgrade, Project, ProjectCounts,
-        ProjectListing, ScoredChunk, Session, SessionLog, SkillRow, Store, StoreResult, Task,
-        TaskRow, TokenWithOwner, User, sql,
+        ProjectListing, ScoredChunk, Session, SessionLog, SessionStatus, SkillRow, Store,
+        StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
     };
 }
 
@@ -951,7 +951,7 @@ macro_rules! store_impl {
             async fn sessions_page(
                 &self,
                 machine_id: Uuid,
-                status: Option<&str>,
+                status: Option<SessionStatus>,
                 limit: u64,
                 offset: u64,
             ) -> StoreResult<(Vec<Session>, u64)> {
@@ -959,7 +959,7 @@ macro_rules! store_impl {
                 let conditions = |q: &mut sqlx::QueryBuilder<Db>| {
                     q.push(" WHERE machine_id = ").push_bind(machine_id);
                     if let Some(status) = status {
-                        q.push(" AND status = ").push_bind(status.to_owned());
+                        q.push(" AND status = ").push_bind(status.as_str());
                     }
                 };
                 let mut count = sqlx::QueryBuilder::<Db>::new("SELECT COUNT(*) FROM sessions");
@@ -984,7 +984,7 @@ macro_rules! store_impl {
             async fn set_session_status(
                 &self,
                 id: Uuid,
-                status: &str,
+                status: SessionStatus,
                 exit_code: Option<i32>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<Session>> {

@@ -37,14 +37,6 @@ pub fn is_valid_name(channel: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_-=@,.;".contains(&b))
 }
 
-pub fn user_channel(user_id: Uuid) -> String {
-    format!("private-user.{user_id}")
-}
-
-pub fn machine_channel(machine_id: Uuid) -> String {
-    format!("private-machine.{machine_id}")
-}
-
 /// What a subscriber may do on a channel it joined: watch, or also send client events
 /// (typing, resizing and terminating on a session's channel).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -137,7 +129,7 @@ pub async fn admit(store: &dyn Store, caller: &Caller, channel: &str) -> Result<
             })
         }
         Caller::Session(session) => {
-            if channel != super::sessions::session_channel(session.id) {
+            if channel != super::channel_names::session_channel(session.id) {
                 return Err(ApiError::new(ErrorCode::Forbidden)
                     .with_message("This token only opens its session's channel."));
             }

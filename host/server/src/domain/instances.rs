@@ -13,7 +13,7 @@ use crate::{
     store::{Activity, Instance, InstanceReport, Store},
 };
 
-use super::projects::{get_for_write, project_channel};
+use super::{channel_names::project_channel, projects::get_for_write};
 
 /// Instance ids are chosen by the instances: short, printable, no spaces.
 pub fn validate_instance_id(v: &mut Validator, field: &str, id: &str) {

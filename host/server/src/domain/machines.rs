@@ -14,7 +14,7 @@ use uuid::Uuid;
 use super::{
     abilities,
     accounts::{Principal, TokenSecret, hash_token},
-    channels, clock,
+    clock,
 };
 use crate::{
     config::AgentLinkSettings,
@@ -411,10 +411,7 @@ pub async fn delete(
     // End the processes of its live sessions while the link is still there; the records go
     // with the machine.
     let (sessions, _) = store.sessions_page(machine.id, None, 10_000, 0).await?;
-    for session in sessions
-        .iter()
-        .filter(|s| !super::sessions::is_ended(&s.status))
-    {
+    for session in sessions.iter().filter(|s| !s.status.is_ended()) {
         let request = AgentRequest::SessionTerminate {
             session_id: session.id,
         };
@@ -489,7 +486,7 @@ pub async fn link_opened(
 /// `machine:status` on the machine's private channel.
 fn announce_status(bus: &EventBus, machine_id: Uuid, status: MachineStatus) {
     bus.publish(Event::new(
-        channels::machine_channel(machine_id),
+        super::channel_names::machine_channel(machine_id),
         "machine:status",
         serde_json::json!({ "machine_id": machine_id, "status": status.as_str() }),
     ));

@@ -16,7 +16,6 @@ use super::{
     abilities,
     accounts::{self, Principal, TokenSecret, hash_token},
     clock,
-    sessions::is_ended,
 };
 use crate::{
     error::{ApiError, ErrorCode, Result, Validator},
@@ -68,7 +67,7 @@ pub async fn authenticate(
             .session(row.user_id, row.session_id)
             .await?
             .ok_or_else(|| unauthenticated("session gone"))?;
-        if is_ended(&session.status) {
+        if session.status.is_ended() {
             return Err(unauthenticated("session ended"));
         }
         if !accounts::parent_is_live(store, row.parent_token_id).await? {

@@ -2,6 +2,7 @@
 
 pub mod abilities;
 pub mod accounts;
+pub mod channel_names;
 pub mod channels;
 pub use claudenest_store::clock;
 pub mod context;

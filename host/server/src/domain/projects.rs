@@ -39,11 +39,6 @@ pub fn estimate_tokens(chars: i64) -> i64 {
     (chars + 3) / 4
 }
 
-/// `private-project.{id}`: where a project's events go.
-pub fn project_channel(project_id: Uuid) -> String {
-    format!("private-project.{project_id}")
-}
-
 /// The project's settings with defaults filled in.
 pub fn settings_of(project: &Project) -> Map<String, Value> {
     let mut settings = project.settings.0.as_object().cloned().unwrap_or_default();
@@ -280,7 +275,7 @@ pub async fn update(
         return Err(not_found());
     }
     bus.publish(Event::new(
-        project_channel(project.id),
+        super::channel_names::project_channel(project.id),
         "project:updated",
         json!({ "project_id": project.id }),
     ));

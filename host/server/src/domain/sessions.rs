@@ -22,19 +22,10 @@ use crate::{
     events::{Event, EventBus},
     links::AgentLinks,
     protocol::{AgentRequest, SessionCursor},
-    store::{Session, SessionLog, Store},
+    store::{Session, SessionLog, SessionStatus, Store},
 };
 
 pub const MODES: &[&str] = &["interactive", "headless", "oneshot"];
-pub const STATUSES: &[&str] = &[
-    "created",
-    "starting",
-    "running",
-    "waiting_input",
-    "completed",
-    "error",
-    "terminated",
-];
 /// Prefix of per-session WebSocket tokens.
 pub const WS_TOKEN_PREFIX: &str = "ws_";
 const AGENT_TIMEOUT: StdDuration = StdDuration::from_secs(10);
@@ -45,20 +36,16 @@ const MAX_INPUT_BYTES: usize = 64 * 1024;
 pub const OUTPUT_BATCH: usize = 64;
 pub const OUTPUT_FLUSH: StdDuration = StdDuration::from_millis(50);
 
-pub fn session_channel(id: Uuid) -> String {
-    format!("private-session.{id}")
-}
-
-pub fn is_ended(status: &str) -> bool {
-    matches!(status, "completed" | "error" | "terminated")
-}
-
 fn not_found() -> ApiError {
     ApiError::new(ErrorCode::SessionNotFound)
 }
 
 fn publish(bus: &EventBus, id: Uuid, name: &str, data: Value) {
-    bus.publish(Event::new(session_channel(id), name, data));
+    bus.publish(Event::new(
+        super::channel_names::session_channel(id),
+        name,
+        data,
+    ));
 }
 
 /// Records a status change (log + `session:status`, and `session:terminated` when it ended).
@@ -72,15 +59,15 @@ async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Resul
                 session_id: session.id,
                 kind: "status".into(),
                 seq: None,
-                data: session.status.clone(),
+                data: session.status.as_str().into(),
                 metadata: Json(json!({ "exit_code": session.exit_code })),
                 created_at: now,
             }],
         )
         .await?;
-    let data = json!({ "status": session.status, "exit_code": session.exit_code });
+    let data = json!({ "status": session.status.as_str(), "exit_code": session.exit_code });
     publish(bus, session.id, "session:status", data.clone());
-    if is_ended(&session.status) {
+    if session.status.is_ended() {
         publish(bus, session.id, "session:terminated", data);
     }
     Ok(())
@@ -91,7 +78,7 @@ pub async fn set_status(
     store: &dyn Store,
     bus: &EventBus,
     id: Uuid,
-    status: &str,
+    status: SessionStatus,
     exit_code: Option<i32>,
 ) -> Result<Option<Session>> {
     let moved = store
@@ -184,7 +171,7 @@ pub async fn create(
         mode: new.mode,
         project_path: new.project_path,
         initial_prompt: new.initial_prompt,
-        status: "created".into(),
+        status: SessionStatus::Created,
         cols: new.cols as i32,
         rows: new.rows as i32,
         exit_code: None,
@@ -200,7 +187,7 @@ pub async fn create(
         ws_token_write: true,
     };
     store.insert_session(&session).await?;
-    set_status(store, bus, session.id, "starting", None).await?;
+    set_status(store, bus, session.id, SessionStatus::Starting, None).await?;
     // Working in a project: its Claude Code gets ClaudeNest's MCP server as its own instance.
     let mcp = match super::mcp_access::project_of_session(store, &session).await? {
         Some(project) => {
@@ -225,7 +212,7 @@ pub async fn create(
         claude_path: machine.claude_path.clone(),
     };
     match links.request(machine.id, start, AGENT_TIMEOUT).await {
-        Ok(_) => set_status(store, bus, session.id, "running", None).await?,
+        Ok(_) => set_status(store, bus, session.id, SessionStatus::Running, None).await?,
         Err(err) => {
             tracing::warn!(session_id = %session.id, error = %err, "the agent could not start the session");
             log_error(
@@ -234,7 +221,7 @@ pub async fn create(
                 &format!("The agent could not start the session: {err}"),
             )
             .await?;
-            set_status(store, bus, session.id, "error", None).await?
+            set_status(store, bus, session.id, SessionStatus::Error, None).await?
         }
     };
     // Answered as created (API §4.2); where it went from there (`running`, or `error` with the
@@ -273,17 +260,18 @@ pub async fn list(
 ) -> Result<(Vec<Session>, u64)> {
     principal.require(abilities::SESSIONS_READ)?;
     super::machines::owned(store, principal, machine_id).await?;
-    if let Some(s) = &status {
-        Validator::new()
-            .check(
-                STATUSES.contains(&s.as_str()),
+    let status = match status.as_deref().map(SessionStatus::parse) {
+        None => None,
+        Some(Some(status)) => Some(status),
+        Some(None) => {
+            return Err(ApiError::invalid_field(
                 "status",
                 "The status is not a session status.",
-            )
-            .finish()?;
-    }
+            ));
+        }
+    };
     Ok(store
-        .sessions_page(machine_id, status.as_deref(), limit, offset)
+        .sessions_page(machine_id, status, limit, offset)
         .await?)
 }
 
@@ -305,7 +293,7 @@ async fn live(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Sess
         .session(principal.user.id, id)
         .await?
         .ok_or_else(not_found)?;
-    if is_ended(&session.status) {
+    if session.status.is_ended() {
         return Err(ApiError::new(ErrorCode::SessionTerminated));
     }
     Ok(session)
@@ -333,7 +321,7 @@ pub async fn terminate(
 ) -> Result<Session> {
     let session = live(store, principal, id).await?;
     // Recorded first, so the exit the kill causes does not turn it into an `error`.
-    let ended = set_status(store, bus, id, "terminated", None).await?;
+    let ended = set_status(store, bus, id, SessionStatus::Terminated, None).await?;
     let request = AgentRequest::SessionTerminate { session_id: id };
     if let Err(err) = links
         .request(session.machine_id, request, AGENT_TIMEOUT)
@@ -361,7 +349,7 @@ pub async fn delete(
         .session(principal.user.id, id)
         .await?
         .ok_or_else(not_found)?;
-    if !is_ended(&session.status) {
+    if !session.status.is_ended() {
         match terminate(store, links, bus, principal, id).await {
             // Ended on its own meanwhile: nothing left to stop.
             Err(err) if err.code() == ErrorCode::SessionTerminated => {}
@@ -485,7 +473,7 @@ pub async fn attach(
     store
         .set_session_ws_token(id, &secret.hash, principal.token_id, write)
         .await?;
-    let snapshot = if session.mode == "interactive" && !is_ended(&session.status) {
+    let snapshot = if session.mode == "interactive" && !session.status.is_ended() {
         let request = AgentRequest::SessionSnapshot { session_id: id };
         match links
             .request(session.machine_id, request, SNAPSHOT_TIMEOUT)
@@ -535,7 +523,7 @@ pub async fn from_client_event(
         .session_by_id(session_id)
         .await?
         .ok_or_else(not_found)?;
-    if is_ended(&session.status) {
+    if session.status.is_ended() {
         return Err(ApiError::new(ErrorCode::SessionTerminated));
     }
     match event {
@@ -560,7 +548,7 @@ pub async fn from_client_event(
             send_resize(store, links, &session, cols, rows).await
         }
         "client-session:terminate" => {
-            set_status(store, bus, session_id, "terminated", None).await?;
+            set_status(store, bus, session_id, SessionStatus::Terminated, None).await?;
             let request = AgentRequest::SessionTerminate { session_id };
             let _ = links
                 .request(session.machine_id, request, AGENT_TIMEOUT)
@@ -611,7 +599,7 @@ impl OutputStreams {
                 cursors.push(SessionCursor {
                     session_id: id,
                     acked_seq: session.last_seq.max(0) as u64,
-                    ended: is_ended(&session.status),
+                    ended: session.status.is_ended(),
                 });
             }
         }
@@ -750,9 +738,9 @@ impl OutputStreams {
         let mut acks = self.flush(store).await?;
         if self.owns(store, session_id).await? {
             let status = if exit_code == Some(0) {
-                "completed"
+                SessionStatus::Completed
             } else {
-                "error"
+                SessionStatus::Error
             };
             set_status(store, bus, session_id, status, exit_code).await?;
         }
@@ -774,7 +762,7 @@ pub async fn reconcile(
     running_on_agent: &[Uuid],
 ) -> Result<()> {
     let (recorded, _) = store
-        .sessions_page(machine_id, Some("running"), 10_000, 0)
+        .sessions_page(machine_id, Some(SessionStatus::Running), 10_000, 0)
         .await?;
     for session in recorded
         .iter()
@@ -786,7 +774,7 @@ pub async fn reconcile(
             "The agent restarted; the session's process is gone.",
         )
         .await?;
-        set_status(store, bus, session.id, "error", None).await?;
+        set_status(store, bus, session.id, SessionStatus::Error, None).await?;
     }
     Ok(())
 }
@@ -822,7 +810,7 @@ mod tests {
             mode: "interactive".into(),
             project_path: None,
             initial_prompt: None,
-            status: "running".into(),
+            status: SessionStatus::Running,
             cols: 80,
             rows: 24,
             exit_code: None,

@@ -313,7 +313,7 @@ pub async fn update(
         .update_task(&task, input.dependencies.as_deref())
         .await?;
     bus.publish(crate::events::Event::new(
-        projects::project_channel(project.id),
+        super::channel_names::project_channel(project.id),
         "task:updated",
         json!({ "task": event_view(&task) }),
     ));

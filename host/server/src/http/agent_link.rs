@@ -13,7 +13,7 @@ use axum::{
 };
 use tokio::time::{Instant, MissedTickBehavior};
 
-use super::{envelope::ErrorEnvelope, extract::ApiWebSocket, rate_limit::bearer_token};
+use super::{credentials::bearer_token, envelope::ErrorEnvelope, extract::ApiWebSocket};
 use crate::{
     app::AppState,
     domain::{machines, mcp, sessions, skills},

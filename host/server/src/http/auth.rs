@@ -8,10 +8,10 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use uuid::Uuid;
 
 use super::{
+    credentials::{Preauthenticated, bearer_token},
     envelope::ErrorEnvelope,
     envelope::{Envelope, Null, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
-    rate_limit::bearer_token,
 };
 use crate::{
     app::AppState,
@@ -26,11 +26,6 @@ use crate::{
 
 /// A request made with a valid user token (`Authorization: Bearer cn_…`).
 pub struct AuthUser(pub Principal);
-
-/// A caller already authenticated in-process (the MCP server dispatching a tool to its REST
-/// endpoint). Only code in this process can put it in a request's extensions.
-#[derive(Clone)]
-pub struct Preauthenticated(pub Principal);
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -291,7 +286,7 @@ pub async fn login(
     let email = accounts::normalize_email(&req.email);
     // Per account *and* address: guessing from one place is slowed, and nobody elsewhere can
     // lock the account's owner out by failing on purpose.
-    let from = super::rate_limit::address_key(address);
+    let from = crate::limits::address_key(address);
     state
         .login_limiter()
         .check(&[b"login:", email.as_bytes(), b"|", &from])?;

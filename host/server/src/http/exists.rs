@@ -13,7 +13,7 @@ use axum::{
 };
 use uuid::Uuid;
 
-use super::auth::Preauthenticated;
+use super::credentials::{Preauthenticated, bearer_token};
 use crate::{
     app::AppState,
     domain::accounts,
@@ -36,7 +36,7 @@ pub async fn path_resources(
     let principal = match request.extensions().get::<Preauthenticated>() {
         Some(Preauthenticated(principal)) => principal.clone(),
         None => {
-            let token = super::rate_limit::bearer_token(request.headers()).map(str::to_owned);
+            let token = bearer_token(request.headers()).map(str::to_owned);
             match token {
                 Some(token) if token.starts_with(accounts::USER_TOKEN_PREFIX) => {
                     match accounts::authenticate(state.store(), &token).await {

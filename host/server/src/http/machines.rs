@@ -11,10 +11,10 @@ use uuid::Uuid;
 use super::{
     agent_link::MachineAuth,
     auth::AuthUser,
+    credentials::bearer_token,
     envelope::ErrorEnvelope,
     envelope::{Envelope, Null, PageQuery, Reply},
     extract::{ApiJson, ApiPath, ApiQuery},
-    rate_limit::bearer_token,
 };
 use crate::{
     app::AppState,

@@ -34,7 +34,10 @@ use serde_json::{Map, Value, json};
 use tower::ServiceExt as _;
 use utoipa::openapi::OpenApi;
 
-use super::{auth::Preauthenticated, envelope::ErrorEnvelope, rate_limit::bearer_token};
+use super::{
+    credentials::{Preauthenticated, bearer_token},
+    envelope::ErrorEnvelope,
+};
 use crate::{
     app::AppState,
     domain::mcp_access::{self, Caller, INSTANCE_HEADER, PROJECT_HEADER},

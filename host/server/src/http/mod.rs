@@ -6,6 +6,7 @@
 pub mod agent_link;
 pub mod auth;
 pub mod context;
+pub mod credentials;
 pub mod docs;
 pub mod envelope;
 pub mod exists;

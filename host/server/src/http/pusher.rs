@@ -163,7 +163,7 @@ impl axum::extract::FromRequestParts<AppState> for ChannelCaller {
         parts: &mut axum::http::request::Parts,
         state: &AppState,
     ) -> Result<Self> {
-        let bearer = super::rate_limit::bearer_token(&parts.headers);
+        let bearer = super::credentials::bearer_token(&parts.headers);
         if let Some(token) = bearer.filter(|t| t.starts_with(sessions::WS_TOKEN_PREFIX)) {
             let session = sessions::by_ws_token(state.store(), token).await?;
             return Ok(ChannelCaller(channels::Caller::Session(Box::new(session))));
@@ -275,7 +275,7 @@ pub async fn socket(
     let per_address = state.config().rate_limits.websocket_connections_per_address;
     let slot = state
         .hub()
-        .open_from(super::rate_limit::address_key(address), per_address);
+        .open_from(crate::limits::address_key(address), per_address);
     let max = state.config().pusher_max_message_bytes;
     let tracker = state.tasks().clone();
     Ok(upgrade

@@ -77,7 +77,7 @@ impl From<Session> for SessionView {
             machine_id: s.machine_id,
             mode: s.mode,
             project_path: s.project_path,
-            status: s.status,
+            status: s.status.as_str().into(),
             pty_size: PtySize {
                 cols: s.cols.into(),
                 rows: s.rows.into(),
