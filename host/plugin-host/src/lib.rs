@@ -4,7 +4,9 @@
 //! per-machine enablement are domain code (`domain::plugins`); where each world runs (the
 //! host or the machine's agent) is decided there.
 
+pub mod bindings;
 pub mod cache;
 pub mod manifest;
 pub mod net;
 pub mod runtime;
+pub mod types;

@@ -42,43 +42,11 @@ use super::{
     net::{self, HostEntry, NetPolicy},
 };
 
-/// Generated bindings, one module per world. The `host` interface is generated once (in
-/// `mcp`) and shared, so one implementation serves every world.
-pub mod bindings {
-    pub mod mcp {
-        wasmtime::component::bindgen!({
-            path: "../../wit",
-            world: "mcp-adapter",
-            imports: { default: async | trappable },
-            exports: { default: async },
-        });
-    }
-    pub mod summarizer {
-        wasmtime::component::bindgen!({
-            path: "../../wit",
-            world: "summarizer",
-            imports: { default: async | trappable },
-            exports: { default: async },
-            with: { "claudenest:plugin/host": super::mcp::claudenest::plugin::host },
-        });
-    }
-    pub mod skills {
-        wasmtime::component::bindgen!({
-            path: "../../wit",
-            world: "skill-processor",
-            imports: { default: async | trappable },
-            exports: { default: async },
-            with: { "claudenest:plugin/host": super::mcp::claudenest::plugin::host },
-        });
-    }
-}
-
-use bindings::mcp::claudenest::plugin::host as wit_host;
-pub use bindings::mcp::exports::claudenest::plugin::tools::{Content, Tool, ToolResult};
-pub use bindings::skills::exports::claudenest::plugin::skills::{Metadata, Processed};
-pub use bindings::summarizer::exports::claudenest::plugin::summarize::{
-    Chunk, Options as SummarizeOptions, Summary,
+use crate::bindings::{WitVersion, v0_1};
+pub use crate::types::{
+    Chunk, Content, Metadata, Processed, SummarizeOptions, Summary, Tool, ToolResult,
 };
+use v0_1::host as wit_host;
 
 /// Limits applied to every call, and to the runtime as a whole.
 #[derive(Debug, Clone)]
@@ -168,15 +136,19 @@ pub struct PluginError(pub String);
 
 type CallResult<T> = Result<T, PluginError>;
 
+/// A linked component, by WIT version and world: the one place that knows which generated
+/// bindings a component was built against.
 enum Pre {
-    Mcp(bindings::mcp::McpAdapterPre<PluginState>),
-    Summarizer(bindings::summarizer::SummarizerPre<PluginState>),
-    Skills(bindings::skills::SkillProcessorPre<PluginState>),
+    Mcp(v0_1::mcp::McpAdapterPre<PluginState>),
+    Summarizer(v0_1::summarizer::SummarizerPre<PluginState>),
+    Skills(v0_1::skills::SkillProcessorPre<PluginState>),
 }
 
 /// A compiled, linked component.
 pub struct Loaded {
     pub sha256: String,
+    /// The WIT version the component was built against (from its manifest).
+    pub wit_version: WitVersion,
     pub manifest: Manifest,
     pub exports: Vec<String>,
     pub imports: Vec<String>,
@@ -676,19 +648,27 @@ impl PluginRuntime {
             .instantiate_pre(&component)
             .map_err(|e| PluginError(format!("the component cannot be linked: {e:#}")))?;
         let link_error = |e: wasmtime::Error| PluginError(format!("wrong world: {e:#}"));
-        let pre = match inspected.manifest.world {
-            World::McpAdapter => {
-                Pre::Mcp(bindings::mcp::McpAdapterPre::new(instance_pre).map_err(link_error)?)
+        // `inspect` refused any version this host does not speak.
+        let wit_version = WitVersion::parse(&inspected.manifest.api_version).ok_or_else(|| {
+            PluginError(format!(
+                "plugin API version {} is not supported",
+                inspected.manifest.api_version
+            ))
+        })?;
+        let pre = match (wit_version, inspected.manifest.world) {
+            (WitVersion::V0_1, World::McpAdapter) => {
+                Pre::Mcp(v0_1::mcp::McpAdapterPre::new(instance_pre).map_err(link_error)?)
             }
-            World::Summarizer => Pre::Summarizer(
-                bindings::summarizer::SummarizerPre::new(instance_pre).map_err(link_error)?,
+            (WitVersion::V0_1, World::Summarizer) => Pre::Summarizer(
+                v0_1::summarizer::SummarizerPre::new(instance_pre).map_err(link_error)?,
             ),
-            World::SkillProcessor => Pre::Skills(
-                bindings::skills::SkillProcessorPre::new(instance_pre).map_err(link_error)?,
-            ),
+            (WitVersion::V0_1, World::SkillProcessor) => {
+                Pre::Skills(v0_1::skills::SkillProcessorPre::new(instance_pre).map_err(link_error)?)
+            }
         };
         Ok(Loaded {
             sha256,
+            wit_version,
             manifest: inspected.manifest,
             exports: inspected.exports,
             imports: inspected.imports,
@@ -911,6 +891,7 @@ impl PluginRuntime {
                 claudenest_plugin_tools.call_list_tools()
             )
             .await?;
+            let tools: Vec<Tool> = tools.into_iter().map(Tool::from).collect();
             let size: usize = tools
                 .iter()
                 .map(|t| t.name.len() + t.description.len() + t.input_schema.len())
@@ -939,16 +920,10 @@ impl PluginRuntime {
                 Mcp,
                 claudenest_plugin_tools.call_call_tool(&name, &arguments)
             )
-            .await?;
+            .await?
+            .map(ToolResult::from);
             if let Ok(result) = &result {
-                let size: usize = result
-                    .content
-                    .iter()
-                    .map(|c| match c {
-                        Content::Text(t) | Content::Json(t) => t.len(),
-                        Content::Image(i) => i.data.len() + i.mime_type.len(),
-                    })
-                    .sum();
+                let size: usize = result.content.iter().map(Content::len).sum();
                 rt.check_output(size)?;
             }
             Ok(result)
@@ -964,21 +939,19 @@ impl PluginRuntime {
         options: SummarizeOptions,
     ) -> CallResult<Result<Summary, String>> {
         let max_length = options.max_length;
-        let (rt, loaded, grants, chunks) = (
-            self.clone(),
-            loaded.clone(),
-            grants.clone(),
-            chunks.to_vec(),
-        );
+        let (rt, loaded, grants) = (self.clone(), loaded.clone(), grants.clone());
+        let chunks: Vec<v0_1::summarizer::exports::claudenest::plugin::summarize::Chunk> =
+            chunks.iter().map(Into::into).collect();
         self.on_executor(async move {
             let result = call_export!(
                 rt,
                 &loaded,
                 &grants,
                 Summarizer,
-                claudenest_plugin_summarize.call_summarize(&chunks, options)
+                claudenest_plugin_summarize.call_summarize(&chunks, options.into())
             )
-            .await?;
+            .await?
+            .map(Summary::from);
             if let Ok(summary) = &result {
                 rt.check_output(summary.text.len() + summary.used.len() * 4)?;
                 let chars = summary.text.chars().count();
@@ -1011,7 +984,8 @@ impl PluginRuntime {
                 Skills,
                 claudenest_plugin_skills.call_process(&path, &content)
             )
-            .await?;
+            .await?
+            .map(Processed::from);
             if let Ok(processed) = &result {
                 let m = &processed.metadata;
                 let size = processed.content.len()
@@ -1040,8 +1014,8 @@ pub fn result_json(result: ToolResult) -> Value {
         .map(|c| match c {
             Content::Text(text) => json!({"type": "text", "text": text}),
             Content::Json(text) => json!({"type": "text", "text": text, "json": serde_json::from_str::<Value>(&text).ok()}),
-            Content::Image(image) => {
-                json!({"type": "image", "data": image.data, "mimeType": image.mime_type})
+            Content::Image { data, mime_type } => {
+                json!({"type": "image", "data": data, "mimeType": mime_type})
             }
         })
         .collect();
