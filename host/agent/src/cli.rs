@@ -24,21 +24,7 @@ struct AgentCli {
 pub fn main() -> ExitCode {
     let cli = AgentCli::parse();
     claudenest_protocol::telemetry::init("info", false);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("claudenest-agent: starting the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "claudenest-agent failed");
-            eprintln!("claudenest-agent: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    claudenest_protocol::telemetry::run_to_exit("claudenest-agent", run(cli.args))
 }
 
 #[derive(Debug, Args)]

@@ -3,8 +3,10 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bindings::WitVersion;
+
 /// The plugin API this host speaks (`claudenest:plugin@…` in wit/plugin.wit).
-pub const API_VERSION: &str = "0.1.0";
+pub const API_VERSION: &str = WitVersion::V0_1.as_str();
 /// Name of the custom section holding the manifest.
 pub const MANIFEST_SECTION: &str = "claudenest:manifest";
 /// Largest manifest accepted.
@@ -104,6 +106,8 @@ pub struct Inspected {
     pub functions: usize,
     /// Bytes of code in all its core modules.
     pub code_bytes: usize,
+    /// The WIT version its manifest names, one this host speaks.
+    pub wit_version: WitVersion,
 }
 
 /// Reads and checks the manifest and exports without compiling anything. The error says what
@@ -162,23 +166,24 @@ pub fn inspect(bytes: &[u8]) -> Result<Inspected, String> {
     })?;
     let manifest: Manifest =
         serde_json::from_slice(&raw).map_err(|e| format!("the manifest is not valid: {e}"))?;
-    check(&manifest, &exports)?;
+    let wit_version = check(&manifest, &exports)?;
     Ok(Inspected {
         manifest,
         exports,
         imports,
         functions,
         code_bytes,
+        wit_version,
     })
 }
 
-fn check(manifest: &Manifest, exports: &[String]) -> Result<(), String> {
-    if manifest.api_version != API_VERSION {
-        return Err(format!(
+fn check(manifest: &Manifest, exports: &[String]) -> Result<WitVersion, String> {
+    let wit_version = WitVersion::parse(&manifest.api_version).ok_or_else(|| {
+        format!(
             "plugin API version {} is not supported (this host speaks {API_VERSION})",
             manifest.api_version
-        ));
-    }
+        )
+    })?;
     let name_ok = (1..=64).contains(&manifest.name.len())
         && manifest
             .name
@@ -234,7 +239,7 @@ fn check(manifest: &Manifest, exports: &[String]) -> Result<(), String> {
             ));
         }
     }
-    Ok(())
+    Ok(wit_version)
 }
 
 /// Appends a manifest as a top-level custom section (for components built by tools that cannot

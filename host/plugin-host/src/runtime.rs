@@ -648,13 +648,7 @@ impl PluginRuntime {
             .instantiate_pre(&component)
             .map_err(|e| PluginError(format!("the component cannot be linked: {e:#}")))?;
         let link_error = |e: wasmtime::Error| PluginError(format!("wrong world: {e:#}"));
-        // `inspect` refused any version this host does not speak.
-        let wit_version = WitVersion::parse(&inspected.manifest.api_version).ok_or_else(|| {
-            PluginError(format!(
-                "plugin API version {} is not supported",
-                inspected.manifest.api_version
-            ))
-        })?;
+        let wit_version = inspected.wit_version;
         let pre = match (wit_version, inspected.manifest.world) {
             (WitVersion::V0_1, World::McpAdapter) => {
                 Pre::Mcp(v0_1::mcp::McpAdapterPre::new(instance_pre).map_err(link_error)?)
@@ -923,7 +917,7 @@ impl PluginRuntime {
             .await?
             .map(ToolResult::from);
             if let Ok(result) = &result {
-                let size: usize = result.content.iter().map(Content::len).sum();
+                let size: usize = result.content.iter().map(Content::size).sum();
                 rt.check_output(size)?;
             }
             Ok(result)

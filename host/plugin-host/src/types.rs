@@ -31,15 +31,11 @@ pub enum Content {
 
 impl Content {
     /// Bytes the plugin returned for this item (checked against the output limit).
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         match self {
             Content::Text(t) | Content::Json(t) => t.len(),
             Content::Image { data, mime_type } => data.len() + mime_type.len(),
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 }
 

@@ -20,3 +20,27 @@ pub fn init(default_filter: &str, json: bool) {
     // Already installed (tests start many servers in one process): keep the first.
     let _ = result;
 }
+
+/// Runs a binary's work on a fresh Tokio runtime; a failure is logged and printed as
+/// `<program>: <error>` and becomes a failing exit code. Shared by `claudenest` and
+/// `claudenest-agent`, so both end the same way.
+pub fn run_to_exit(
+    program: &str,
+    work: impl std::future::Future<Output = anyhow::Result<()>>,
+) -> std::process::ExitCode {
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(err) => {
+            eprintln!("{program}: starting the runtime: {err}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "{program} failed");
+            eprintln!("{program}: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -338,21 +338,10 @@ pub fn main() -> ExitCode {
         }
     };
     claudenest_protocol::telemetry::init(&config.log, config.log_json);
-    let runtime = match tokio::runtime::Runtime::new() {
-        Ok(rt) => rt,
-        Err(err) => {
-            eprintln!("claudenest: starting the runtime: {err}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(cli.command.unwrap_or(Command::Serve), config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "claudenest failed");
-            eprintln!("claudenest: {err:#}");
-            ExitCode::FAILURE
-        }
-    }
+    claudenest_protocol::telemetry::run_to_exit(
+        "claudenest",
+        run(cli.command.unwrap_or(Command::Serve), config),
+    )
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {

@@ -20,7 +20,7 @@ pub enum WitVersion {
 impl WitVersion {
     pub const SUPPORTED: [WitVersion; 1] = [WitVersion::V0_1];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             WitVersion::V0_1 => "0.1.0",
         }

@@ -260,16 +260,13 @@ pub async fn list(
 ) -> Result<(Vec<Session>, u64)> {
     principal.require(abilities::SESSIONS_READ)?;
     super::machines::owned(store, principal, machine_id).await?;
-    let status = match status.as_deref().map(SessionStatus::parse) {
-        None => None,
-        Some(Some(status)) => Some(status),
-        Some(None) => {
-            return Err(ApiError::invalid_field(
-                "status",
-                "The status is not a session status.",
-            ));
-        }
-    };
+    let status = status
+        .map(|s| {
+            SessionStatus::parse(&s).ok_or_else(|| {
+                ApiError::invalid_field("status", "The status is not a session status.")
+            })
+        })
+        .transpose()?;
     Ok(store
         .sessions_page(machine_id, status, limit, offset)
         .await?)
