@@ -5,25 +5,19 @@
 //! process; compiled forms are kept in its own authenticated cache), checks its hash, and runs
 //! the call in its own plugin runtime under the same limits as the host's.
 //!
-//! Double consent for the filesystem: the tenant grants a path through the API, and the
-//! machine's owner allows roots on the machine (`--plugin-root`, `plugin_roots` in the agent
-//! file; none by default: no mounts at all). A mount must lie inside an allowed root after
-//! resolving symlinks, and may never overlap the agent's own data (its compile cache and key,
-//! its file with the machine token). Internal HTTP addresses likewise need the owner's
-//! `--plugin-allow-host`. Both are checked again before every call, so a stolen user token
-//! cannot mount `/` on anybody's machine.
+//! What a plugin may reach here needs the machine owner's consent as well as the tenant's
+//! (`--plugin-root`, `--plugin-allow-host`): the rules are the plugin host's
+//! ([`claudenest_plugin_host::grants`]); the agent applies them when the host asks
+//! (`plugin_check`) and again before every call.
 
-use std::{
-    path::{Path, PathBuf},
-    sync::Arc,
-    time::Duration,
-};
+use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use serde_json::{Value, json};
 
 use claudenest_plugin_host::{
-    net::{self, HostEntry, NetPolicy},
-    runtime::{self, Grants, Loaded, Mount, PluginRuntime, result_json, tool_json},
+    grants::{Grants, MachinePolicy, MountGrant},
+    hosts,
+    runtime::{self, Loaded, PluginRuntime, result_json, tool_json},
 };
 use claudenest_protocol::{CodedError, PluginMount, PluginSpec, codes};
 
@@ -52,10 +46,7 @@ pub struct AgentPlugins {
 
 struct Inner {
     settings: PluginSettings,
-    /// Canonical roots (those that exist).
-    roots: Vec<PathBuf>,
-    protected: Vec<PathBuf>,
-    net: NetPolicy,
+    policy: MachinePolicy,
     server: String,
     token: String,
     client: reqwest::Client,
@@ -63,44 +54,15 @@ struct Inner {
     runtime: tokio::sync::OnceCell<Arc<PluginRuntime>>,
 }
 
-fn canonical(path: &Path) -> Option<PathBuf> {
-    std::fs::canonicalize(path).ok()
-}
-
 impl AgentPlugins {
     pub fn new(settings: PluginSettings, server: &str, token: &str) -> Self {
-        let roots = settings
-            .roots
-            .iter()
-            .filter_map(|r| {
-                let found = canonical(r);
-                if found.is_none() {
-                    tracing::warn!(root = %r.display(), "plugin root does not exist; ignored");
-                }
-                found
-            })
-            .collect();
         let mut protected = vec![settings.data_dir.clone()];
         protected.extend(settings.protected.iter().cloned());
-        // Canonical where they exist; the data dir is made on first use, so keep the plain
-        // path too (an overlap with either form is refused).
-        let protected = protected
-            .into_iter()
-            .flat_map(|p| {
-                let c = canonical(&p);
-                std::iter::once(p).chain(c)
-            })
-            .collect();
-        let net = NetPolicy {
-            allowed: net::entries(&settings.allow_hosts),
-            only_allowed: false,
-        };
+        let policy = MachinePolicy::new(&settings.roots, &protected, &settings.allow_hosts);
         Self {
             inner: Arc::new(Inner {
                 settings,
-                roots,
-                protected,
-                net,
+                policy,
                 server: server.trim_end_matches('/').to_owned(),
                 token: token.to_owned(),
                 client: reqwest::Client::builder()
@@ -112,64 +74,19 @@ impl AgentPlugins {
         }
     }
 
-    /// The directory a mount may use, or why not.
-    pub fn check_mount(&self, path: &str) -> Result<PathBuf, String> {
-        let inner = &self.inner;
-        let given = Path::new(path);
-        if !given.is_absolute() {
-            return Err("The path must be absolute.".into());
-        }
-        if inner.roots.is_empty() {
-            return Err(
-                "This machine allows no plugin mounts: its owner names roots with \
-                 `claudenest agent --plugin-root DIR`."
-                    .into(),
-            );
-        }
-        let Some(dir) = canonical(given).filter(|d| d.is_dir()) else {
-            return Err("The path is not an existing directory on this machine.".into());
-        };
-        if !inner.roots.iter().any(|root| dir.starts_with(root)) {
-            return Err(format!(
-                "The path is outside the roots this machine's owner allows ({}).",
-                inner
-                    .roots
-                    .iter()
-                    .map(|r| r.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
-        }
-        if inner
-            .protected
-            .iter()
-            .any(|p| dir.starts_with(p) || p.starts_with(&dir))
-        {
-            return Err("The path overlaps the agent's own data and can never be granted.".into());
-        }
-        Ok(dir)
-    }
-
-    /// Why an HTTP grant can never work on this machine, if it cannot.
-    pub fn check_http(&self, entry: &str) -> Option<String> {
-        match HostEntry::parse(entry) {
-            Ok(entry) => self.inner.net.refuses_grant(&entry),
-            Err(reason) => Some(reason),
-        }
-    }
-
-    /// `plugin_check`: one answer per grant, `null` when allowed.
+    /// `plugin_check`: one answer per grant, `null` when this machine's owner allows it.
     pub fn check(&self, mounts: &[PluginMount], http: &[String]) -> Value {
+        let policy = &self.inner.policy;
         let mounts: Vec<Value> = mounts
             .iter()
-            .map(|m| match self.check_mount(&m.path) {
+            .map(|m| match policy.check_mount(&m.path) {
                 Ok(_) => Value::Null,
                 Err(reason) => Value::String(reason),
             })
             .collect();
         let http: Vec<Value> = http
             .iter()
-            .map(|h| self.check_http(h).map_or(Value::Null, Value::String))
+            .map(|h| policy.check_http(h).map_or(Value::Null, Value::String))
             .collect();
         json!({"mounts": mounts, "http": http})
     }
@@ -184,7 +101,7 @@ impl AgentPlugins {
                         output_bytes: MAX_OUTPUT_BYTES,
                         ..runtime::Limits::default()
                     },
-                    net: self.inner.net.clone(),
+                    net: self.inner.policy.net().clone(),
                     pooling: true,
                 };
                 PluginRuntime::new(options).map_err(|e| {
@@ -249,22 +166,20 @@ impl AgentPlugins {
 
     /// The tenant's grants, checked again against what this machine allows now.
     fn grants(&self, spec: &PluginSpec) -> Result<Grants, CodedError> {
-        let mut mounts = Vec::new();
-        for m in &spec.mounts {
-            let dir = self.check_mount(&m.path).map_err(|reason| {
-                CodedError::new(codes::NOT_ALLOWED, format!("mount `{}`: {reason}", m.name))
-            })?;
-            mounts.push(Mount {
-                name: m.name.clone(),
-                host_path: dir,
+        let mounts = self
+            .inner
+            .policy
+            .mounts(spec.mounts.iter().map(|m| MountGrant {
+                name: &m.name,
+                path: &m.path,
                 writable: m.writable,
-            });
-        }
+            }))
+            .map_err(|reason| CodedError::new(codes::NOT_ALLOWED, reason))?;
         Ok(Grants {
             owner: spec.owner.clone(),
             config: spec.config.clone().into_iter().collect(),
             mounts,
-            http: net::entries(&spec.http),
+            http: hosts::entries(&spec.http),
         })
     }
 

@@ -13,7 +13,8 @@ pub const MANIFEST_SECTION: &str = "claudenest:manifest";
 const MAX_MANIFEST_BYTES: usize = 64 * 1024;
 
 /// The three worlds of wit/plugin.wit and the interface each exports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "kebab-case")]
 pub enum World {
     McpAdapter,
@@ -55,7 +56,8 @@ impl World {
 }
 
 /// A filesystem mount the plugin asks for; the operator binds it to a directory per machine.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FsRequest {
     /// Seen by the plugin as `/<name>`.
@@ -63,14 +65,16 @@ pub struct FsRequest {
     pub access: Access,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Access {
     Read,
     ReadWrite,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Capabilities {
     #[serde(default)]
@@ -81,7 +85,8 @@ pub struct Capabilities {
     pub http: Vec<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub name: String,
@@ -220,7 +225,7 @@ fn check(manifest: &Manifest, exports: &[String]) -> Result<WitVersion, String> 
         ));
     }
     for host in &manifest.capabilities.http {
-        if host != "*" && super::net::HostEntry::parse(host).is_err() {
+        if host != "*" && super::hosts::HostEntry::parse(host).is_err() {
             return Err(format!(
                 "capabilities.http entry `{host}`: give a host, host:port or `*`"
             ));

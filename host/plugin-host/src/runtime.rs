@@ -38,8 +38,10 @@ use wasmtime_wasi::{
 
 use super::{
     cache::DiskCache,
-    manifest::{self, Access, Manifest, World},
-    net::{self, HostEntry, NetPolicy},
+    grants::{Grants, NetPolicy},
+    hosts::HostEntry,
+    manifest::{self, Manifest, World},
+    net,
 };
 
 use crate::bindings::{WitVersion, v0_1};
@@ -107,26 +109,6 @@ impl Limits {
     pub fn concurrent_calls(&self) -> usize {
         (self.total_memory_bytes / self.memory_bytes.max(1)).max(1)
     }
-}
-
-/// What a plugin gets on one machine: the tenant's grants, within what the party running the
-/// runtime allows.
-#[derive(Debug, Clone, Default)]
-pub struct Grants {
-    /// Whose share of the runtime the call counts against (a user id).
-    pub owner: String,
-    pub config: HashMap<String, String>,
-    pub mounts: Vec<Mount>,
-    /// `host` or `host:port` entries, in normal form.
-    pub http: Vec<HostEntry>,
-}
-
-#[derive(Debug, Clone)]
-pub struct Mount {
-    /// The plugin's request name; seen as `/<name>`.
-    pub name: String,
-    pub host_path: PathBuf,
-    pub writable: bool,
 }
 
 /// Why a call failed, in words for the API.
@@ -468,9 +450,9 @@ impl PluginRuntime {
         config
             .wasm_component_model(true)
             .epoch_interruption(true)
-            .max_wasm_stack(limits.stack_bytes)
-            // One thread per compile: with compiles one at a time, an install takes one core.
-            .parallel_compilation(false);
+            // One thread per compile (wasmtime's parallel-compilation feature is off): with
+            // compiles one at a time, an install takes one core.
+            .max_wasm_stack(limits.stack_bytes);
         let concurrent = limits.concurrent_calls();
         let mut pooling = PoolingAllocationConfig::default();
         // Room for every admitted call, with slack for calls finishing as others start.
@@ -712,8 +694,7 @@ impl PluginRuntime {
             let Some(mount) = grants.mounts.iter().find(|m| m.name == request.name) else {
                 continue;
             };
-            let writable = mount.writable && request.access == Access::ReadWrite;
-            let perms = if writable {
+            let perms = if mount.writable_for(request) {
                 FsPerms::ReadWrite
             } else {
                 FsPerms::ReadOnly

@@ -207,7 +207,10 @@ async fn main() {
 
     // The same plugin call in a runtime in this process.
     let in_host = {
-        use claudenest::plugins::runtime::{Grants, Mount, Options, PluginRuntime};
+        use claudenest::plugins::{
+            grants::{Grants, Mount},
+            runtime::{Options, PluginRuntime},
+        };
         let runtime = PluginRuntime::new(Options::default()).unwrap();
         let bytes = std::fs::read(concat!(
             env!("CARGO_MANIFEST_DIR"),

@@ -17,8 +17,9 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claudenest::plugins::runtime::{
-    Chunk, Grants, Limits, Options, PluginRuntime, SummarizeOptions,
+use claudenest::plugins::{
+    grants::Grants,
+    runtime::{Chunk, Limits, Options, PluginRuntime, SummarizeOptions},
 };
 use common::percentile;
 

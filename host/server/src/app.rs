@@ -235,7 +235,7 @@ impl AppState {
         self.inner
             .plugins
             .get_or_try_init(|| async {
-                use crate::plugins::{net, runtime};
+                use crate::plugins::{grants::NetPolicy, runtime};
                 let settings = &self.inner.config.plugins;
                 let limits = runtime::Limits {
                     timeout: std::time::Duration::from_millis(settings.call_timeout_ms),
@@ -252,10 +252,7 @@ impl AppState {
                     cache_dir: Some(self.inner.config.data_dir.join("plugin-cache")),
                     limits,
                     // The operator decides what plugins in the host process may reach.
-                    net: net::NetPolicy {
-                        allowed: net::entries(&settings.http_allow),
-                        only_allowed: true,
-                    },
+                    net: NetPolicy::operator(&settings.http_allow),
                     pooling: true,
                 };
                 runtime::PluginRuntime::new(options).map_err(|err| {

@@ -460,7 +460,7 @@ impl Config {
             .extract()
             .map_err(|err| anyhow::anyhow!("configuration: {err}"))?;
         for entry in &config.plugins.http_allow {
-            crate::plugins::net::HostEntry::parse(entry)
+            crate::plugins::hosts::HostEntry::parse(entry)
                 .map_err(|e| anyhow::anyhow!("configuration: plugins.http_allow `{entry}`: {e}"))?;
         }
         Ok(config)

@@ -12,54 +12,24 @@
 
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{Value, json};
 use sqlx::types::Json;
 use uuid::Uuid;
 
 use super::{Deps, abilities, accounts::Principal, clock};
 use crate::{
-    error::{ApiError, ErrorCode, Result, Validator},
+    error::{ApiError, ErrorCode, FieldErrors, Result, Validator},
     links::LinkError,
     plugins::{
+        grants::{self, GrantSet, Grants},
+        hosts::HostEntry,
         manifest::{self, Access, Manifest},
-        net::HostEntry,
-        runtime::{Grants, Loaded, PluginError, PluginRuntime},
+        runtime::{Loaded, PluginError, PluginRuntime},
     },
     protocol::{AgentRequest, PluginMount, PluginSpec, codes},
     store::{Machine, MachinePlugin, PluginRow, PluginUpgrade, Store, StoreError},
 };
-
-/// What the tenant grants a plugin on one machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct GrantSet {
-    /// Directories on the machine (mcp-adapter plugins only, which run there), each inside a
-    /// root the machine's owner allows (`claudenest agent --plugin-root`).
-    #[serde(default)]
-    pub filesystem: Vec<FsGrant>,
-    /// `host` or `host:port`; the plugin's manifest must ask for HTTP (and for these hosts,
-    /// unless it asks for `*`). Internal addresses need the machine owner's (agent) or the
-    /// operator's (host) allow-list; plugins the host runs reach only the operator's list.
-    #[serde(default)]
-    pub http: Vec<String>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct FsGrant {
-    /// The name the plugin's manifest requested.
-    pub name: String,
-    /// Absolute path of a directory on the machine, inside a root its owner allows.
-    pub path: String,
-    /// `read` (default) or `read_write` (only if the plugin asked for it).
-    #[serde(default = "read_access")]
-    pub access: Access,
-}
-
-fn read_access() -> Access {
-    Access::Read
-}
 
 pub struct Enable {
     pub config: HashMap<String, String>,
@@ -309,76 +279,20 @@ fn manifest_of(row: &PluginRow) -> Result<Manifest> {
     })
 }
 
-/// Checks grants against the manifest and, for plugins the host runs, the operator's
-/// allow-list. Returns the HTTP grants in normal form.
+/// The tenant's grants against what the plugin asked for and, for plugins the host runs, the
+/// operator's allow-list; refusals become field errors. Returns the HTTP grants in normal form.
 fn validate_grants(
     manifest: &Manifest,
     grants: &GrantSet,
-    host_policy: &crate::plugins::net::NetPolicy,
+    host_policy: &grants::NetPolicy,
 ) -> Result<Vec<HostEntry>> {
-    let mut v = Validator::new();
-    for (i, fs) in grants.filesystem.iter().enumerate() {
-        let requested = manifest
-            .capabilities
-            .filesystem
-            .iter()
-            .find(|r| r.name == fs.name);
-        let field = format!("grants.filesystem[{i}]");
-        match requested {
-            None => {
-                v.add(
-                    &format!("{field}.name"),
-                    format!(
-                        "The plugin does not request a filesystem mount named `{}`.",
-                        fs.name
-                    ),
-                );
-            }
-            Some(r) => {
-                v.check(
-                    !(fs.access == Access::ReadWrite && r.access == Access::Read),
-                    &format!("{field}.access"),
-                    "The plugin asked for read access only.",
-                );
-            }
+    grants::check_tenant(manifest, grants, host_policy).map_err(|refused| {
+        let mut errors = FieldErrors::new();
+        for (field, reason) in refused {
+            errors.entry(field).or_default().push(reason);
         }
-        v.check(
-            std::path::Path::new(&fs.path).is_absolute() && fs.path.len() <= 4096,
-            &format!("{field}.path"),
-            "Give the directory as an absolute path on the machine.",
-        );
-    }
-    let asked = &manifest.capabilities.http;
-    let mut entries = Vec::new();
-    for (i, host) in grants.http.iter().enumerate() {
-        let field = format!("grants.http[{i}]");
-        let entry = match HostEntry::parse(host) {
-            Ok(entry) => entry,
-            Err(reason) => {
-                v.add(&field, reason);
-                continue;
-            }
-        };
-        let allowed = asked.iter().any(|a| {
-            a == "*"
-                || HostEntry::parse(a).is_ok_and(|a| {
-                    a.host == entry.host && (a.port.is_none() || a.port == entry.port)
-                })
-        });
-        v.check(
-            allowed,
-            &field,
-            "The plugin does not request HTTP access to this host.",
-        );
-        if !manifest.world.runs_on_agent()
-            && let Some(reason) = host_policy.refuses_grant(&entry)
-        {
-            v.add(&field, reason);
-        }
-        entries.push(entry);
-    }
-    v.finish()?;
-    Ok(entries)
+        ApiError::validation(errors)
+    })
 }
 
 /// Asks the machine's agent whether its owner allows these grants; its reasons become field
@@ -542,12 +456,7 @@ pub async fn ready(
             "`{name}` is an mcp-adapter: it runs on the machine's agent"
         ))));
     }
-    let grants = Grants {
-        owner: user_id.to_string(),
-        config,
-        mounts: Vec::new(),
-        http: crate::plugins::net::entries(&set.http),
-    };
+    let grants = Grants::on_host(user_id.to_string(), config, &set);
     Ok(Ready { loaded, grants })
 }
 

@@ -23,8 +23,9 @@ use super::{
 };
 use crate::{
     app::AppState,
-    domain::plugins::{self, Enable, GrantSet},
+    domain::plugins::{self, Enable},
     error::{ApiError, ErrorCode, Result},
+    plugins::grants::GrantSet,
     store::{MachinePlugin, PluginRow},
 };
 
