@@ -367,6 +367,44 @@ struct Connection {
     channels: HashMap<String, (ChannelKind, bool)>,
     messages: PerSecond,
     client_events: PerSecond,
+    /// Terminal events (`client-session:*`) on their way to the machines, one at a time in the
+    /// order typed: each keystroke is a message of its own, and handling them side by side let
+    /// later ones overtake earlier ones. Started at the first such event.
+    terminal: Option<mpsc::Sender<TerminalEvent>>,
+}
+
+/// A `client-session:*` event for a session's machine.
+struct TerminalEvent {
+    session_id: uuid::Uuid,
+    name: String,
+    data: Value,
+}
+
+/// Terminal events a socket may have waiting for its machine (a paste of 64 KiB in the
+/// dashboard's 1,500-character pieces is 44); over it the event is refused with 4301.
+const TERMINAL_QUEUE: usize = 256;
+
+/// Hands a socket's terminal events to the session's machine, in order.
+async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<TerminalEvent>) {
+    while let Some(TerminalEvent {
+        session_id,
+        name,
+        data,
+    }) = events.recv().await
+    {
+        let routed = sessions::from_client_event(
+            state.store(),
+            state.agent_links(),
+            state.bus(),
+            session_id,
+            &name,
+            &data,
+        )
+        .await;
+        if let Err(err) = routed {
+            tracing::debug!(%session_id, event = name, error = %err, "client session event refused");
+        }
+    }
 }
 
 #[tracing::instrument(skip_all, fields(socket_id))]
@@ -400,6 +438,7 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
         channels: HashMap::new(),
         messages: PerSecond::new(MESSAGES_PER_SECOND),
         client_events: PerSecond::new(CLIENT_EVENTS_PER_SECOND),
+        terminal: None,
     };
     let established = json!({
         "socket_id": socket_id,
@@ -736,21 +775,24 @@ async fn client_event(
         .and_then(|id| id.parse::<uuid::Uuid>().ok())
         && name.starts_with("client-session:")
     {
-        let (state, name, data) = (state.clone(), name.to_owned(), data.clone());
-        tokio::spawn(async move {
-            let routed = sessions::from_client_event(
-                state.store(),
-                state.agent_links(),
-                state.bus(),
-                session_id,
-                &name,
-                &data,
+        let queue = conn.terminal.get_or_insert_with(|| {
+            let (tx, rx) = mpsc::channel(TERMINAL_QUEUE);
+            tokio::spawn(route_terminal_events(state.clone(), rx));
+            tx
+        });
+        let event = TerminalEvent {
+            session_id,
+            name: name.to_owned(),
+            data: data.clone(),
+        };
+        if queue.try_send(event).is_err() {
+            return send_error(
+                ws,
+                4301,
+                "Too many terminal events waiting for the machine: slow down",
             )
             .await;
-            if let Err(err) = routed {
-                tracing::debug!(%session_id, event = name, error = %err, "client session event refused");
-            }
-        });
+        }
     }
     state.bus().publish(Event {
         channel,
