@@ -32,6 +32,20 @@ step "npm: pusher-js for the realtime tests" \
   npm ci --prefix tests/pusher --no-audit --no-fund
 step "npm: the reference MCP servers (everything, filesystem) and the MCP SDK" \
   npm ci --prefix tests/mcp --no-audit --no-fund
+step "npm: playwright-core (drives Chromium), xterm.js and pusher-js (the dashboard's vendored libraries)" \
+  npm ci --prefix tests/browser --no-audit --no-fund
+step "the dashboard's vendored files match their packages (scripts/ui-vendor.sh --check)" \
+  scripts/ui-vendor.sh --check
+install_chromium() {
+  # Debian's Chromium: Playwright's own browser download is not reachable from every network.
+  [[ -x ${CHROMIUM:-/usr/bin/chromium} ]] && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "no Chromium: run \`sudo apt-get install chromium\` (or set CHROMIUM to one)" >&2
+    return 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+}
+step "apt: Debian's chromium for the dashboard's browser tests" install_chromium
 
 # The example and fixture plugins (WebAssembly components) the tests load.
 step "build: the example and fixture plugins" \

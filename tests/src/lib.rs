@@ -446,6 +446,81 @@ pub fn fast_links(c: &mut Config) {
     c.agent_link.pong_timeout_secs = 1;
 }
 
+/// A `claudenest` child process with a private HOME; killed on drop.
+pub struct ServerProcess {
+    pub child: std::process::Child,
+    pub base_url: String,
+    pub home: tempfile::TempDir,
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `claudenest` with a private HOME, a clean environment and piped output.
+pub fn server_command(home: &std::path::Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(claudenest_binary());
+    cmd.env_clear()
+        .env("HOME", home)
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    cmd
+}
+
+impl ServerProcess {
+    /// Starts `claudenest [args]` with only `--bind` set and waits until it answers. Its
+    /// output is piped for the test to read.
+    pub async fn start(args: &[&str]) -> Self {
+        Self::spawn(args, false).await
+    }
+
+    /// [`ServerProcess::start`] with the output in `<home>/server.log` (see
+    /// [`ServerProcess::log`]), for a server that talks more than a pipe holds.
+    pub async fn start_logged(args: &[&str]) -> Self {
+        Self::spawn(args, true).await
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("server.log")).unwrap_or_default()
+    }
+
+    async fn spawn(args: &[&str], logged: bool) -> Self {
+        let home = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = server_command(home.path());
+        if logged {
+            let log = std::fs::File::create(home.path().join("server.log")).expect("server log");
+            cmd.stdout(std::process::Stdio::null()).stderr(log);
+        }
+        let child = cmd
+            .args(args)
+            .args(["--bind", &format!("127.0.0.1:{port}")])
+            .spawn()
+            .expect("spawn claudenest");
+        let running = Self {
+            child,
+            base_url: format!("http://127.0.0.1:{port}"),
+            home,
+        };
+        let client = http_client();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while std::time::Instant::now() < deadline {
+            let probe = client.get(format!("{}/api/health", running.base_url));
+            if let Ok(r) = probe.send().await
+                && r.status().is_success()
+            {
+                return running;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("claudenest did not answer /api/health within 30 s");
+    }
+}
+
 /// A running `claudenest-agent` process with a private HOME; killed on drop.
 pub struct AgentProcess {
     pub child: std::process::Child,
@@ -483,11 +558,16 @@ impl AgentProcess {
     /// Runs `claudenest-agent pair --server <app> […]` and returns the process once it printed
     /// its code.
     pub fn pair(app: &TestApp, extra: &[&str]) -> (Self, String) {
+        Self::pair_at(&app.base_url, extra)
+    }
+
+    /// [`AgentProcess::pair`] with a host at `base_url` (a `claudenest` process, say).
+    pub fn pair_at(base_url: &str, extra: &[&str]) -> (Self, String) {
         let home = tempfile::tempdir().expect("temp dir");
         let log = home.path().join("agent.log");
         let mut child = agent_command(home.path(), &log)
             // The order the README shows; `start` uses flags before the subcommand.
-            .args(["pair", "--server", &app.base_url])
+            .args(["pair", "--server", base_url])
             .args(extra)
             .stdout(std::process::Stdio::piped())
             .spawn()
@@ -549,6 +629,61 @@ fn agent_command(home: &std::path::Path, log: &std::path::Path) -> std::process:
         .stdout(std::process::Stdio::null())
         .stderr(log);
     cmd
+}
+
+/// A stand-in for `claude`. Interactive: answers lines, reports its terminal size, counts,
+/// draws at a cursor position, ignores hang-ups on request, exits with a chosen code.
+/// `-p PROMPT [--output-format stream-json]`: answers once (stream-json lines with usage for
+/// headless), exiting 2 when the prompt is `fail`.
+pub const STAND_IN_CLAUDE: &str = r#"#!/bin/sh
+if [ "$1" = "-p" ]; then
+  # Like Claude Code's parser: the prompt is the argument after `--`; a prompt that looks like
+  # an option anywhere else would be taken as one.
+  prompt=""; seen=""
+  for a in "$@"; do
+    if [ -n "$seen" ]; then prompt="$a"; fi
+    [ "$a" = "--" ] && seen=1
+  done
+  [ -n "$seen" ] || { echo "the prompt was parsed as options: $*" >&2; exit 3; }
+  set -- "$1" "$prompt" "$2"
+  if [ "$3" = "--output-format" ]; then
+    echo '{"type":"system","subtype":"init","session_id":"s1"}'
+    echo '{"type":"assistant","message":{"content":[{"type":"text","text":"working on it"}]}}'
+    echo '{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.0425,"usage":{"input_tokens":1200,"output_tokens":300,"cache_read_input_tokens":500}}'
+    exit 0
+  fi
+  echo "answer to: $2"
+  echo "to stderr" >&2
+  [ "$2" = "fail" ] && exit 2
+  exit 0
+fi
+echo "stand-in claude ready"
+while IFS= read -r line; do
+  case "$line" in
+    size) stty size ;;
+    exit*) exit ${line#exit } ;;
+    count*)
+      i=1
+      while [ $i -le ${line#count } ]; do
+        echo "line $i"
+        [ $((i % 25)) -eq 0 ] && sleep 0.02
+        i=$((i+1))
+      done ;;
+    draw) printf '\033[2J\033[5;10Hdrawn at row 5\n' ;;
+    stubborn*) trap '' HUP TERM; echo $$ > "${line#stubborn }"; echo "stubborn now" ;;
+    env) env | sed 's/^/env: /'; echo "env done" ;;
+    *) echo "you said: $line" ;;
+  esac
+done
+"#;
+
+/// Writes [`STAND_IN_CLAUDE`] as `dir/claude`, executable, and returns its path.
+pub fn write_stand_in_claude(dir: &std::path::Path) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt as _;
+    let script = dir.join("claude");
+    std::fs::write(&script, STAND_IN_CLAUDE).expect("write the stand-in claude");
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    script
 }
 
 /// A loopback port that was free a moment ago.

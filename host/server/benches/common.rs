@@ -183,3 +183,111 @@ impl HostAndAgent {
         format!("{}/api/machines/{}", self.base, self.machine)
     }
 }
+
+pub type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// The next text frame, as JSON.
+pub async fn next_json(ws: &mut Ws) -> serde_json::Value {
+    use futures_util::StreamExt as _;
+    loop {
+        match ws.next().await.expect("socket open").expect("frame") {
+            tokio_tungstenite::tungstenite::Message::Text(text) => {
+                return serde_json::from_str(&text).unwrap();
+            }
+            _ => continue,
+        }
+    }
+}
+
+/// A raw Pusher WebSocket subscribed to `private-session.{session}` with its `ws_` token (the
+/// client the sessions bench measures): the socket and the channel's name.
+pub async fn session_socket(
+    base: &str,
+    client: &reqwest::Client,
+    session: &str,
+    ws_token: &str,
+) -> (Ws, String) {
+    use futures_util::SinkExt as _;
+    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
+        "{}/app/claudenest",
+        base.replace("http://", "ws://")
+    ))
+    .await
+    .unwrap();
+    let established = next_json(&mut ws).await;
+    let data: serde_json::Value =
+        serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
+    let socket_id = data["socket_id"].as_str().unwrap().to_owned();
+    let channel = format!("private-session.{session}");
+    let signed: serde_json::Value = client
+        .post(format!("{base}/api/broadcasting/auth"))
+        .bearer_auth(ws_token)
+        .form(&[
+            ("socket_id", socket_id.as_str()),
+            ("channel_name", channel.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let subscribe = serde_json::json!({"event": "pusher:subscribe",
+        "data": {"channel": channel, "auth": signed["auth"]}});
+    ws.send(tokio_tungstenite::tungstenite::Message::Text(
+        subscribe.to_string().into(),
+    ))
+    .await
+    .unwrap();
+    while next_json(&mut ws).await["event"] != "pusher_internal:subscription_succeeded" {}
+    (ws, channel)
+}
+
+/// The `data` of a `session:output` frame.
+pub fn session_output(message: &serde_json::Value) -> Option<String> {
+    if message["event"] != "session:output" {
+        return None;
+    }
+    let payload: serde_json::Value = serde_json::from_str(message["data"].as_str()?).ok()?;
+    Some(payload["data"].as_str()?.to_owned())
+}
+
+/// Sends `count` characters (after a warm-up) one at a time, each framed by `frame`, and times
+/// each until `echoed` finds it in an answer. Sorted.
+pub async fn keystrokes(
+    ws: &mut Ws,
+    count: usize,
+    frame: impl Fn(char) -> String,
+    echoed: impl Fn(&serde_json::Value) -> Option<String>,
+) -> Vec<Duration> {
+    use futures_util::SinkExt as _;
+    const WARMUP: usize = 50;
+    let mut times = Vec::with_capacity(count);
+    for i in 0..WARMUP + count {
+        let key = (b'a' + (i % 26) as u8) as char;
+        let t = std::time::Instant::now();
+        ws.send(tokio_tungstenite::tungstenite::Message::Text(
+            frame(key).into(),
+        ))
+        .await
+        .unwrap();
+        loop {
+            let message = next_json(ws).await;
+            if echoed(&message).is_some_and(|text| text.contains(key)) {
+                break;
+            }
+        }
+        if i >= WARMUP {
+            times.push(t.elapsed());
+        }
+        // Paced like very fast typing (500 keys a second), for every client measured: a
+        // realtime socket accepts at most 1,000 messages a second.
+        let paced = Duration::from_millis(2);
+        if let Some(rest) = paced.checked_sub(t.elapsed()) {
+            tokio::time::sleep(rest).await;
+        }
+    }
+    times.sort_unstable();
+    times
+}

@@ -20,13 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Killed, free_port, percentile, wait_until};
-use futures_util::{SinkExt as _, StreamExt as _};
+use common::{Killed, free_port, keystrokes, percentile, session_socket, wait_until};
 use serde_json::{Value, json};
-use tokio_tungstenite::tungstenite::Message;
 
 const KEYSTROKES: usize = 1000;
-const WARMUP: usize = 50;
 /// Bytes of zeros the flood encodes (base64 makes 4/3 of it, plus line ends).
 const FLOOD_BYTES: usize = 24 * 1024 * 1024;
 
@@ -46,49 +43,6 @@ app.listen(int(sys.argv[1]), "127.0.0.1")
 print("ready", flush=True)
 tornado.ioloop.IOLoop.current().start()
 "#;
-
-type Ws =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn next_json(ws: &mut Ws) -> Value {
-    loop {
-        match ws.next().await.expect("socket open").expect("frame") {
-            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
-            _ => continue,
-        }
-    }
-}
-
-/// Sends `KEYSTROKES` characters one at a time through `send` and times each echo.
-async fn keystrokes(
-    ws: &mut Ws,
-    frame: impl Fn(char) -> String,
-    echoed: impl Fn(&Value) -> Option<String>,
-) -> Vec<Duration> {
-    let mut times = Vec::with_capacity(KEYSTROKES);
-    for i in 0..WARMUP + KEYSTROKES {
-        let key = (b'a' + (i % 26) as u8) as char;
-        let t = Instant::now();
-        ws.send(Message::Text(frame(key).into())).await.unwrap();
-        loop {
-            let message = next_json(ws).await;
-            if echoed(&message).is_some_and(|text| text.contains(key)) {
-                break;
-            }
-        }
-        if i >= WARMUP {
-            times.push(t.elapsed());
-        }
-        // Paced like very fast typing (500 keys a second), for both sides: a realtime
-        // socket accepts at most 1,000 messages a second.
-        let paced = Duration::from_millis(2);
-        if let Some(rest) = paced.checked_sub(t.elapsed()) {
-            tokio::time::sleep(rest).await;
-        }
-    }
-    times.sort_unstable();
-    times
-}
 
 /// The same flood read straight from a PTY: bytes and seconds.
 fn raw_pty_flood(script: &std::path::Path, flood_dir: &std::path::Path) -> (usize, Duration) {
@@ -168,47 +122,15 @@ async fn main() {
 
     // --- keystrokes through ClaudeNest ------------------------------------------------------
     let (session, ws_token) = create(dir.path()).await;
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!(
-        "{}/app/claudenest",
-        base.replace("http://", "ws://")
-    ))
-    .await
-    .unwrap();
-    let established = next_json(&mut ws).await;
-    let data: Value = serde_json::from_str(established["data"].as_str().unwrap()).unwrap();
-    let socket_id = data["socket_id"].as_str().unwrap().to_owned();
-    let channel = format!("private-session.{session}");
-    let signed: Value = client
-        .post(format!("{base}/api/broadcasting/auth"))
-        .bearer_auth(&ws_token)
-        .form(&[
-            ("socket_id", socket_id.as_str()),
-            ("channel_name", channel.as_str()),
-        ])
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let subscribe =
-        json!({"event": "pusher:subscribe", "data": {"channel": channel, "auth": signed["auth"]}});
-    ws.send(Message::Text(subscribe.to_string().into()))
-        .await
-        .unwrap();
-    while next_json(&mut ws).await["event"] != "pusher_internal:subscription_succeeded" {}
+    let (mut ws, channel) = session_socket(base, client, &session, &ws_token).await;
     let ours = keystrokes(
         &mut ws,
+        KEYSTROKES,
         |key| {
             json!({"event": "client-session:input", "channel": channel, "data": {"data": key.to_string()}})
                 .to_string()
         },
-        |m| {
-            (m["event"] == "session:output").then(|| {
-                let payload: Value = serde_json::from_str(m["data"].as_str()?).ok()?;
-                Some(payload["data"].as_str()?.to_owned())
-            })?
-        },
+        common::session_output,
     )
     .await;
     drop(ws);
@@ -239,6 +161,7 @@ async fn main() {
             .unwrap();
     let theirs = keystrokes(
         &mut ws,
+        KEYSTROKES,
         |key| json!(["stdin", key.to_string()]).to_string(),
         |m| (m[0] == "stdout").then(|| m[1].as_str().unwrap_or_default().to_owned()),
     )

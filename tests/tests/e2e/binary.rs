@@ -7,60 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claudenest_e2e::{claudenest_binary, free_port, http_client};
-
-/// A `claudenest` child process with a private HOME; killed on drop.
-struct Running {
-    child: Child,
-    base_url: String,
-    _home: tempfile::TempDir,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn command(home: &std::path::Path) -> Command {
-    let mut cmd = Command::new(claudenest_binary());
-    cmd.env_clear()
-        .env("HOME", home)
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    cmd
-}
-
-/// Starts `claudenest [args]` with only `--bind` set and waits until it answers.
-async fn start(args: &[&str]) -> Running {
-    let home = tempfile::tempdir().unwrap();
-    let port = free_port();
-    let child = command(home.path())
-        .args(args)
-        .args(["--bind", &format!("127.0.0.1:{port}")])
-        .spawn()
-        .expect("spawn claudenest");
-    let base_url = format!("http://127.0.0.1:{port}");
-    let running = Running {
-        child,
-        base_url,
-        _home: home,
-    };
-    let client = http_client();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        let probe = client.get(format!("{}/api/health", running.base_url));
-        if let Ok(r) = probe.send().await
-            && r.status().is_success()
-        {
-            return running;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("claudenest did not answer /api/health within 30 s");
-}
+use claudenest_e2e::{ServerProcess, http_client, server_command as command};
 
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
@@ -95,7 +42,7 @@ fn half_request(base_url: &str) -> TcpStream {
 
 #[tokio::test]
 async fn starts_with_no_configuration_on_embedded_sqlite_and_stops_on_sigterm() {
-    let mut running = start(&[]).await;
+    let mut running = ServerProcess::start(&[]).await;
     let health: serde_json::Value = http_client()
         .get(format!("{}/api/health", running.base_url))
         .send()
@@ -106,7 +53,7 @@ async fn starts_with_no_configuration_on_embedded_sqlite_and_stops_on_sigterm() 
         .unwrap();
     assert_eq!(health["data"]["store"]["kind"], "sqlite");
     let db = running
-        ._home
+        .home
         .path()
         .join(".local/share/claudenest/claudenest.sqlite3");
     assert!(db.exists(), "the default data directory holds the database");
@@ -126,7 +73,7 @@ async fn starts_with_no_configuration_on_embedded_sqlite_and_stops_on_sigterm() 
 
 #[tokio::test]
 async fn shutdown_waits_for_in_flight_requests_up_to_the_drain_timeout() {
-    let mut running = start(&["--shutdown-timeout-secs", "1"]).await;
+    let mut running = ServerProcess::start(&["--shutdown-timeout-secs", "1"]).await;
     let _stream = half_request(&running.base_url);
     tokio::time::sleep(Duration::from_millis(100)).await;
     let sent = Instant::now();
@@ -142,7 +89,7 @@ async fn shutdown_waits_for_in_flight_requests_up_to_the_drain_timeout() {
 
 #[tokio::test]
 async fn a_second_signal_exits_at_once() {
-    let mut running = start(&["--shutdown-timeout-secs", "60"]).await;
+    let mut running = ServerProcess::start(&["--shutdown-timeout-secs", "60"]).await;
     let _stream = half_request(&running.base_url);
     tokio::time::sleep(Duration::from_millis(100)).await;
     signal(&running.child, "TERM");

@@ -9,6 +9,7 @@ mod binary;
 mod conformance;
 mod context;
 mod coordination;
+mod dashboard;
 mod foundation;
 mod machines;
 mod mcp;

@@ -11,52 +11,6 @@ use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
 use uuid::Uuid;
 
-/// A stand-in for `claude`. Interactive: answers lines, reports its terminal size, counts,
-/// draws at a cursor position, ignores hang-ups on request, exits with a chosen code.
-/// `-p PROMPT [--output-format stream-json]`: answers once (stream-json lines with usage for
-/// headless), exiting 2 when the prompt is `fail`.
-const STAND_IN: &str = r#"#!/bin/sh
-if [ "$1" = "-p" ]; then
-  # Like Claude Code's parser: the prompt is the argument after `--`; a prompt that looks like
-  # an option anywhere else would be taken as one.
-  prompt=""; seen=""
-  for a in "$@"; do
-    if [ -n "$seen" ]; then prompt="$a"; fi
-    [ "$a" = "--" ] && seen=1
-  done
-  [ -n "$seen" ] || { echo "the prompt was parsed as options: $*" >&2; exit 3; }
-  set -- "$1" "$prompt" "$2"
-  if [ "$3" = "--output-format" ]; then
-    echo '{"type":"system","subtype":"init","session_id":"s1"}'
-    echo '{"type":"assistant","message":{"content":[{"type":"text","text":"working on it"}]}}'
-    echo '{"type":"result","subtype":"success","is_error":false,"result":"done","total_cost_usd":0.0425,"usage":{"input_tokens":1200,"output_tokens":300,"cache_read_input_tokens":500}}'
-    exit 0
-  fi
-  echo "answer to: $2"
-  echo "to stderr" >&2
-  [ "$2" = "fail" ] && exit 2
-  exit 0
-fi
-echo "stand-in claude ready"
-while IFS= read -r line; do
-  case "$line" in
-    size) stty size ;;
-    exit*) exit ${line#exit } ;;
-    count*)
-      i=1
-      while [ $i -le ${line#count } ]; do
-        echo "line $i"
-        [ $((i % 25)) -eq 0 ] && sleep 0.02
-        i=$((i+1))
-      done ;;
-    draw) printf '\033[2J\033[5;10Hdrawn at row 5\n' ;;
-    stubborn*) trap '' HUP TERM; echo $$ > "${line#stubborn }"; echo "stubborn now" ;;
-    env) env | sed 's/^/env: /'; echo "env done" ;;
-    *) echo "you said: $line" ;;
-  esac
-done
-"#;
-
 /// A user, a machine with a running agent whose `claude` is the stand-in.
 async fn machine_with_agent(
     app: &TestApp,
@@ -67,10 +21,7 @@ async fn machine_with_agent(
         .register_machine(&token, json!({"name": "box", "max_sessions": max_sessions}))
         .await;
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("claude");
-    std::fs::write(&script, STAND_IN).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = claudenest_e2e::write_stand_in_claude(dir.path());
     let agent = AgentProcess::start(
         app,
         &machine_token,
@@ -680,10 +631,7 @@ async fn sessions_do_not_inherit_the_machine_token() {
     let (_, token) = app.user_with_token("ada@example.com").await;
     let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
     let dir = tempfile::tempdir().unwrap();
-    let script = dir.path().join("claude");
-    std::fs::write(&script, STAND_IN).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = claudenest_e2e::write_stand_in_claude(dir.path());
     let _agent = AgentProcess::start_with_env(
         &app,
         &[

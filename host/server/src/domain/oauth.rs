@@ -123,6 +123,17 @@ impl OAuth {
         })
     }
 
+    /// The providers this server can sign in with (for the dashboard's buttons).
+    pub fn configured(&self) -> Vec<&'static str> {
+        [
+            (Provider::Github, self.settings.github.is_some()),
+            (Provider::Google, self.settings.google.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(provider, on)| on.then_some(provider.as_str()))
+        .collect()
+    }
+
     fn provider_settings(&self, provider: Provider) -> Result<&OAuthProvider> {
         let configured = match provider {
             Provider::Github => self.settings.github.as_ref(),

@@ -67,6 +67,18 @@ async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Resul
         .await?;
     let data = json!({ "status": session.status.as_str(), "exit_code": session.exit_code });
     publish(bus, session.id, "session:status", data.clone());
+    // The machine's channel hears every session's moves too: one subscription per machine is
+    // enough for a fleet view (sessions started elsewhere included).
+    bus.publish(Event::new(
+        super::channel_names::machine_channel(session.machine_id),
+        "session:status",
+        json!({
+            "session_id": session.id,
+            "machine_id": session.machine_id,
+            "status": session.status.as_str(),
+            "exit_code": session.exit_code,
+        }),
+    ));
     if session.status.is_ended() {
         publish(bus, session.id, "session:terminated", data);
     }

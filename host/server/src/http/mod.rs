@@ -25,6 +25,7 @@ pub mod request_id;
 pub mod sessions;
 pub mod skills;
 pub mod tasks;
+pub mod ui;
 
 use std::{any::Any, sync::Arc};
 
@@ -49,7 +50,8 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
     let public = health::router()
         .routes(routes!(openapi::openapi_json))
         .routes(routes!(docs::docs))
-        .routes(routes!(docs::docs_file));
+        .routes(routes!(docs::docs_file))
+        .merge(ui::api_router());
     let sign_in = auth::public_router()
         .merge(machines::pairing_router())
         .route_layer(middleware::from_fn_with_state(
@@ -96,6 +98,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
                 .merge(authenticated),
         )
         .merge(pusher::root_router(state))
+        .merge(ui::page_router())
 }
 
 /// The generated OpenAPI document, as served.
