@@ -120,3 +120,102 @@ fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();
     all[all.len().saturating_sub(lines)..].join("\n")
 }
+
+/// The page and its files as a browser and a proxy see them: locked down, compressed once,
+/// revalidated by ETag, rooted at `public_url`'s path, and the OAuth landing passing the
+/// provider's answer on to the page.
+#[tokio::test]
+async fn the_page_is_served_locked_down_compressed_and_cacheable() {
+    let db = claudenest_e2e::TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = claudenest_e2e::TestApp::spawn_with(db, |c| {
+        c.public_url = Some("https://nest.example.com/team/".into());
+    })
+    .await;
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = async |path: &str, headers: &[(&str, &str)]| {
+        let mut request = client.get(format!("{}{path}", app.base_url));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.send().await.unwrap()
+    };
+
+    let page = get("/", &[]).await;
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("frame-ancestors 'none'"),
+        "{csp}"
+    );
+    assert_eq!(page.headers()["x-frame-options"], "DENY");
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<base href=\"/team/\">"),
+        "public_url's path is the page's base:\n{html}"
+    );
+    assert!(
+        !html.contains("https://"),
+        "the page names no other origin (no CDN)"
+    );
+
+    // Compressed when asked, the same bytes otherwise; an unchanged file answers 304.
+    let plain = get("/ui/vendor/xterm.mjs", &[]).await;
+    assert_eq!(
+        plain.headers()["content-type"],
+        "text/javascript; charset=utf-8"
+    );
+    let etag = plain.headers()["etag"].to_str().unwrap().to_owned();
+    let plain = plain.bytes().await.unwrap();
+    let gzipped = get("/ui/vendor/xterm.mjs", &[("accept-encoding", "gzip, br")]).await;
+    assert_eq!(gzipped.headers()["content-encoding"], "gzip");
+    let gzipped = gzipped.bytes().await.unwrap();
+    assert!(
+        gzipped.len() * 3 < plain.len(),
+        "{} vs {} bytes",
+        gzipped.len(),
+        plain.len()
+    );
+    let mut unzipped = Vec::new();
+    std::io::Read::read_to_end(
+        &mut flate2::read::GzDecoder::new(&gzipped[..]),
+        &mut unzipped,
+    )
+    .unwrap();
+    assert_eq!(unzipped, plain);
+    let again = get("/ui/vendor/xterm.mjs", &[("if-none-match", &etag)]).await;
+    assert_eq!(again.status(), 304);
+    let missing = get("/ui/nope.js", &[]).await;
+    assert_eq!(missing.status(), 404);
+    let traversal = get("/ui/..%2FCargo.toml", &[]).await;
+    assert_eq!(traversal.status(), 404);
+
+    // What the page needs before signing in.
+    let config = app.get("/api/client-config", None).await;
+    config.expect(200);
+    assert_eq!(
+        config.body["data"]["pusher_app_key"],
+        app.state.pusher().key.as_str()
+    );
+    assert_eq!(
+        config.body["data"]["oauth_providers"],
+        serde_json::json!([])
+    );
+
+    // Back from a provider: on to the page with its answer; anything else is not a route.
+    let landing = get("/oauth/github?code=abc&state=xyz", &[]).await;
+    assert_eq!(landing.status(), 303);
+    assert_eq!(
+        landing.headers()["location"],
+        "../?provider=github&code=abc&state=xyz"
+    );
+    assert_eq!(get("/oauth/GitHub%0d", &[]).await.status(), 404);
+}
