@@ -39,7 +39,7 @@ async function terminalLines(page) {
   });
 }
 
-async function waitForTerminal(page, predicate, what, ms = 10000) {
+async function waitForTerminal(page, predicate, what, ms = 20000) {
   const deadline = Date.now() + ms;
   let lines = [];
   while (Date.now() < deadline) {
@@ -197,7 +197,7 @@ try {
   await fleet.screenshot({ path: `${SHOTS}/fleet.png` });
   await page.getByRole('button', { name: 'End session' }).click();
   await page.locator('#session-status', { hasText: 'terminated' }).waitFor();
-  await fleet.locator(`section[data-group=ended] [data-session="${sessionId}"]`).waitFor({ timeout: 5000 });
+  await fleet.locator(`section[data-group=ended] [data-session="${sessionId}"]`).waitFor({ timeout: 15000 });
   step('ended: the fleet view moved it to Ended without a reload');
   await fleet.close();
 

@@ -4,8 +4,10 @@
 
 import * as api from './api.js';
 import { auth, ApiError, seg } from './api.js';
-import { h, fill, duration, when, formData } from './dom.js';
+import { h, fill, duration, when } from './dom.js';
+import { showError, notice, submitter, field } from './forms.js';
 import * as live from './live.js';
+import { project, projectsSection } from './projects.js';
 import { SessionTerminal, KEYS } from './terminal.js';
 
 const main = document.getElementById('main');
@@ -15,55 +17,8 @@ let config = { pusher_app_key: 'claudenest', oauth_providers: [] };
 let me = null;
 let cleanup = () => {};
 
-// ---------------------------------------------------------------------------------------------
-// Errors are shown, never swallowed.
-
-export function showError(err) {
-  const message = err instanceof ApiError ? `${err.message} (${err.code})` : String(err.message || err);
-  const fields = err instanceof ApiError ? Object.entries(err.errors) : [];
-  const box = h('div', { class: 'alert', role: 'alert' },
-    h('strong', {}, message),
-    fields.length ? h('ul', {}, fields.map(([f, msgs]) => h('li', {}, `${f}: ${[].concat(msgs).join(' ')}`))) : null,
-    h('button', { class: 'link', 'aria-label': 'Dismiss', onclick: () => box.remove() }, '×'));
-  alerts.append(box);
-  setTimeout(() => box.remove(), 12000);
-}
 window.addEventListener('claudenest:error', (e) => showError(e.detail));
 window.addEventListener('unhandledrejection', (e) => showError(e.reason));
-
-function notice(text) {
-  const box = h('div', { class: 'alert ok', role: 'status' }, text);
-  alerts.append(box);
-  setTimeout(() => box.remove(), 5000);
-}
-
-/// A form's submit: runs `action`, shows per-field messages next to the fields they name.
-function submitter(form, action) {
-  form.addEventListener('submit', async (event) => {
-    event.preventDefault();
-    for (const old of form.querySelectorAll('.field-error')) old.remove();
-    const button = form.querySelector('button[type=submit]');
-    if (button) button.disabled = true;
-    try {
-      await action(formData(form));
-    } catch (err) {
-      if (err instanceof ApiError) {
-        for (const [field, messages] of Object.entries(err.errors)) {
-          const input = form.querySelector(`[name="${CSS.escape(field.split(/[.[]/)[0])}"]`);
-          if (input) input.after(h('span', { class: 'field-error' }, [].concat(messages).join(' ')));
-        }
-      }
-      showError(err);
-    } finally {
-      if (button) button.disabled = false;
-    }
-  });
-  return form;
-}
-
-function field(label, input) {
-  return h('label', { class: 'field' }, h('span', {}, label), input);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Routing.
@@ -74,6 +29,7 @@ const routes = [
   [/^#\/machines$/, machines],
   [/^#\/machines\/([0-9a-f-]{36})$/, machine],
   [/^#\/sessions\/([^/]+)$/, session],
+  [/^#\/projects\/([0-9a-f-]{36})$/, project],
   [/^#\/tokens$/, tokens],
 ];
 
@@ -395,6 +351,7 @@ async function machine(id) {
   const skills = h('section', { class: 'card' }, h('h2', {}, 'Skills'));
   const mcp = h('section', { class: 'card' }, h('h2', {}, 'MCP servers'));
   const plugins = h('section', { class: 'card' }, h('h2', {}, 'Plugins'));
+  const projects = h('section', { class: 'card' }, h('h2', {}, 'Projects'));
 
   fill(main,
     h('h1', {}, m.name, ' ', status),
@@ -403,8 +360,9 @@ async function machine(id) {
     h('p', {}, 'Capabilities: ', m.capabilities.length ? m.capabilities.join(', ') : '—'),
     actions, secret, newSession,
     h('section', { class: 'card' }, h('h2', {}, 'Environment'), environment),
-    skills, mcp, plugins);
+    projects, skills, mcp, plugins);
   showEnvironment();
+  projectsSection(projects, id);
   renderSkills(skills, id);
   renderMcp(mcp, id);
   renderPlugins(plugins, id);

@@ -219,3 +219,81 @@ async fn the_page_is_served_locked_down_compressed_and_cacheable() {
     );
     assert_eq!(get("/oauth/GitHub%0d", &[]).await.status(), 404);
 }
+
+/// The project room live while two Claude Code instances (MCP clients of `/mcp`, the official
+/// TypeScript SDK) claim, lock, add context, beat and complete: each move shows within a second
+/// without a reload; a person force-releases a lock and the instance sees the path free; the
+/// dependent task becomes the next available when its dependency completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_project_room_shows_two_instances_moves_live() {
+    let dir = browser_dir();
+    let chromium = chromium();
+    assert!(
+        dir.join("../mcp/node_modules/@modelcontextprotocol/sdk")
+            .exists(),
+        "the MCP SDK is not installed: run `npm ci --prefix tests/mcp` (scripts/test.sh does)"
+    );
+    let db = claudenest_e2e::TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = claudenest_e2e::TestApp::spawn(db).await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
+    let project = app
+        .post(
+            &format!("/api/machines/{machine}/projects"),
+            Some(&token),
+            json!({"name": "nest", "project_path": "/srv/nest"}),
+        )
+        .await;
+    project.expect(201);
+    let project = project.body["data"]["id"].as_str().unwrap().to_owned();
+    let task = async |body: serde_json::Value| {
+        let reply = app
+            .post(
+                &format!("/api/projects/{project}/tasks"),
+                Some(&token),
+                body,
+            )
+            .await;
+        reply.expect(201);
+        reply.body["data"]["id"].as_str().unwrap().to_owned()
+    };
+    let design = task(json!({"title": "Design the tree", "priority": "high"})).await;
+    let build = task(json!({"title": "Build on it", "dependencies": [design]})).await;
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+
+    let run = tokio::process::Command::new("node")
+        .arg("project-room.mjs")
+        .current_dir(&dir)
+        .env("BASE_URL", &app.base_url)
+        .env("TOKEN", &token)
+        .env("PROJECT", &project)
+        .env("DESIGN", &design)
+        .env("BUILD", &build)
+        .env("SHOTS", &shots)
+        .env("CHROMIUM", &chromium)
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(180), run)
+        .await
+        .expect("the project room story finished within 3 minutes")
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "the project room story failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for step in [
+        "alpha's claim showed",
+        "alpha's glob lock showed",
+        "beta's context showed",
+        "a force-release on the page frees the path for the instances",
+        "the dependent task becoming next showed",
+    ] {
+        assert!(stdout.contains(step), "missing step {step:?}:\n{stdout}");
+    }
+}

@@ -16,12 +16,14 @@ use uuid::Uuid;
 use super::{
     abilities,
     accounts::Principal,
+    channel_names::project_channel,
     clock,
     projects::{self, estimate_tokens},
 };
 use crate::{
     embed::{self, SharedEmbedder},
     error::{ApiError, ErrorCode, Result, Validator},
+    events::{Event, EventBus},
     store::{ChunkFilter, ChunkSearch, ContextChunk, Project, Store},
 };
 
@@ -59,6 +61,7 @@ pub struct NewChunk {
 
 pub async fn add_chunk(
     store: &dyn Store,
+    bus: &EventBus,
     principal: &Principal,
     project_id: Uuid,
     new: NewChunk,
@@ -121,6 +124,15 @@ pub async fn add_chunk(
     };
     store.insert_chunk(&chunk).await?;
     worker.wake();
+    bus.publish(Event::new(
+        project_channel(project.id),
+        "context:added",
+        serde_json::json!({
+            "chunk_id": chunk.id,
+            "type": chunk.kind,
+            "instance_id": chunk.instance_id,
+        }),
+    ));
     Ok(chunk)
 }
 
@@ -146,6 +158,7 @@ pub async fn list_chunks(
 /// `DELETE …/context/chunks/{id}` (API §7.7).
 pub async fn delete_chunk(
     store: &dyn Store,
+    bus: &EventBus,
     principal: &Principal,
     project_id: Uuid,
     chunk_id: Uuid,
@@ -155,6 +168,11 @@ pub async fn delete_chunk(
     if !store.delete_context_chunk(project.id, chunk_id).await? {
         return Err(ApiError::new(ErrorCode::ContextChunkNotFound));
     }
+    bus.publish(Event::new(
+        project_channel(project.id),
+        "context:deleted",
+        serde_json::json!({ "chunk_id": chunk_id }),
+    ));
     Ok(())
 }
 

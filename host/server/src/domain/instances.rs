@@ -37,6 +37,7 @@ pub async fn touch_instance(store: &dyn Store, project_id: Uuid, instance_id: &s
 /// `POST /api/projects/{id}/instances/{instance}/heartbeat`.
 pub async fn heartbeat(
     store: &dyn Store,
+    bus: &EventBus,
     principal: &Principal,
     project_id: Uuid,
     instance_id: &str,
@@ -64,6 +65,16 @@ pub async fn heartbeat(
     store
         .report_instance(project.id, instance_id, &report)
         .await?;
+    // Watchers see status and context usage move without asking.
+    bus.publish(Event::new(
+        project_channel(project.id),
+        "instance:heartbeat",
+        json!({
+            "instance_id": instance_id,
+            "status": report.status,
+            "context_usage": report.context_usage,
+        }),
+    ));
     Ok(store.instances(project.id).await?)
 }
 

@@ -149,6 +149,7 @@ pub struct SessionAccess {
 /// before Claude Code does anything).
 pub async fn mint_for_session(
     store: &dyn Store,
+    bus: &crate::events::EventBus,
     principal: &Principal,
     session: &Session,
     project: &Project,
@@ -181,7 +182,7 @@ pub async fn mint_for_session(
             .collect::<Vec<_>>()
             .into(),
     };
-    super::instances::heartbeat(store, &as_session, project.id, &instance_id, report).await?;
+    super::instances::heartbeat(store, bus, &as_session, project.id, &instance_id, report).await?;
     Ok(SessionAccess {
         token: secret.plain,
         instance_id,

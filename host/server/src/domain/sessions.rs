@@ -204,7 +204,8 @@ pub async fn create(
     let mcp = match super::mcp_access::project_of_session(store, &session).await? {
         Some(project) => {
             let access =
-                super::mcp_access::mint_for_session(store, principal, &session, &project).await?;
+                super::mcp_access::mint_for_session(store, bus, principal, &session, &project)
+                    .await?;
             Some(crate::protocol::SessionMcp {
                 token: access.token,
                 instance_id: access.instance_id,

@@ -363,6 +363,7 @@ pub async fn add_chunk(
     };
     let chunk = context::add_chunk(
         state.store(),
+        state.bus(),
         &principal,
         project,
         new,
@@ -381,6 +382,6 @@ pub async fn delete_chunk(
     AuthUser(principal): AuthUser,
     ApiPath((project, chunk)): ApiPath<(Uuid, Uuid)>,
 ) -> Result<Reply<Null>> {
-    context::delete_chunk(state.store(), &principal, project, chunk).await?;
+    context::delete_chunk(state.store(), state.bus(), &principal, project, chunk).await?;
     Ok(Reply::ok(Null))
 }

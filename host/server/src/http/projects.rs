@@ -334,7 +334,15 @@ pub async fn heartbeat(
         status: req.status,
         context_usage: req.context_usage,
     };
-    let rows = instances::heartbeat(state.store(), &principal, id, &instance_id, report).await?;
+    let rows = instances::heartbeat(
+        state.store(),
+        state.bus(),
+        &principal,
+        id,
+        &instance_id,
+        report,
+    )
+    .await?;
     Ok(Reply::ok(
         rows.into_iter().map(InstanceView::from).collect(),
     ))

@@ -65,6 +65,8 @@ const ASSETS: &[Asset] = &[
     asset!("app.js", JS),
     asset!("api.js", JS),
     asset!("dom.js", JS),
+    asset!("forms.js", JS),
+    asset!("projects.js", JS),
     asset!("live.js", JS),
     asset!("terminal.js", JS),
     asset!("style.css", CSS),
