@@ -7,6 +7,8 @@
 //!   WebSocket client of the sessions bench doing the same on the same host and agent.
 //! - Output rendered: a session floods base64 and the page's xterm.js parses all of it, next to
 //!   the raw client merely receiving the same flood.
+//! - The project room's board with 1,000 tasks and 200 locks: time until it is drawn and how
+//!   long a click takes to answer, next to the same page with 10 tasks.
 //!
 //! Needs `npm ci --prefix tests/browser` and Debian's `chromium` (scripts/test.sh installs both).
 //! Run: `cargo bench -p claudenest --bench dashboard`.
@@ -190,5 +192,98 @@ async fn main() {
     assert_eq!(
         page_bytes as usize, raw_bytes,
         "the page drew as many bytes as the raw client received"
+    );
+
+    // --- the project room's board: 1,000 tasks and 200 locks next to 10 tasks ----------------
+    let project = async |name: &str, tasks: usize, locks: usize| -> String {
+        let post = async |path: String, body: Value| -> Value {
+            let reply: Value = client
+                .post(format!("{base}/api/{path}"))
+                .bearer_auth(token)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            assert_eq!(reply["success"], true, "{reply}");
+            reply["data"].clone()
+        };
+        let made = post(
+            format!("machines/{}/projects", setup.machine),
+            json!({"name": name, "project_path": format!("/srv/{name}")}),
+        )
+        .await;
+        let id = made["id"].as_str().unwrap().to_owned();
+        let mut previous: Option<String> = None;
+        for i in 0..tasks {
+            // Every fifth task waits on the one before it: the board draws dependencies too.
+            let dependencies: Vec<String> =
+                previous.iter().filter(|_| i % 5 == 0).cloned().collect();
+            let task = post(
+                format!("projects/{id}/tasks"),
+                json!({"title": format!("task {i}"), "dependencies": dependencies,
+                       "files": [format!("src/module_{i}.rs")]}),
+            )
+            .await;
+            previous = task["id"].as_str().map(str::to_owned);
+        }
+        for i in 0..locks {
+            post(
+                format!("projects/{id}/locks"),
+                json!({"path": format!("src/area_{i}/**"), "instance_id": format!("instance-{}", i % 8),
+                       "reason": "bench"}),
+            )
+            .await;
+        }
+        id
+    };
+    let small = project("small", 10, 0).await;
+    let large = project("large", 1000, 200).await;
+    let board = async |id: &str, tasks: usize| -> (f64, f64) {
+        let mut usable = Vec::new();
+        let mut click = Vec::new();
+        for _ in 0..3 {
+            let output = tokio::process::Command::new("node")
+                .arg("project-room.mjs")
+                .current_dir(&browser)
+                .env("BASE_URL", base)
+                .env("TOKEN", token)
+                .env("PROJECT", id)
+                .env("BENCH_TASKS", tasks.to_string())
+                .output()
+                .await
+                .expect("node runs");
+            let stdout = String::from_utf8_lossy(&output.stdout);
+            assert!(
+                output.status.success(),
+                "project-room.mjs failed:\n{stdout}\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let figures: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+            usable.push(figures["usable_ms"].as_f64().unwrap());
+            click.push(figures["click_ms"].as_f64().unwrap());
+        }
+        usable.sort_by(f64::total_cmp);
+        click.sort_by(f64::total_cmp);
+        (usable[1], click[1])
+    };
+    let (small_usable, small_click) = board(&small, 10).await;
+    let (large_usable, large_click) = board(&large, 1000).await;
+    println!("\nproject room, time until the board is drawn and a click's answer (median of 3)");
+    println!("{:<44} {:>9} {:>9}", "", "usable ms", "click ms");
+    println!(
+        "{:<44} {small_usable:>9.0} {small_click:>9.0}",
+        "10 tasks (baseline)"
+    );
+    println!(
+        "{:<44} {large_usable:>9.0} {large_click:>9.0}",
+        "1,000 tasks and 200 locks"
+    );
+    println!(
+        "ratio 1,000 / 10: usable {:.2}×, click {:.2}×",
+        large_usable / small_usable,
+        large_click / small_click.max(1.0)
     );
 }
