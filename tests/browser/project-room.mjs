@@ -56,7 +56,12 @@ try {
   const page = await context.newPage();
   const pageErrors = [];
   page.on('pageerror', (err) => pageErrors.push(err.message));
-  page.on('dialog', (dialog) => dialog.accept());
+  // Confirmations are accepted; prompts take the answers queued for them, in order.
+  const answers = [];
+  page.on('dialog', (dialog) => {
+    if (dialog.type() === 'prompt') dialog.accept(answers.length ? answers.shift() : dialog.defaultValue());
+    else dialog.accept();
+  });
 
   if (process.env.BENCH_TASKS) {
     // Benchmark mode: time until the board is drawn with every task, and how long a click on
@@ -128,6 +133,32 @@ try {
     check(next.data && next.data.id === BUILD, `the API agrees: ${JSON.stringify(next)}`);
     await page.locator('[data-activity=task_completed]').first().waitFor();
     console.log('ok: the activity feed lists the completion');
+
+    // A person on the page: a cycle is refused with the API's message, a new task appears, a
+    // broadcast reaches the instance it names, a search shows similarity and method.
+    answers.push('Design the tree', BUILD);
+    await page.locator(`[data-task="${DESIGN}"]`).getByRole('button', { name: 'Edit…' }).click();
+    await page.getByRole('alert').filter({ hasText: 'would create a cycle' }).waitFor();
+    console.log('ok: a dependency cycle is refused with the API\'s message');
+    await page.getByLabel('Task title').fill('Polish the docs');
+    await page.getByRole('button', { name: 'Add task', exact: true }).click();
+    await page.locator('[data-column=pending] [data-task]', { hasText: 'Polish the docs' }).waitFor();
+    const listed = await alpha.call('list_tasks', {});
+    check(listed.data.some((t) => t.title === 'Polish the docs'), 'the new task is in the API');
+    await page.getByRole('textbox', { name: 'Message', exact: true }).fill('Freeze src/http for an hour');
+    await page.getByRole('textbox', { name: 'To', exact: true }).fill('beta');
+    await page.getByRole('button', { name: 'Broadcast', exact: true }).click();
+    await page.getByRole('status').filter({ hasText: 'Broadcast sent' }).waitFor();
+    const inbox = await beta.call('read_broadcasts', {});
+    check(JSON.stringify(inbox).includes('Freeze src/http'), `beta's broadcasts: ${JSON.stringify(inbox)}`);
+    const elsewhere = await alpha.call('read_broadcasts', {});
+    check(!JSON.stringify(elsewhere).includes('Freeze src/http'), 'alpha got a broadcast meant for beta');
+    console.log('ok: a broadcast from the page reaches the instance it names, only it');
+    await page.getByRole('textbox', { name: 'Search', exact: true }).fill('handlers move');
+    await page.getByRole('button', { name: 'Search', exact: true }).click();
+    await page.locator('#context', { hasText: 'similarity' }).waitFor();
+    check(/results \((semantic|text|hybrid|[a-z_]+)\)/.test(await page.locator('#context').textContent()), 'the search method is shown');
+    console.log('ok: a context search shows similarity and the method');
     await page.screenshot({ path: `${SHOTS}/project-after.png`, fullPage: true });
     await alpha.close();
     await beta.close();
