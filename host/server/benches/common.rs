@@ -182,6 +182,44 @@ impl HostAndAgent {
     pub fn machine_url(&self) -> String {
         format!("{}/api/machines/{}", self.base, self.machine)
     }
+
+    /// Starts an interactive session in `project_path` and waits until its agent runs it (the
+    /// API answers a new session as `created`): its id and `ws_` token.
+    pub async fn session(&self, project_path: &std::path::Path) -> (String, String) {
+        let body: serde_json::Value = self
+            .client
+            .post(format!("{}/sessions", self.machine_url()))
+            .bearer_auth(&self.token)
+            .json(&serde_json::json!({"mode": "interactive", "project_path": project_path}))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = body["data"]["session"]["id"].as_str().unwrap().to_owned();
+        let ws_token = body["data"]["websocket_token"].as_str().unwrap().to_owned();
+        let url = format!("{}/api/sessions/{id}", self.base);
+        wait_until(
+            async || {
+                let body: serde_json::Value = self
+                    .client
+                    .get(&url)
+                    .bearer_auth(&self.token)
+                    .send()
+                    .await
+                    .unwrap()
+                    .json()
+                    .await
+                    .unwrap();
+                assert_ne!(body["data"]["status"], "error", "{body}");
+                body["data"]["status"] == "running"
+            },
+            "the session running",
+        )
+        .await;
+        (id, ws_token)
+    }
 }
 
 pub type Ws =

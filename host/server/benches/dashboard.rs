@@ -66,26 +66,9 @@ async fn main() {
     )
     .await;
     let (base, client, token) = (&setup.base, &setup.client, &setup.token);
-    let create = async |project_path: &std::path::Path| -> (String, String) {
-        let body: Value = client
-            .post(format!("{}/sessions", setup.machine_url()))
-            .bearer_auth(token)
-            .json(&json!({"mode": "interactive", "project_path": project_path}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(body["data"]["session"]["status"], "running", "{body}");
-        (
-            body["data"]["session"]["id"].as_str().unwrap().to_owned(),
-            body["data"]["websocket_token"].as_str().unwrap().to_owned(),
-        )
-    };
 
     // --- the raw client: keystrokes, then a flood received -----------------------------------
-    let (echo_session, ws_token) = create(dir.path()).await;
+    let (echo_session, ws_token) = setup.session(dir.path()).await;
     let (mut ws, channel) = session_socket(base, client, &echo_session, &ws_token).await;
     let input = |data: &str| {
         json!({"event": "client-session:input", "channel": channel, "data": {"data": data}})
@@ -93,7 +76,7 @@ async fn main() {
     };
     let raw_echo = keystrokes(&mut ws, KEYS, |key| input(&key.to_string()), session_output).await;
     drop(ws);
-    let (flood_session, ws_token) = create(&flood_dir).await;
+    let (flood_session, ws_token) = setup.session(&flood_dir).await;
     let (mut ws, channel) = session_socket(base, client, &flood_session, &ws_token).await;
     let start = Instant::now();
     let go = json!({"event": "client-session:input", "channel": channel, "data": {"data": "\r"}});
@@ -110,7 +93,7 @@ async fn main() {
     drop(ws);
 
     // --- the page ------------------------------------------------------------------------------
-    let (page_flood_session, _) = create(&flood_dir).await;
+    let (page_flood_session, _) = setup.session(&flood_dir).await;
     let output = tokio::process::Command::new("node")
         .arg("bench.mjs")
         .current_dir(&browser)

@@ -100,28 +100,9 @@ async fn main() {
     )
     .await;
     let (base, client, token) = (&setup.base, &setup.client, &setup.token);
-    let machine_url = setup.machine_url();
-
-    let create = async |project_path: &std::path::Path| -> (String, String) {
-        let body: Value = client
-            .post(format!("{machine_url}/sessions"))
-            .bearer_auth(token)
-            .json(&json!({"mode": "interactive", "project_path": project_path}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(body["data"]["session"]["status"], "running", "{body}");
-        (
-            body["data"]["session"]["id"].as_str().unwrap().to_owned(),
-            body["data"]["websocket_token"].as_str().unwrap().to_owned(),
-        )
-    };
 
     // --- keystrokes through ClaudeNest ------------------------------------------------------
-    let (session, ws_token) = create(dir.path()).await;
+    let (session, ws_token) = setup.session(dir.path()).await;
     let (mut ws, channel) = session_socket(base, client, &session, &ws_token).await;
     let ours = keystrokes(
         &mut ws,
@@ -189,7 +170,7 @@ async fn main() {
     // --- output throughput ------------------------------------------------------------------
     let (raw_bytes, raw_time) = raw_pty_flood(&script, &flood_dir);
     let t = Instant::now();
-    let (session, _) = create(&flood_dir).await;
+    let (session, _) = setup.session(&flood_dir).await;
     let session_url = format!("{base}/api/sessions/{session}");
     wait_until(
         async || {
