@@ -3,7 +3,7 @@
 // Env: BASE_URL, TOKEN (a signed-in user's), ECHO_SESSION (a live session running `cat`),
 // FLOOD_SESSION (a session that floods once it reads a line, then prints FLOOD-DONE), KEYS.
 // Prints one JSON object on its last line.
-import { chromium } from 'playwright-core';
+import { launchChromium } from './common.mjs';
 
 const BASE = process.env.BASE_URL;
 const TOKEN = process.env.TOKEN;
@@ -12,11 +12,7 @@ const LOADS = 5;
 
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 
 /// A cold load (new profile, empty cache) of `path`: bytes over the wire (headers and bodies
 /// as Chromium counted them, compressed as sent), requests, and ms from navigation until

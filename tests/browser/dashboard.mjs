@@ -4,24 +4,14 @@
 //   BASE_URL, PASSWORD, ADA (e-mail, no machine yet), BOB (another user), PAIR_CODE (what
 //   `claudenest-agent pair` printed), SHOTS (where screenshots go).
 // Prints one line per step; exits 1 at the first failure.
-import { chromium } from 'playwright-core';
+import { check, env, launchChromium } from './common.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`missing ${name}`);
-  return value;
-};
 const BASE = env('BASE_URL');
 const PASSWORD = env('PASSWORD');
 const ADA = env('ADA');
 const BOB = env('BOB');
 const PAIR_CODE = env('PAIR_CODE');
 const SHOTS = env('SHOTS');
-const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 function step(text) {
   console.log(`ok: ${text}`);
@@ -67,12 +57,7 @@ async function apiToken(email) {
   return (await response.json()).data.token;
 }
 
-const browser = await chromium.launch({
-  executablePath: CHROMIUM,
-  // As root (CI) Chromium needs --no-sandbox; the rest keep it off this closed network.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 let failed = false;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });

@@ -3,24 +3,15 @@
 // tests/tests/e2e/dashboard.rs with env: BASE_URL, TOKEN, PROJECT, DESIGN and BUILD (two tasks;
 // BUILD depends on DESIGN), SHOTS; BENCH_TASKS, when set, only times the board (see below).
 // Prints one line per step; exits 1 at the first failure.
-import { chromium } from 'playwright-core';
+import { check, env, launchChromium } from './common.mjs';
 import { Client } from '../mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.js';
 import { StreamableHTTPClientTransport } from '../mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/client/streamableHttp.js';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`missing ${name}`);
-  return value;
-};
 const BASE = env('BASE_URL');
 const TOKEN = env('TOKEN');
 const PROJECT = env('PROJECT');
 /// Each move must show within this long of the call answering.
 const LIVE_MS = 1000;
-
-function check(condition, message) {
-  if (!condition) throw new Error(message);
-}
 
 async function instance(name) {
   const transport = new StreamableHTTPClientTransport(new URL(`${BASE}/mcp`), {
@@ -44,11 +35,7 @@ async function instance(name) {
   };
 }
 
-const browser = await chromium.launch({
-  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-});
+const browser = await launchChromium();
 let failed = false;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });

@@ -199,6 +199,12 @@ impl HostAndAgent {
             .unwrap();
         let id = body["data"]["session"]["id"].as_str().unwrap().to_owned();
         let ws_token = body["data"]["websocket_token"].as_str().unwrap().to_owned();
+        self.wait_for_session(&id, "running").await;
+        (id, ws_token)
+    }
+
+    /// Waits until the session's status is `status` (failing on `error`).
+    pub async fn wait_for_session(&self, id: &str, status: &str) {
         let url = format!("{}/api/sessions/{id}", self.base);
         wait_until(
             async || {
@@ -213,12 +219,52 @@ impl HostAndAgent {
                     .await
                     .unwrap();
                 assert_ne!(body["data"]["status"], "error", "{body}");
-                body["data"]["status"] == "running"
+                body["data"]["status"] == status
             },
-            "the session running",
+            &format!("the session {status}"),
         )
         .await;
-        (id, ws_token)
+    }
+}
+
+/// A host and agent whose `claude` is the shell script `stand_in`, in a temporary directory
+/// that also holds a `flood` directory for sessions that flood; the agent has `FLOOD_BYTES`.
+/// Session logs are kept whole (no retention), so every byte can be counted.
+pub struct StandIn {
+    pub dir: tempfile::TempDir,
+    pub script: std::path::PathBuf,
+    pub flood_dir: std::path::PathBuf,
+    pub host: HostAndAgent,
+}
+
+pub async fn with_stand_in(stand_in: &str, flood_bytes: usize) -> StandIn {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!(
+        "sqlite://{}",
+        dir.path().join("claudenest.sqlite3").display()
+    );
+    let script = dir.path().join("claude");
+    std::fs::write(&script, stand_in).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let flood_dir = dir.path().join("flood");
+    std::fs::create_dir(&flood_dir).unwrap();
+    let host = HostAndAgent::start(
+        &url,
+        &[("CLAUDENEST_SESSIONS__LOG_RETENTION_CHUNKS", "0")],
+        |agent| {
+            agent
+                .arg("--claude-path")
+                .arg(&script)
+                .env("FLOOD_BYTES", flood_bytes.to_string());
+        },
+    )
+    .await;
+    StandIn {
+        dir,
+        script,
+        flood_dir,
+        host,
     }
 }
 

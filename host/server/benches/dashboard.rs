@@ -36,6 +36,24 @@ case "$(pwd)" in
 esac
 "#;
 
+/// Runs `node script` in tests/browser with `env`; the JSON object it prints last.
+async fn browser_figures(browser: &std::path::Path, script: &str, env: &[(&str, &str)]) -> Value {
+    let output = tokio::process::Command::new("node")
+        .arg(script)
+        .current_dir(browser)
+        .envs(env.iter().copied())
+        .output()
+        .await
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+}
+
 #[tokio::main]
 async fn main() {
     let browser = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/browser");
@@ -43,28 +61,12 @@ async fn main() {
         browser.join("node_modules/playwright-core").exists(),
         "run `npm ci --prefix tests/browser` first"
     );
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("claudenest.sqlite3").display()
-    );
-    let script = dir.path().join("claude");
-    std::fs::write(&script, STAND_IN).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let flood_dir = dir.path().join("flood");
-    std::fs::create_dir(&flood_dir).unwrap();
-    let setup = common::HostAndAgent::start(
-        &url,
-        &[("CLAUDENEST_SESSIONS__LOG_RETENTION_CHUNKS", "0")],
-        |agent| {
-            agent
-                .arg("--claude-path")
-                .arg(&script)
-                .env("FLOOD_BYTES", FLOOD_BYTES.to_string());
-        },
-    )
-    .await;
+    let common::StandIn {
+        dir,
+        flood_dir,
+        host: setup,
+        ..
+    } = common::with_stand_in(STAND_IN, FLOOD_BYTES).await;
     let (base, client, token) = (&setup.base, &setup.client, &setup.token);
 
     // --- the raw client: keystrokes, then a flood received -----------------------------------
@@ -94,24 +96,18 @@ async fn main() {
 
     // --- the page ------------------------------------------------------------------------------
     let (page_flood_session, _) = setup.session(&flood_dir).await;
-    let output = tokio::process::Command::new("node")
-        .arg("bench.mjs")
-        .current_dir(&browser)
-        .env("BASE_URL", base)
-        .env("TOKEN", token)
-        .env("ECHO_SESSION", &echo_session)
-        .env("FLOOD_SESSION", &page_flood_session)
-        .env("KEYS", KEYS.to_string())
-        .output()
-        .await
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "bench.mjs failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let page: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    let page = browser_figures(
+        &browser,
+        "bench.mjs",
+        &[
+            ("BASE_URL", base),
+            ("TOKEN", token),
+            ("ECHO_SESSION", &echo_session),
+            ("FLOOD_SESSION", &page_flood_session),
+            ("KEYS", &KEYS.to_string()),
+        ],
+    )
+    .await;
 
     let load = &page["first_load"];
     let docs = &page["docs_load"];
@@ -228,23 +224,17 @@ async fn main() {
         let mut usable = Vec::new();
         let mut click = Vec::new();
         for _ in 0..3 {
-            let output = tokio::process::Command::new("node")
-                .arg("project-room.mjs")
-                .current_dir(&browser)
-                .env("BASE_URL", base)
-                .env("TOKEN", token)
-                .env("PROJECT", id)
-                .env("BENCH_TASKS", tasks.to_string())
-                .output()
-                .await
-                .expect("node runs");
-            let stdout = String::from_utf8_lossy(&output.stdout);
-            assert!(
-                output.status.success(),
-                "project-room.mjs failed:\n{stdout}\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-            let figures: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+            let figures = browser_figures(
+                &browser,
+                "project-room.mjs",
+                &[
+                    ("BASE_URL", base),
+                    ("TOKEN", token),
+                    ("PROJECT", id),
+                    ("BENCH_TASKS", &tasks.to_string()),
+                ],
+            )
+            .await;
             usable.push(figures["usable_ms"].as_f64().unwrap());
             click.push(figures["click_ms"].as_f64().unwrap());
         }

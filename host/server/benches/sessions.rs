@@ -20,7 +20,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Killed, free_port, keystrokes, percentile, session_socket, wait_until};
+use common::{Killed, free_port, keystrokes, percentile, session_socket};
 use serde_json::{Value, json};
 
 const KEYSTROKES: usize = 1000;
@@ -76,29 +76,12 @@ fn raw_pty_flood(script: &std::path::Path, flood_dir: &std::path::Path) -> (usiz
 
 #[tokio::main]
 async fn main() {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("claudenest.sqlite3").display()
-    );
-    let script = dir.path().join("claude");
-    std::fs::write(&script, STAND_IN).unwrap();
-    use std::os::unix::fs::PermissionsExt as _;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let flood_dir = dir.path().join("flood");
-    std::fs::create_dir(&flood_dir).unwrap();
-
-    let setup = common::HostAndAgent::start(
-        &url,
-        &[("CLAUDENEST_SESSIONS__LOG_RETENTION_CHUNKS", "0")],
-        |agent| {
-            agent
-                .arg("--claude-path")
-                .arg(&script)
-                .env("FLOOD_BYTES", FLOOD_BYTES.to_string());
-        },
-    )
-    .await;
+    let common::StandIn {
+        dir,
+        script,
+        flood_dir,
+        host: setup,
+    } = common::with_stand_in(STAND_IN, FLOOD_BYTES).await;
     let (base, client, token) = (&setup.base, &setup.client, &setup.token);
 
     // --- keystrokes through ClaudeNest ------------------------------------------------------
@@ -172,23 +155,7 @@ async fn main() {
     let t = Instant::now();
     let (session, _) = setup.session(&flood_dir).await;
     let session_url = format!("{base}/api/sessions/{session}");
-    wait_until(
-        async || {
-            let body: Value = client
-                .get(&session_url)
-                .bearer_auth(token)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            assert_ne!(body["data"]["status"], "error", "{body}");
-            body["data"]["status"] == "completed"
-        },
-        "the flood session completing",
-    )
-    .await;
+    setup.wait_for_session(&session, "completed").await;
     let elapsed = t.elapsed();
     let (mut logged, mut since, mut chunks) = (0usize, 0i64, 0usize);
     loop {
