@@ -25,8 +25,8 @@ export const auth = {
   },
 };
 
-/// `method path [body]` against `api/…`; resolves to the envelope's `data` (and `meta` as
-/// `.meta` on arrays and objects is not needed: callers that page ask for `full`).
+/// `method path [body]` against `api/…`; resolves to the envelope's `data`, or with `full` to
+/// the whole envelope (for `meta.pagination`).
 export async function call(method, path, body, { full = false } = {}) {
   const headers = { Accept: 'application/json' };
   if (auth.token) headers.Authorization = `Bearer ${auth.token}`;
