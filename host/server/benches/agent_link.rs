@@ -140,15 +140,7 @@ async fn main() {
     let (mut link_rt, mut via_rest, mut plain) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..ROUND_TRIPS {
         let t = Instant::now();
-        let body: serde_json::Value = client
-            .post(&ping_url)
-            .bearer_auth(&token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = common::json(client.post(&ping_url).bearer_auth(&token)).await;
         via_rest.push(t.elapsed());
         let ms = body["data"]["round_trip_ms"]
             .as_f64()

@@ -82,6 +82,11 @@ impl Drop for Killed {
     }
 }
 
+/// Sends the request and reads its answer as JSON (the benches' one way to call the API).
+pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
+    request.send().await.unwrap().json().await.unwrap()
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -186,17 +191,13 @@ impl HostAndAgent {
     /// Starts an interactive session in `project_path` and waits until its agent runs it (the
     /// API answers a new session as `created`): its id and `ws_` token.
     pub async fn session(&self, project_path: &std::path::Path) -> (String, String) {
-        let body: serde_json::Value = self
-            .client
-            .post(format!("{}/sessions", self.machine_url()))
-            .bearer_auth(&self.token)
-            .json(&serde_json::json!({"mode": "interactive", "project_path": project_path}))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = json(
+            self.client
+                .post(format!("{}/sessions", self.machine_url()))
+                .bearer_auth(&self.token)
+                .json(&serde_json::json!({"mode": "interactive", "project_path": project_path})),
+        )
+        .await;
         let id = body["data"]["session"]["id"].as_str().unwrap().to_owned();
         let ws_token = body["data"]["websocket_token"].as_str().unwrap().to_owned();
         self.wait_for_session(&id, "running").await;
@@ -208,16 +209,7 @@ impl HostAndAgent {
         let url = format!("{}/api/sessions/{id}", self.base);
         wait_until(
             async || {
-                let body: serde_json::Value = self
-                    .client
-                    .get(&url)
-                    .bearer_auth(&self.token)
-                    .send()
-                    .await
-                    .unwrap()
-                    .json()
-                    .await
-                    .unwrap();
+                let body = json(self.client.get(&url).bearer_auth(&self.token)).await;
                 assert_ne!(body["data"]["status"], "error", "{body}");
                 body["data"]["status"] == status
             },

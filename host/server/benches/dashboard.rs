@@ -176,16 +176,13 @@ async fn main() {
     // --- the project room's board: 1,000 tasks and 200 locks next to 10 tasks ----------------
     let project = async |name: &str, tasks: usize, locks: usize| -> String {
         let post = async |path: String, body: Value| -> Value {
-            let reply: Value = client
-                .post(format!("{base}/api/{path}"))
-                .bearer_auth(token)
-                .json(&body)
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
+            let reply = common::json(
+                client
+                    .post(format!("{base}/api/{path}"))
+                    .bearer_auth(token)
+                    .json(&body),
+            )
+            .await;
             assert_eq!(reply["success"], true, "{reply}");
             reply["data"].clone()
         };

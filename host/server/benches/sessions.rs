@@ -21,7 +21,7 @@ use std::{
 };
 
 use common::{Killed, free_port, keystrokes, percentile, session_socket};
-use serde_json::{Value, json};
+use serde_json::json;
 
 const KEYSTROKES: usize = 1000;
 /// Bytes of zeros the flood encodes (base64 makes 4/3 of it, plus line ends).
@@ -159,15 +159,12 @@ async fn main() {
     let elapsed = t.elapsed();
     let (mut logged, mut since, mut chunks) = (0usize, 0i64, 0usize);
     loop {
-        let body: Value = client
-            .get(format!("{session_url}/logs?since_seq={since}&limit=10000"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let body = common::json(
+            client
+                .get(format!("{session_url}/logs?since_seq={since}&limit=10000"))
+                .bearer_auth(token),
+        )
+        .await;
         let entries = body["data"].as_array().unwrap();
         let Some(last) = entries.last() else { break };
         for entry in entries {
