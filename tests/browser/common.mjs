@@ -21,3 +21,19 @@ export function launchChromium() {
       '--disable-background-networking', '--disable-component-update', '--disable-sync'],
   });
 }
+
+/// Runs a browser story: Chromium for `body`, "FAILED: …" and exit status 1 at its first
+/// failure, the browser closed either way.
+export async function story(body) {
+  const browser = await launchChromium();
+  let failed = false;
+  try {
+    await body(browser);
+  } catch (err) {
+    failed = true;
+    console.error(`FAILED: ${err.stack || err}`);
+  } finally {
+    await browser.close();
+  }
+  process.exit(failed ? 1 : 0);
+}

@@ -4,7 +4,7 @@
 //   BASE_URL, PASSWORD, ADA (e-mail, no machine yet), BOB (another user), PAIR_CODE (what
 //   `claudenest-agent pair` printed), SHOTS (where screenshots go).
 // Prints one line per step; exits 1 at the first failure.
-import { check, env, launchChromium } from './common.mjs';
+import { check, env, story } from './common.mjs';
 
 const BASE = env('BASE_URL');
 const PASSWORD = env('PASSWORD');
@@ -57,9 +57,7 @@ async function apiToken(email) {
   return (await response.json()).data.token;
 }
 
-const browser = await launchChromium();
-let failed = false;
-try {
+await story(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   const pageErrors = [];
@@ -214,10 +212,4 @@ try {
   step("another user's session id shows a not-found page");
 
   check(pageErrors.length === 0, `errors in the page: ${pageErrors.join('; ')}`);
-} catch (err) {
-  failed = true;
-  console.error(`FAILED: ${err.stack || err}`);
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -3,7 +3,7 @@
 // tests/tests/e2e/dashboard.rs with env: BASE_URL, TOKEN, PROJECT, DESIGN and BUILD (two tasks;
 // BUILD depends on DESIGN), SHOTS; BENCH_TASKS, when set, only times the board (see below).
 // Prints one line per step; exits 1 at the first failure.
-import { check, env, launchChromium } from './common.mjs';
+import { check, env, story } from './common.mjs';
 import { Client } from '../mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/client/index.js';
 import { StreamableHTTPClientTransport } from '../mcp/node_modules/@modelcontextprotocol/sdk/dist/esm/client/streamableHttp.js';
 
@@ -35,9 +35,7 @@ async function instance(name) {
   };
 }
 
-const browser = await launchChromium();
-let failed = false;
-try {
+await story(async (browser) => {
   const context = await browser.newContext({ viewport: { width: 1280, height: 1000 } });
   await context.addInitScript((token) => localStorage.setItem('claudenest.token', token), TOKEN);
   const page = await context.newPage();
@@ -151,10 +149,4 @@ try {
     await beta.close();
   }
   check(pageErrors.length === 0, `errors in the page: ${pageErrors.join('; ')}`);
-} catch (err) {
-  failed = true;
-  console.error(`FAILED: ${err.stack || err}`);
-} finally {
-  await browser.close();
-}
-process.exit(failed ? 1 : 0);
+});

@@ -41,8 +41,9 @@ async fn register(base_url: &str, name: &str, email: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_person_signs_in_pairs_a_machine_and_drives_a_session_in_a_real_browser() {
-    let dir = browser_dir();
-    let chromium = chromium();
+    // Both needs checked before anything starts.
+    browser_dir();
+    chromium();
     let server = ServerProcess::start_logged(&[]).await;
     register(&server.base_url, "Ada", "ada@example.com").await;
     register(&server.base_url, "Bob", "bob@example.com").await;
@@ -57,45 +58,35 @@ async fn a_person_signs_in_pairs_a_machine_and_drives_a_session_in_a_real_browse
             "1",
         ],
     );
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
+    let shots = shots_dir();
     let started = std::time::SystemTime::now();
 
-    let run = tokio::process::Command::new("node")
-        .arg("dashboard.mjs")
-        .current_dir(&dir)
-        .env("BASE_URL", &server.base_url)
-        .env("PASSWORD", TEST_PASSWORD)
-        .env("ADA", "ada@example.com")
-        .env("BOB", "bob@example.com")
-        .env("PAIR_CODE", &code)
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(240), run)
-        .await
-        .expect("the browser story finished within 4 minutes")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "the browser story failed:\n{stdout}\n{stderr}\n--- agent log ---\n{}\n--- server log (tail) ---\n{}",
-        agent.log(),
-        tail(&server.log(), 60)
-    );
-    for step in [
-        "the paired machine turned online without a reload",
-        "typed a line and saw the answer",
-        "after a dropped socket every line arrived exactly once",
-        "after a reload the same screen is back",
-        "ended: the fleet view moved it to Ended without a reload",
-        "another user's session id shows a not-found page",
-    ] {
-        assert!(stdout.contains(step), "missing step {step:?}:\n{stdout}");
-    }
+    run_story(
+        "dashboard.mjs",
+        &[
+            ("BASE_URL", &server.base_url),
+            ("PASSWORD", TEST_PASSWORD),
+            ("ADA", "ada@example.com"),
+            ("BOB", "bob@example.com"),
+            ("PAIR_CODE", &code),
+        ],
+        &[
+            "the paired machine turned online without a reload",
+            "typed a line and saw the answer",
+            "after a dropped socket every line arrived exactly once",
+            "after a reload the same screen is back",
+            "ended: the fleet view moved it to Ended without a reload",
+            "another user's session id shows a not-found page",
+        ],
+        || {
+            format!(
+                "--- agent log ---\n{}\n--- server log (tail) ---\n{}",
+                agent.log(),
+                tail(&server.log(), 60)
+            )
+        },
+    )
+    .await;
     for shot in [
         "sign-in",
         "fleet",
@@ -113,6 +104,46 @@ async fn a_person_signs_in_pairs_a_machine_and_drives_a_session_in_a_real_browse
             taken >= started,
             "the story took no new screenshot {shot}.png"
         );
+    }
+}
+
+/// Where the stories save their screenshots.
+fn shots_dir() -> PathBuf {
+    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    std::fs::create_dir_all(&shots).unwrap();
+    shots
+}
+
+/// Runs `node <script>` in tests/browser with `env` (plus Chromium and the screenshot folder)
+/// and asserts that it succeeded and printed each of `steps`; `context` adds to a failure.
+async fn run_story(
+    script: &str,
+    env: &[(&str, &str)],
+    steps: &[&str],
+    context: impl FnOnce() -> String,
+) {
+    let run = tokio::process::Command::new("node")
+        .arg(script)
+        .current_dir(browser_dir())
+        .envs(env.iter().copied())
+        .env("SHOTS", shots_dir())
+        .env("CHROMIUM", chromium())
+        .kill_on_drop(true)
+        .output();
+    let output = tokio::time::timeout(Duration::from_secs(240), run)
+        .await
+        .unwrap_or_else(|_| panic!("{script} finished within 4 minutes"))
+        .expect("node runs");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "{script} failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        context()
+    );
+    for step in steps {
+        assert!(stdout.contains(step), "missing step {step:?}:\n{stdout}");
     }
 }
 
@@ -226,10 +257,10 @@ async fn the_page_is_served_locked_down_compressed_and_cacheable() {
 /// dependent task becomes the next available when its dependency completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_project_room_shows_two_instances_moves_live() {
-    let dir = browser_dir();
-    let chromium = chromium();
+    chromium();
     assert!(
-        dir.join("../mcp/node_modules/@modelcontextprotocol/sdk")
+        browser_dir()
+            .join("../mcp/node_modules/@modelcontextprotocol/sdk")
             .exists(),
         "the MCP SDK is not installed: run `npm ci --prefix tests/mcp` (scripts/test.sh does)"
     );
@@ -261,39 +292,24 @@ async fn the_project_room_shows_two_instances_moves_live() {
     };
     let design = task(json!({"title": "Design the tree", "priority": "high"})).await;
     let build = task(json!({"title": "Build on it", "dependencies": [design]})).await;
-    let shots = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
-    std::fs::create_dir_all(&shots).unwrap();
 
-    let run = tokio::process::Command::new("node")
-        .arg("project-room.mjs")
-        .current_dir(&dir)
-        .env("BASE_URL", &app.base_url)
-        .env("TOKEN", &token)
-        .env("PROJECT", &project)
-        .env("DESIGN", &design)
-        .env("BUILD", &build)
-        .env("SHOTS", &shots)
-        .env("CHROMIUM", &chromium)
-        .kill_on_drop(true)
-        .output();
-    let output = tokio::time::timeout(Duration::from_secs(180), run)
-        .await
-        .expect("the project room story finished within 3 minutes")
-        .expect("node runs");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    println!("{stdout}");
-    assert!(
-        output.status.success(),
-        "the project room story failed:\n{stdout}\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    for step in [
-        "alpha's claim showed",
-        "alpha's glob lock showed",
-        "beta's context showed",
-        "a force-release on the page frees the path for the instances",
-        "the dependent task becoming next showed",
-    ] {
-        assert!(stdout.contains(step), "missing step {step:?}:\n{stdout}");
-    }
+    run_story(
+        "project-room.mjs",
+        &[
+            ("BASE_URL", &app.base_url),
+            ("TOKEN", &token),
+            ("PROJECT", &project),
+            ("DESIGN", &design),
+            ("BUILD", &build),
+        ],
+        &[
+            "alpha's claim showed",
+            "alpha's glob lock showed",
+            "beta's context showed",
+            "a force-release on the page frees the path for the instances",
+            "the dependent task becoming next showed",
+        ],
+        String::new,
+    )
+    .await;
 }
