@@ -6,6 +6,7 @@
 //! client file `login` writes (`~/.config/claudenest/client.toml`, mode 0600).
 
 use std::{
+    collections::BTreeMap,
     io::Write as _,
     os::fd::AsFd,
     path::{Path, PathBuf},
@@ -342,6 +343,8 @@ pub async fn attach(client: &Client, app_key: &str, session: Uuid) -> anyhow::Re
     let mut pending_utf8 = Vec::new();
     let mut buf = vec![0u8; 4096];
     let channel = format!("private-session.{session}");
+    // Live output that arrived ahead of a gap, by sequence number.
+    let mut early: BTreeMap<i64, String> = BTreeMap::new();
     loop {
         let mut socket = match subscribe(client, app_key, &channel, &ws_token).await {
             Ok(socket) => socket,
@@ -353,6 +356,7 @@ pub async fn attach(client: &Client, app_key: &str, session: Uuid) -> anyhow::Re
             }
         };
         // What was written while no socket listened comes from the log.
+        early.clear();
         seen = catch_up(client, session, seen, &mut out).await?;
         if let Some((cols, rows)) = terminal_size() {
             send_event(
@@ -389,6 +393,11 @@ pub async fn attach(client: &Client, app_key: &str, session: Uuid) -> anyhow::Re
                         send_event(&mut socket, &channel, "client-session:resize", json!({"cols": cols, "rows": rows})).await;
                     }
                 }
+                // Output after a gap the log did not have yet: ask it again shortly.
+                _ = tokio::time::sleep(Duration::from_millis(200)), if !early.is_empty() => {
+                    seen = catch_up(client, session, seen, &mut out).await?;
+                    seen = drain_early(&mut early, seen, &mut out)?;
+                }
                 frame = socket.next() => {
                     let Some(Ok(frame)) = frame else { break true };
                     let Message::Text(frame) = frame else { continue };
@@ -400,13 +409,15 @@ pub async fn attach(client: &Client, app_key: &str, session: Uuid) -> anyhow::Re
                         }
                         "session:output" => {
                             let seq = data["seq"].as_i64().unwrap_or(0);
-                            if seq == seen + 1 || seen == 0 {
-                                write!(out, "{}", data["data"].as_str().unwrap_or_default())?;
-                                out.flush()?;
-                                seen = seq;
-                            } else if seq > seen + 1 {
-                                // A gap: the log has what the socket missed, this one included.
+                            if seq > seen && early.len() < EARLY_OUTPUT_MAX {
+                                early.insert(seq, data["data"].as_str().unwrap_or_default().to_owned());
+                            }
+                            seen = drain_early(&mut early, seen, &mut out)?;
+                            if !early.is_empty() {
+                                // A gap: the log has what the socket missed (or soon will: the
+                                // host publishes output before it logs it).
                                 seen = catch_up(client, session, seen, &mut out).await?;
+                                seen = drain_early(&mut early, seen, &mut out)?;
                             }
                         }
                         "session:status" | "session:terminated" => {
@@ -489,6 +500,31 @@ async fn send_event(socket: &mut Socket, channel: &str, event: &str, data: Value
     let frame = json!({"event": event, "channel": channel, "data": data});
     // A failed send shows as the socket ending on its next read.
     let _ = socket.send(Message::Text(frame.to_string().into())).await;
+}
+
+/// Live output events held while a gap is caught up; beyond this the log serves the rest.
+const EARLY_OUTPUT_MAX: usize = 4096;
+
+/// Writes the held live output that follows `seen` without a gap and drops what was already
+/// written; the new highest sequence number written.
+fn drain_early(
+    early: &mut BTreeMap<i64, String>,
+    mut seen: i64,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<i64> {
+    while let Some(entry) = early.first_entry() {
+        let seq = *entry.key();
+        if seq <= seen {
+            entry.remove();
+        } else if seq == seen + 1 || seen == 0 {
+            write!(out, "{}", entry.remove())?;
+            seen = seq;
+        } else {
+            break;
+        }
+    }
+    out.flush()?;
+    Ok(seen)
 }
 
 /// Writes the output after `seen` from the log, in order; the new highest sequence number.
