@@ -73,12 +73,19 @@ pub struct AgentArgs {
     /// private or link-local address (repeatable) [default: none].
     #[arg(long = "plugin-allow-host", global = true)]
     pub plugin_allow_hosts: Vec<String>,
+    /// Seconds a permission dialog waits for an answer from the host before Claude Code's own
+    /// prompt stands [default: 300].
+    #[arg(long, global = true)]
+    pub permission_timeout_secs: Option<u64>,
     #[command(subcommand)]
     pub action: Option<AgentAction>,
 }
 
 #[derive(Debug, Subcommand)]
 pub enum AgentAction {
+    /// What Claude Code runs for a session's hook events (set up by the agent; not for people).
+    #[command(hide = true)]
+    Hook,
     /// Pair this machine with your account using a short code, save the token, then run.
     Pair {
         /// Name for the machine [default: the hostname].
@@ -92,6 +99,13 @@ pub enum AgentAction {
 
 /// Runs the agent as the flags and the agent file say (`pair` first when asked).
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
+    if let Some(AgentAction::Hook) = &args.action {
+        // Claude Code waits for this one: exit with the hook's status, at once.
+        std::process::exit(match crate::hooks::run_hook_command() {
+            code if code == std::process::ExitCode::SUCCESS => 0,
+            _ => 2,
+        });
+    }
     let path = args
         .agent_file
         .clone()
@@ -117,7 +131,23 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     capabilities.extend(args.capabilities.iter().cloned());
     capabilities.sort();
     capabilities.dedup();
+    let data_dir = args
+        .data_dir
+        .clone()
+        .or(file.data_dir.clone())
+        .unwrap_or_else(crate::default_data_dir);
+    let hooks = crate::hooks::HookSettings {
+        dir: data_dir.join("hooks"),
+        command: hook_command()?,
+        answer_timeout: std::time::Duration::from_secs(
+            args.permission_timeout_secs
+                .or(file.permission_timeout_secs)
+                .unwrap_or(300)
+                .clamp(1, 3600),
+        ),
+    };
     let settings = AgentSettings {
+        hooks: Some(hooks),
         server,
         token,
         environment: EnvironmentSettings {
@@ -140,11 +170,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
                 .max(50),
         ),
         plugins: crate::plugins::PluginSettings {
-            data_dir: args
-                .data_dir
-                .clone()
-                .or(file.data_dir.clone())
-                .unwrap_or_else(crate::default_data_dir),
+            data_dir: data_dir.clone(),
             roots: file
                 .plugin_roots
                 .iter()
@@ -182,4 +208,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     });
     tracing::info!(server = %settings.server, "claudenest agent starting");
     crate::run(settings, shutdown).await
+}
+
+/// How Claude Code calls this binary back for a hook: `claudenest-agent hook`, or
+/// `claudenest agent hook` when the agent runs inside the server's binary.
+fn hook_command() -> anyhow::Result<Vec<String>> {
+    let exe = std::env::current_exe().context("finding this program's path for hooks")?;
+    let standalone = exe
+        .file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.starts_with("claudenest-agent"));
+    let mut command = vec![exe.display().to_string()];
+    if !standalone {
+        command.push("agent".into());
+    }
+    command.push("hook".into());
+    Ok(command)
 }

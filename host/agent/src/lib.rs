@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod environment;
+pub mod hooks;
 pub mod mcp;
 pub mod plugins;
 pub mod sessions;
@@ -60,6 +61,8 @@ pub struct AgentFile {
     /// Hosts plugins may reach even though they lead to internal addresses.
     #[serde(default)]
     pub plugin_allow_hosts: Vec<String>,
+    /// Seconds a permission dialog waits for the host's answer (default 300).
+    pub permission_timeout_secs: Option<u64>,
 }
 
 impl AgentFile {
@@ -99,6 +102,8 @@ pub struct AgentSettings {
     pub skills_poll: Duration,
     /// What the machine's owner allows plugins here.
     pub plugins: plugins::PluginSettings,
+    /// Claude Code hooks for the sessions this agent starts (`None`: no hooks).
+    pub hooks: Option<hooks::HookSettings>,
 }
 
 /// `agent/` in ClaudeNest's data directory (`~/.local/share/claudenest/agent`).
@@ -186,6 +191,13 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
         settings.environment.claude_path.clone(),
         settings.kill_grace,
     );
+    let hooks = settings
+        .hooks
+        .clone()
+        .map(|h| hooks::Hooks::new(h, outbound_tx.clone()));
+    if let Some(hooks) = &hooks {
+        sessions.set_hooks(hooks.clone());
+    }
     let mcp = mcp::McpServers::new(outbound_tx.clone());
     let skills = skills::SkillFolder::new(settings.skills_dir.clone());
     let plugins =
@@ -199,6 +211,7 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
             mcp: &mcp,
             skills: &skills,
             plugins: &plugins,
+            hooks: hooks.as_ref(),
         };
         match connect_and_serve(&link, &mut outbound, &shutdown).await {
             Ok(Ended::Shutdown) => break Ok(()),
@@ -238,6 +251,7 @@ struct Link<'a> {
     mcp: &'a mcp::McpServers,
     skills: &'a skills::SkillFolder,
     plugins: &'a plugins::AgentPlugins,
+    hooks: Option<&'a hooks::Hooks>,
 }
 
 async fn connect(url: &str, token: &str) -> anyhow::Result<Socket> {
@@ -334,6 +348,7 @@ async fn connect_and_serve(
                             mcp: link.mcp.clone(),
                             skills: link.skills.clone(),
                             plugins: link.plugins.clone(),
+                            hooks: link.hooks.cloned(),
                         };
                         tokio::spawn(async move {
                             let answer = answer(id, handle_request(request, &env_settings, &parts).await);
@@ -456,6 +471,7 @@ struct Parts {
     mcp: mcp::McpServers,
     skills: skills::SkillFolder,
     plugins: plugins::AgentPlugins,
+    hooks: Option<hooks::Hooks>,
 }
 
 /// Does what the host asked.
@@ -517,6 +533,23 @@ async fn handle_request(
             ok()
         }
         AgentRequest::SessionSnapshot { session_id } => sessions.snapshot(session_id),
+        AgentRequest::SessionInterrupt { session_id } => {
+            sessions.interrupt(session_id)?;
+            ok()
+        }
+        AgentRequest::PermissionAnswer {
+            session_id,
+            request_id,
+            allow,
+            message,
+        } => {
+            let hooks = parts
+                .hooks
+                .as_ref()
+                .context("this agent runs sessions without hooks")?;
+            hooks.answer(session_id, request_id, allow, message)?;
+            ok()
+        }
         AgentRequest::SkillWrite {
             path,
             content,

@@ -68,10 +68,11 @@ impl Journal {
     }
 }
 
-#[derive(Default, Clone, Copy, PartialEq)]
-struct Usage {
-    total_tokens: i64,
-    total_cost: f64,
+/// A session's token use and cost so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub total_tokens: i64,
+    pub total_cost: f64,
 }
 
 struct Entry {
@@ -94,6 +95,8 @@ struct Inner {
     ready: Notify,
     claude_path: Option<PathBuf>,
     kill_grace: Duration,
+    /// Claude Code hooks for the sessions that run `claude` (none: no session gets hooks).
+    hooks: Mutex<Option<crate::hooks::Hooks>>,
 }
 
 /// The sessions this agent runs (and the ended ones whose exit the host has not stored yet).
@@ -174,8 +177,37 @@ impl Sessions {
                 ready: Notify::new(),
                 claude_path,
                 kill_grace,
+                hooks: Mutex::new(None),
             }),
         }
+    }
+
+    /// Sessions that run `claude` from now on get these hooks.
+    pub fn set_hooks(&self, hooks: crate::hooks::Hooks) {
+        *self.inner.hooks.lock().unwrap_or_else(|p| p.into_inner()) = Some(hooks);
+    }
+
+    /// The session's hooks, when its program is Claude Code and this agent has hooks.
+    fn install_hooks(&self, req: &StartRequest) -> Option<crate::hooks::SessionHooks> {
+        if !crate::hooks::is_claude(&self.program(req)) {
+            return None;
+        }
+        let hooks = self
+            .inner
+            .hooks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()?;
+        hooks.install(req.session_id, self)
+    }
+
+    /// Usage the session's hooks found: sent to the host (again after a reconnect).
+    pub fn report_usage(&self, id: Uuid, usage: Usage) {
+        if let Some(entry) = self.lock().get_mut(&id) {
+            entry.usage = Some(usage);
+            entry.usage_sent = false;
+        }
+        self.inner.ready.notify_one();
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<Uuid, Entry>> {
@@ -194,7 +226,7 @@ impl Sessions {
 
     /// The arguments for a mode: interactive runs `claude` as is; headless and oneshot pass the
     /// prompt with `-p` (headless asks for stream-json output).
-    fn arguments(req: &StartRequest) -> Vec<String> {
+    fn arguments(req: &StartRequest, hooks: Option<&crate::hooks::SessionHooks>) -> Vec<String> {
         let mut args = Vec::new();
         if req.mode != "interactive" {
             args.push("-p".to_owned());
@@ -205,6 +237,10 @@ impl Sessions {
         if let Some(mcp) = &req.mcp {
             args.push("--mcp-config".to_owned());
             args.push(mcp.config.display().to_string());
+        }
+        if let Some(hooks) = hooks {
+            args.push("--settings".to_owned());
+            args.push(hooks.settings_file.display().to_string());
         }
         if req.mode != "interactive" {
             // Last, after the end of options: a prompt like `--dangerously-skip-permissions`
@@ -249,8 +285,9 @@ impl Sessions {
                 pixel_height: 0,
             })
             .context("opening a PTY")?;
+        let hooks = self.install_hooks(&req);
         let mut cmd = CommandBuilder::new(self.program(&req));
-        cmd.args(Self::arguments(&req));
+        cmd.args(Self::arguments(&req, hooks.as_ref()));
         for name in super::private_env() {
             cmd.env_remove(name);
         }
@@ -260,6 +297,10 @@ impl Sessions {
         cmd.env("TERM", "xterm-256color");
         if let Some(mcp) = &req.mcp {
             cmd.env("CLAUDENEST_INSTANCE_ID", &mcp.instance_id);
+        }
+        if let Some(hooks) = &hooks {
+            cmd.env(crate::hooks::SOCKET_ENV, &hooks.socket);
+            cmd.env(crate::hooks::TOKEN_ENV, &hooks.token);
         }
         // portable-pty makes the child a session (and process group) leader.
         let mut child = pair
@@ -286,7 +327,7 @@ impl Sessions {
         std::thread::spawn(move || {
             sessions.pump(id, reader);
             let exit_code = child.wait().ok().map(|status| status.exit_code() as i32);
-            drop(mcp);
+            drop((mcp, hooks));
             sessions.exited(id, exit_code);
         });
         Ok(())
@@ -294,11 +335,16 @@ impl Sessions {
 
     fn start_piped(&self, req: StartRequest) -> anyhow::Result<()> {
         use std::os::unix::process::CommandExt as _;
+        let hooks = self.install_hooks(&req);
         let mut cmd = std::process::Command::new(self.program(&req));
         for name in super::private_env() {
             cmd.env_remove(name);
         }
-        cmd.args(Self::arguments(&req))
+        if let Some(hooks) = &hooks {
+            cmd.env(crate::hooks::SOCKET_ENV, &hooks.socket);
+            cmd.env(crate::hooks::TOKEN_ENV, &hooks.token);
+        }
+        cmd.args(Self::arguments(&req, hooks.as_ref()))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -329,7 +375,7 @@ impl Sessions {
             }
             let _ = errors.join();
             let exit_code = child.wait().ok().and_then(|status| status.code());
-            drop(mcp);
+            drop((mcp, hooks));
             sessions.exited(id, exit_code);
         });
         Ok(())
@@ -363,11 +409,7 @@ impl Sessions {
             }
             let text = String::from_utf8_lossy(&line).into_owned();
             if let Some(usage) = stream_json_usage(&text) {
-                let mut table = self.lock();
-                if let Some(entry) = table.get_mut(&id) {
-                    entry.usage = Some(usage);
-                    entry.usage_sent = false;
-                }
+                self.report_usage(id, usage);
             }
             self.output(id, text);
         }
@@ -564,6 +606,37 @@ impl Sessions {
             if still_running {
                 tracing::info!(session_id = %id, "the session ignored its hang-up; killing it");
                 signal_group(pid, Signal::SIGKILL);
+            }
+        });
+        Ok(())
+    }
+
+    /// Stops the current run: Ctrl-C into the terminal (SIGINT to the process group for
+    /// pipes), then [`Self::terminate`] when it is still running after the grace period.
+    pub fn interrupt(&self, id: Uuid) -> anyhow::Result<()> {
+        let pid = {
+            let mut table = self.lock();
+            let entry = table
+                .get_mut(&id)
+                .filter(|e| e.control.is_some())
+                .context("no such session running on this machine")?;
+            if let Some(Control::Pty { writer, .. }) = &mut entry.control {
+                writer.write_all(b"\x03")?;
+                writer.flush()?;
+            } else {
+                signal_group(entry.pid, Signal::SIGINT);
+            }
+            entry.pid
+        };
+        let (sessions, grace) = (self.clone(), self.inner.kill_grace);
+        std::thread::spawn(move || {
+            std::thread::sleep(grace);
+            let still_running = sessions
+                .lock()
+                .get(&id)
+                .is_some_and(|e| e.control.is_some() && e.pid == pid);
+            if still_running {
+                let _ = sessions.terminate(id);
             }
         });
         Ok(())

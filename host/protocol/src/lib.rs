@@ -145,6 +145,11 @@ pub enum AgentMessage {
         #[serde(default)]
         present: Option<Vec<String>>,
     },
+    /// What a session's Claude Code reported through its hooks (see [`HookReport`]).
+    SessionHook {
+        session_id: Uuid,
+        hook: HookReport,
+    },
     /// An MCP server's run state changed (crashed, restarting, running again, tools changed).
     McpStatus {
         name: String,
@@ -153,6 +158,30 @@ pub enum AgentMessage {
         /// Present when the server's tool list is (re)read.
         tools: Option<Vec<Value>>,
     },
+}
+
+/// One Claude Code hook call, as the agent read it: where the session stands now and, for a
+/// permission dialog, what is asked (the hook waits for `permission_answer`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HookReport {
+    /// Claude Code's `hook_event_name` (`Notification`, `PermissionRequest`, `Stop`, …).
+    pub event: String,
+    /// The session waits for its person (`true`) or works again (`false`); `None`: no change.
+    pub waiting: Option<bool>,
+    /// Why it waits: `permission`, `permission_prompt`, `idle_prompt`, `turn_finished`, …
+    pub reason: Option<String>,
+    /// What Claude Code says (the notification's text, or the permission asked).
+    pub message: Option<String>,
+    pub permission: Option<PermissionAsk>,
+}
+
+/// A tool Claude Code asks permission for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PermissionAsk {
+    /// Chosen by the agent; the answer names it.
+    pub request_id: Uuid,
+    pub tool_name: String,
+    pub tool_input: Value,
 }
 
 /// A skill as found in the machine's folder (`<path>/SKILL.md`); `content: None` when it is
@@ -352,6 +381,18 @@ pub enum AgentRequest {
     SessionSnapshot {
         session_id: Uuid,
     },
+    /// Stops the current run: Ctrl-C into the PTY (SIGINT for pipes), then terminate when the
+    /// process is still there after the agent's grace period.
+    SessionInterrupt {
+        session_id: Uuid,
+    },
+    /// The person's answer to a permission the session's Claude Code asked for.
+    PermissionAnswer {
+        session_id: Uuid,
+        request_id: Uuid,
+        allow: bool,
+        message: Option<String>,
+    },
     /// Writes `<path>/SKILL.md`. When the file's current hash is not `expect_hash` (what the
     /// host last agreed; `None` = nothing), the current file is first kept as a conflict copy.
     SkillWrite {
@@ -489,6 +530,7 @@ pub const AGENT_MESSAGE_TYPES: &[&str] = &[
     "session_output",
     "session_exit",
     "session_usage",
+    "session_hook",
     "skills_report",
     "mcp_status",
 ];
@@ -602,6 +644,20 @@ mod tests {
                 session_id: Uuid::nil(),
                 total_tokens: 12,
                 total_cost: 0.5,
+            },
+            AgentMessage::SessionHook {
+                session_id: Uuid::nil(),
+                hook: HookReport {
+                    event: "PermissionRequest".into(),
+                    waiting: Some(true),
+                    reason: Some("permission".into()),
+                    message: Some("Bash: ls".into()),
+                    permission: Some(PermissionAsk {
+                        request_id: Uuid::nil(),
+                        tool_name: "Bash".into(),
+                        tool_input: serde_json::json!({"command": "ls"}),
+                    }),
+                },
             },
             AgentMessage::SkillsReport {
                 present: Some(vec!["debugging".into()]),

@@ -39,7 +39,8 @@ struct Inner {
     bus: Arc<EventBus>,
     hub: Arc<Hub>,
     pusher: PusherApp,
-    secrets: crate::secrets::SecretBox,
+    secrets: Arc<crate::secrets::SecretBox>,
+    notifier: crate::domain::notify::Notifier,
     embedder: crate::embed::SharedEmbedder,
     embed_worker: crate::domain::context::EmbedWorker,
     /// Made on first use: most hosts never run a plugin, and its engine reserves address space.
@@ -129,10 +130,10 @@ impl AppState {
             key: config.pusher_app_key.clone(),
             secret: pusher_secret(&config)?,
         };
-        let secrets = crate::secrets::SecretBox::load(
+        let secrets = Arc::new(crate::secrets::SecretBox::load(
             config.secret_key.as_ref().map(|s| s.expose()),
             &config.data_dir,
-        )?;
+        )?);
         let bus = EventBus::new();
         let hub = Hub::new();
         let shutdown = CancellationToken::new();
@@ -142,6 +143,13 @@ impl AppState {
             store.clone(),
             embedder.clone(),
             config.embeddings.batch_size,
+            shutdown.clone(),
+        );
+        let notifier = crate::domain::notify::Notifier::start(
+            store.clone(),
+            secrets.clone(),
+            config.notifications.clone(),
+            config.public_url(),
             shutdown.clone(),
         );
         let links = LinkRegistry::new();
@@ -165,6 +173,7 @@ impl AppState {
                 hub,
                 pusher,
                 secrets,
+                notifier,
                 plugins: tokio::sync::OnceCell::new(),
                 embedder,
                 embed_worker,
@@ -272,6 +281,14 @@ impl AppState {
             presence: *self.presence(),
             secrets: &self.inner.secrets,
         })
+    }
+
+    pub fn secrets(&self) -> &crate::secrets::SecretBox {
+        &self.inner.secrets
+    }
+
+    pub fn notifier(&self) -> &crate::domain::notify::Notifier {
+        &self.inner.notifier
     }
 
     pub fn presence(&self) -> &PresenceSettings {

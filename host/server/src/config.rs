@@ -47,6 +47,7 @@ pub struct Config {
     pub embeddings: EmbeddingSettings,
     pub mcp: McpServerSettings,
     pub wake_on_lan: WakeOnLanSettings,
+    pub notifications: NotificationSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -155,6 +156,32 @@ pub struct WakeOnLanSettings {
     /// Targets (`ip` or `ip:port`) allowed besides broadcast addresses on ports 7 and 9: a
     /// machine's settings can otherwise not aim the host's packets at anything else.
     pub allowed_targets: Vec<String>,
+}
+
+/// Notifications ("needs you"): where the host may send them and how it retries.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct NotificationSettings {
+    /// Hosts (`host` or `host:port`) targets may name although they lead to loopback, private
+    /// or link-local addresses. Users cannot aim the host at its own network otherwise.
+    pub allow_hosts: Vec<String>,
+    /// Attempts per delivery (the first included).
+    pub max_attempts: u32,
+    /// Wait before the second attempt; doubled before each next one.
+    pub retry_base_ms: u64,
+    /// How long one attempt may take.
+    pub timeout_secs: u64,
+}
+
+impl Default for NotificationSettings {
+    fn default() -> Self {
+        Self {
+            allow_hosts: Vec::new(),
+            max_attempts: 5,
+            retry_base_ms: 1000,
+            timeout_secs: 10,
+        }
+    }
 }
 
 /// WebAssembly plugins.
@@ -359,6 +386,7 @@ impl Default for Config {
             embeddings: EmbeddingSettings::default(),
             mcp: McpServerSettings::default(),
             wake_on_lan: WakeOnLanSettings::default(),
+            notifications: NotificationSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -428,6 +456,7 @@ const KEYS: &[&str] = &[
     "embeddings",
     "mcp",
     "wake_on_lan",
+    "notifications",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

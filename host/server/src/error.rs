@@ -68,6 +68,17 @@ error_codes! {
     SessionTerminated = ("SES_002", BAD_REQUEST, "Session already terminated"),
     /// The machine already runs `max_sessions` sessions.
     SessionLimitReached = ("SES_003", CONFLICT, "Machine is at its session limit"),
+    /// No such permission request among the caller's sessions'.
+    PermissionNotFound = ("SES_004", NOT_FOUND, "Permission request not found"),
+    /// Answered already (here or at the terminal), or no longer waiting.
+    PermissionAnswered = ("SES_005", CONFLICT, "Permission request is no longer pending"),
+    /// The project's `runsPerHour` sessions were started in the last hour.
+    RunLimitReached = ("SES_006", TOO_MANY_REQUESTS, "The project's runs-per-hour limit is reached"),
+    /// The project's token or cost budget is spent.
+    BudgetSpent = ("SES_007", CONFLICT, "The project's budget is spent"),
+    NotificationTargetNotFound = ("NTF_001", NOT_FOUND, "Notification target not found"),
+    /// The user has the most targets the host allows.
+    NotificationTargetLimit = ("NTF_002", CONFLICT, "Too many notification targets"),
     ProjectNotFound = ("PRJ_001", NOT_FOUND, "Project not found"),
     ProjectPathExists = ("PRJ_002", CONFLICT, "Project path already exists"),
     TaskNotFound = ("TSK_001", NOT_FOUND, "Task not found"),

@@ -446,13 +446,72 @@ pub trait Store: Send + Sync + 'static {
     async fn append_session_logs(&self, session_id: Uuid, logs: &[SessionLog]) -> StoreResult<()>;
     /// Removes the session's output entries up to `through_seq`; returns how many.
     async fn trim_session_output(&self, session_id: Uuid, through_seq: i64) -> StoreResult<u64>;
+    /// The session with its new usage; `None` when it is gone.
     async fn set_session_usage(
         &self,
         id: Uuid,
         total_tokens: i64,
         total_cost: f64,
         now: DateTime<Utc>,
-    ) -> StoreResult<()>;
+    ) -> StoreResult<Option<Session>>;
+    /// `running` or `waiting_input` with why; `None` when the session is not live.
+    async fn set_session_waiting(
+        &self,
+        id: Uuid,
+        status: SessionStatus,
+        reason: Option<&str>,
+        message: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
+    async fn set_session_stop_reason(&self, id: Uuid, reason: &str) -> StoreResult<()>;
+    /// True for the one caller that marked the 80 % warning sent.
+    async fn mark_budget_warned(&self, id: Uuid) -> StoreResult<bool>;
+    /// Sessions the user started in a project (machine and path) since `since`.
+    async fn sessions_started_since(
+        &self,
+        user_id: Uuid,
+        machine_id: Uuid,
+        project_path: &str,
+        since: DateTime<Utc>,
+    ) -> StoreResult<i64>;
+    /// Tokens and cost of every session in a project (machine and path).
+    async fn project_usage(&self, machine_id: Uuid, project_path: &str) -> StoreResult<(i64, f64)>;
+
+    async fn insert_permission_request(&self, p: &PermissionRequest) -> StoreResult<()>;
+    async fn permission_request(
+        &self,
+        user_id: Uuid,
+        id: Uuid,
+    ) -> StoreResult<Option<PermissionRequest>>;
+    async fn permission_requests_of_session(
+        &self,
+        session_id: Uuid,
+        limit: i64,
+    ) -> StoreResult<Vec<PermissionRequest>>;
+    /// The request answered, when it was still pending.
+    async fn answer_permission_request(
+        &self,
+        id: Uuid,
+        status: &str,
+        message: Option<&str>,
+        answered_by: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<PermissionRequest>>;
+    /// The session's pending requests, now expired.
+    async fn expire_permission_requests(
+        &self,
+        session_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Vec<PermissionRequest>>;
+
+    async fn insert_notification_target(&self, t: &NotificationTarget) -> StoreResult<()>;
+    async fn notification_targets(&self, user_id: Uuid) -> StoreResult<Vec<NotificationTarget>>;
+    async fn count_notification_targets(&self, user_id: Uuid) -> StoreResult<i64>;
+    async fn delete_notification_target(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool>;
+    async fn insert_delivery(&self, d: &NotificationDelivery) -> StoreResult<()>;
+    async fn update_delivery(&self, d: &NotificationDelivery) -> StoreResult<()>;
+    async fn deliveries(&self, user_id: Uuid, limit: i64)
+    -> StoreResult<Vec<NotificationDelivery>>;
     async fn session_logs(
         &self,
         session_id: Uuid,

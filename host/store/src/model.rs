@@ -441,6 +441,74 @@ pub struct Session {
     /// Whether the `ws_` token may type, resize and terminate (its parent had
     /// `sessions:write`), or only watch.
     pub ws_token_write: bool,
+    /// Why it waits for its person (`waiting_input`): `permission`, `idle_prompt`, …
+    pub waiting_reason: Option<String>,
+    /// What Claude Code said (the permission asked, the notification's text).
+    pub waiting_message: Option<String>,
+    /// Why ClaudeNest stopped it (`budget`).
+    pub stop_reason: Option<String>,
+    pub budget_tokens: Option<i64>,
+    /// US dollars.
+    pub budget_cost: Option<f64>,
+    /// The 80 % warning went out.
+    pub budget_warned: bool,
+}
+
+/// A tool Claude Code asked permission for in a session, and its answer (the audit trail).
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct PermissionRequest {
+    pub id: Uuid,
+    pub session_id: Uuid,
+    pub user_id: Uuid,
+    pub tool_name: String,
+    pub tool_input: Json<serde_json::Value>,
+    pub message: String,
+    /// `pending`, `allowed`, `denied`, `expired`.
+    pub status: String,
+    pub answer_message: Option<String>,
+    /// The API token that answered.
+    pub answered_by: Option<Uuid>,
+    pub answered_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a user is told that a session needs them.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct NotificationTarget {
+    pub id: Uuid,
+    pub user_id: Uuid,
+    pub name: String,
+    /// `webhook`, `slack`, `ntfy`, `web_push`.
+    pub kind: String,
+    pub url: String,
+    /// The webhook's signing key (shown once, when created).
+    pub secret: Option<String>,
+    pub push_p256dh: Option<String>,
+    pub push_auth: Option<String>,
+    /// Only this project's sessions (none: every session).
+    pub project_id: Option<Uuid>,
+    /// The kinds of notice wanted.
+    pub events: Json<Vec<String>>,
+    /// Whether notices may quote the terminal.
+    pub include_terminal: bool,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One notice sent (or being sent) to one target.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct NotificationDelivery {
+    pub id: Uuid,
+    pub target_id: Uuid,
+    pub user_id: Uuid,
+    pub event: String,
+    pub session_id: Option<Uuid>,
+    /// `pending`, `delivered`, `failed`.
+    pub status: String,
+    pub attempts: i32,
+    pub response_status: Option<i32>,
+    pub error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
 }
 
 /// One entry of a session's log.

@@ -20,10 +20,11 @@ pub(super) mod prelude {
     pub(crate) use crate::{
         Activity, ApiToken, ChunkFilter, ChunkSearch, ClaimRefusal, ContextChunk, FileLock,
         Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter, MachinePlugin,
-        McpServerRow, McpSessionToken, McpStatusUpdate, OAuthIdentity, OAuthState, Pairing,
-        PasswordReset, PathOverlap, PluginRow, PluginUpgrade, Project, ProjectCounts,
-        ProjectListing, ScoredChunk, Session, SessionLog, SessionStatus, SkillRow, Store,
-        StoreResult, Task, TaskRow, TokenWithOwner, User, sql,
+        McpServerRow, McpSessionToken, McpStatusUpdate, NotificationDelivery, NotificationTarget,
+        OAuthIdentity, OAuthState, Pairing, PasswordReset, PathOverlap, PermissionRequest,
+        PluginRow, PluginUpgrade, Project, ProjectCounts, ProjectListing, ScoredChunk, Session,
+        SessionLog, SessionStatus, SkillRow, Store, StoreResult, Task, TaskRow, TokenWithOwner,
+        User, sql,
     };
 }
 
@@ -922,6 +923,8 @@ macro_rules! store_impl {
                     .bind(x.updated_at)
                     .bind(x.ws_token_parent)
                     .bind(x.ws_token_write)
+                    .bind(x.budget_tokens)
+                    .bind(x.budget_cost)
                     .execute(&self.pool)
                     .await?;
                 Ok(())
@@ -1332,14 +1335,170 @@ macro_rules! store_impl {
                 total_tokens: i64,
                 total_cost: f64,
                 now: DateTime<Utc>,
-            ) -> StoreResult<()> {
-                let query = sqlx::query(sql::SET_SESSION_USAGE)
+            ) -> StoreResult<Option<Session>> {
+                let query = sqlx::query_as(sql::SET_SESSION_USAGE)
                     .bind(id)
                     .bind(total_tokens)
                     .bind(total_cost)
                     .bind(now);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn set_session_waiting(
+                &self,
+                id: Uuid,
+                status: SessionStatus,
+                reason: Option<&str>,
+                message: Option<&str>,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<Session>> {
+                let query = sqlx::query_as(sql::SET_SESSION_WAITING).bind(id).bind(status);
+                let query = query.bind(reason).bind(message).bind(now);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn set_session_stop_reason(&self, id: Uuid, reason: &str) -> StoreResult<()> {
+                let query = sqlx::query(sql::SET_SESSION_STOP_REASON).bind(id).bind(reason);
                 query.execute(&self.pool).await?;
                 Ok(())
+            }
+
+            async fn mark_budget_warned(&self, id: Uuid) -> StoreResult<bool> {
+                let query = sqlx::query(sql::MARK_BUDGET_WARNED).bind(id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn sessions_started_since(
+                &self,
+                user_id: Uuid,
+                machine_id: Uuid,
+                project_path: &str,
+                since: DateTime<Utc>,
+            ) -> StoreResult<i64> {
+                let query = sqlx::query_scalar(sql::SESSIONS_STARTED_SINCE).bind(user_id);
+                let query = query.bind(machine_id).bind(project_path).bind(since);
+                Ok(query.fetch_one(&self.pool).await?)
+            }
+
+            async fn project_usage(&self, machine_id: Uuid, project_path: &str) -> StoreResult<(i64, f64)> {
+                let query = sqlx::query_as(sql::PROJECT_USAGE).bind(machine_id).bind(project_path);
+                Ok(query.fetch_one(&self.pool).await?)
+            }
+
+            async fn insert_permission_request(&self, p: &PermissionRequest) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_PERMISSION_REQUEST)
+                    .bind(p.id)
+                    .bind(p.session_id)
+                    .bind(p.user_id)
+                    .bind(&p.tool_name)
+                    .bind(&p.tool_input)
+                    .bind(&p.message)
+                    .bind(&p.status)
+                    .bind(&p.answer_message)
+                    .bind(p.answered_by)
+                    .bind(p.answered_at)
+                    .bind(p.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn permission_request(&self, user_id: Uuid, id: Uuid) -> StoreResult<Option<PermissionRequest>> {
+                let query = sqlx::query_as(sql::PERMISSION_REQUEST_OF_USER).bind(user_id).bind(id);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn permission_requests_of_session(&self, session_id: Uuid, limit: i64) -> StoreResult<Vec<PermissionRequest>> {
+                let query = sqlx::query_as(sql::PERMISSION_REQUESTS_OF_SESSION).bind(session_id);
+                Ok(query.bind(limit).fetch_all(&self.pool).await?)
+            }
+
+            async fn answer_permission_request(
+                &self,
+                id: Uuid,
+                status: &str,
+                message: Option<&str>,
+                answered_by: Uuid,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<PermissionRequest>> {
+                let query = sqlx::query_as(sql::ANSWER_PERMISSION_REQUEST).bind(id).bind(status);
+                let query = query.bind(message).bind(answered_by).bind(now);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
+            async fn expire_permission_requests(&self, session_id: Uuid, now: DateTime<Utc>) -> StoreResult<Vec<PermissionRequest>> {
+                let query = sqlx::query_as(sql::EXPIRE_PERMISSION_REQUESTS).bind(session_id);
+                Ok(query.bind(now).fetch_all(&self.pool).await?)
+            }
+
+            async fn insert_notification_target(&self, t: &NotificationTarget) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_NOTIFICATION_TARGET)
+                    .bind(t.id)
+                    .bind(t.user_id)
+                    .bind(&t.name)
+                    .bind(&t.kind)
+                    .bind(&t.url)
+                    .bind(&t.secret)
+                    .bind(&t.push_p256dh)
+                    .bind(&t.push_auth)
+                    .bind(t.project_id)
+                    .bind(&t.events)
+                    .bind(t.include_terminal)
+                    .bind(t.created_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn notification_targets(&self, user_id: Uuid) -> StoreResult<Vec<NotificationTarget>> {
+                let query = sqlx::query_as(sql::NOTIFICATION_TARGETS_OF_USER).bind(user_id);
+                Ok(query.fetch_all(&self.pool).await?)
+            }
+
+            async fn count_notification_targets(&self, user_id: Uuid) -> StoreResult<i64> {
+                let query = sqlx::query_scalar(sql::COUNT_NOTIFICATION_TARGETS).bind(user_id);
+                Ok(query.fetch_one(&self.pool).await?)
+            }
+
+            async fn delete_notification_target(&self, user_id: Uuid, id: Uuid) -> StoreResult<bool> {
+                let query = sqlx::query(sql::DELETE_NOTIFICATION_TARGET).bind(user_id).bind(id);
+                Ok(query.execute(&self.pool).await?.rows_affected() == 1)
+            }
+
+            async fn insert_delivery(&self, d: &NotificationDelivery) -> StoreResult<()> {
+                sqlx::query(sql::INSERT_DELIVERY)
+                    .bind(d.id)
+                    .bind(d.target_id)
+                    .bind(d.user_id)
+                    .bind(&d.event)
+                    .bind(d.session_id)
+                    .bind(&d.status)
+                    .bind(d.attempts)
+                    .bind(d.response_status)
+                    .bind(&d.error)
+                    .bind(d.created_at)
+                    .bind(d.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn update_delivery(&self, d: &NotificationDelivery) -> StoreResult<()> {
+                sqlx::query(sql::UPDATE_DELIVERY)
+                    .bind(d.id)
+                    .bind(&d.status)
+                    .bind(d.attempts)
+                    .bind(d.response_status)
+                    .bind(&d.error)
+                    .bind(d.updated_at)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn deliveries(&self, user_id: Uuid, limit: i64) -> StoreResult<Vec<NotificationDelivery>> {
+                let query = sqlx::query_as(sql::DELIVERIES_OF_USER).bind(user_id);
+                Ok(query.bind(limit).fetch_all(&self.pool).await?)
             }
 
             async fn session_logs(&self, session_id: Uuid, filter: &LogFilter) -> StoreResult<Vec<SessionLog>> {

@@ -276,8 +276,9 @@ pub fn search_words(words: &[String]) -> Vec<String> {
 pub const INSERT_SESSION: &str = "INSERT INTO sessions (id, machine_id, user_id, mode, \
      project_path, initial_prompt, status, cols, rows, exit_code, total_tokens, total_cost, \
      ws_token_hash, last_seq, started_at, ended_at, created_at, updated_at, ws_token_parent, \
-     ws_token_write) VALUES \
-     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)";
+     ws_token_write, budget_tokens, budget_cost) VALUES \
+     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, \
+     $21, $22)";
 pub const SESSION_OF_USER: &str = "SELECT * FROM sessions WHERE user_id = $1 AND id = $2";
 pub const SESSION_BY_ID: &str = "SELECT * FROM sessions WHERE id = $1";
 pub const SESSION_BY_WS_TOKEN: &str = "SELECT * FROM sessions WHERE ws_token_hash = $1";
@@ -302,8 +303,55 @@ pub const INSERT_SESSION_LOGS: &str =
 /// Retention: output up to a sequence leaves the log.
 pub const TRIM_SESSION_OUTPUT: &str =
     "DELETE FROM session_logs WHERE session_id = $1 AND seq IS NOT NULL AND seq <= $2";
-pub const SET_SESSION_USAGE: &str =
-    "UPDATE sessions SET total_tokens = $2, total_cost = $3, updated_at = $4 WHERE id = $1";
+pub const SET_SESSION_USAGE: &str = "UPDATE sessions SET total_tokens = $2, total_cost = $3, \
+     updated_at = $4 WHERE id = $1 RETURNING *";
+/// Running ⇄ waiting_input, with why; nothing once the session ended.
+pub const SET_SESSION_WAITING: &str = "UPDATE sessions SET status = $2, waiting_reason = $3, \
+     waiting_message = $4, updated_at = $5 \
+     WHERE id = $1 AND status IN ('running', 'waiting_input') RETURNING *";
+pub const SET_SESSION_STOP_REASON: &str = "UPDATE sessions SET stop_reason = $2 WHERE id = $1";
+/// True once: the first caller sends the warning.
+pub const MARK_BUDGET_WARNED: &str =
+    "UPDATE sessions SET budget_warned = TRUE WHERE id = $1 AND budget_warned = FALSE";
+pub const SESSIONS_STARTED_SINCE: &str = "SELECT COUNT(*) FROM sessions \
+     WHERE user_id = $1 AND machine_id = $2 AND project_path IN ($3, $3 || '/') \
+     AND created_at >= $4";
+pub const PROJECT_USAGE: &str = "SELECT CAST(COALESCE(SUM(total_tokens), 0) AS BIGINT), \
+     CAST(COALESCE(SUM(total_cost), 0) AS DOUBLE PRECISION) FROM sessions \
+     WHERE machine_id = $1 AND project_path IN ($2, $2 || '/')";
+
+// --- permission requests and notifications -----------------------------------------------------
+
+pub const INSERT_PERMISSION_REQUEST: &str = "INSERT INTO permission_requests (id, session_id, \
+     user_id, tool_name, tool_input, message, status, answer_message, answered_by, answered_at, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub const PERMISSION_REQUEST_OF_USER: &str =
+    "SELECT * FROM permission_requests WHERE user_id = $1 AND id = $2";
+pub const PERMISSION_REQUESTS_OF_SESSION: &str = "SELECT * FROM permission_requests \
+     WHERE session_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2";
+/// Only a pending request takes an answer: the first answer wins.
+pub const ANSWER_PERMISSION_REQUEST: &str = "UPDATE permission_requests SET status = $2, \
+     answer_message = $3, answered_by = $4, answered_at = $5 \
+     WHERE id = $1 AND status = 'pending' RETURNING *";
+pub const EXPIRE_PERMISSION_REQUESTS: &str = "UPDATE permission_requests SET status = 'expired', \
+     answered_at = $2 WHERE session_id = $1 AND status = 'pending' RETURNING *";
+
+pub const INSERT_NOTIFICATION_TARGET: &str = "INSERT INTO notification_targets (id, user_id, \
+     name, kind, url, secret, push_p256dh, push_auth, project_id, events, include_terminal, \
+     created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)";
+pub const NOTIFICATION_TARGETS_OF_USER: &str =
+    "SELECT * FROM notification_targets WHERE user_id = $1 ORDER BY created_at, id";
+pub const COUNT_NOTIFICATION_TARGETS: &str =
+    "SELECT COUNT(*) FROM notification_targets WHERE user_id = $1";
+pub const DELETE_NOTIFICATION_TARGET: &str =
+    "DELETE FROM notification_targets WHERE user_id = $1 AND id = $2";
+pub const INSERT_DELIVERY: &str = "INSERT INTO notification_deliveries (id, target_id, user_id, \
+     event, session_id, status, attempts, response_status, error, created_at, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+pub const UPDATE_DELIVERY: &str = "UPDATE notification_deliveries SET status = $2, attempts = $3, \
+     response_status = $4, error = $5, updated_at = $6 WHERE id = $1";
+pub const DELIVERIES_OF_USER: &str = "SELECT * FROM notification_deliveries WHERE user_id = $1 \
+     ORDER BY created_at DESC, id DESC LIMIT $2";
 
 // --- plugins -----------------------------------------------------------------------------------
 

@@ -23,6 +23,8 @@ pub const ALL: &[&str] = &[
     "mcp:write",
     "plugins:read",
     "plugins:write",
+    "notifications:read",
+    "notifications:write",
 ];
 
 pub const TOKENS_READ: &str = "tokens:read";
@@ -43,6 +45,8 @@ pub const MCP_READ: &str = "mcp:read";
 pub const MCP_WRITE: &str = "mcp:write";
 pub const PLUGINS_READ: &str = "plugins:read";
 pub const PLUGINS_WRITE: &str = "plugins:write";
+pub const NOTIFICATIONS_READ: &str = "notifications:read";
+pub const NOTIFICATIONS_WRITE: &str = "notifications:write";
 
 pub fn is_known(ability: &str) -> bool {
     ALL.contains(&ability)

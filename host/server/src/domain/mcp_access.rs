@@ -129,8 +129,18 @@ pub async fn project_of_session(store: &dyn Store, session: &Session) -> Result<
     let Some(path) = session.project_path.as_deref() else {
         return Ok(None);
     };
+    project_at(store, session.user_id, session.machine_id, path).await
+}
+
+/// The user's project at `path` on the machine (a trailing slash either side is the same path).
+pub async fn project_at(
+    store: &dyn Store,
+    user_id: Uuid,
+    machine_id: Uuid,
+    path: &str,
+) -> Result<Option<Project>> {
     let listings = store
-        .projects_of_machine(session.user_id, session.machine_id, clock::now())
+        .projects_of_machine(user_id, machine_id, clock::now())
         .await?;
     Ok(listings
         .into_iter()

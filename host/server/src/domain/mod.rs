@@ -2,6 +2,8 @@
 
 pub mod abilities;
 pub mod accounts;
+pub mod attention;
+pub mod budgets;
 pub mod channel_names;
 pub mod channels;
 pub use claudenest_store::clock;
@@ -12,6 +14,7 @@ pub mod machines;
 pub mod mail;
 pub mod mcp;
 pub mod mcp_access;
+pub mod notify;
 pub mod oauth;
 pub mod password_reset;
 pub mod plugins;

@@ -32,6 +32,10 @@ const SETTINGS: &[(&str, i64, i64, i64)] = &[
         10_080,
     ),
     ("lockTimeoutMinutes", DEFAULT_LOCK_TIMEOUT_MINUTES, 1, 1_440),
+    // Budgets over all the project's sessions (0: none), and sessions started per hour.
+    ("budgetTokens", 0, 0, 1_000_000_000_000),
+    ("budgetCostCents", 0, 0, 100_000_000),
+    ("runsPerHour", 0, 0, 10_000),
 ];
 
 /// Tokens are estimated as characters / 4 (the usual rule of thumb for English and code).

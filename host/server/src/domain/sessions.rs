@@ -49,7 +49,8 @@ fn publish(bus: &EventBus, id: Uuid, name: &str, data: Value) {
 }
 
 /// Records a status change (log + `session:status`, and `session:terminated` when it ended).
-async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Result<()> {
+/// The events say why a session waits (`waiting_reason`, `waiting_message`) or was stopped.
+pub(super) async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Result<()> {
     let now = clock::now();
     store
         .append_session_logs(
@@ -60,12 +61,22 @@ async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Resul
                 kind: "status".into(),
                 seq: None,
                 data: session.status.as_str().into(),
-                metadata: Json(json!({ "exit_code": session.exit_code })),
+                metadata: Json(json!({
+                    "exit_code": session.exit_code,
+                    "waiting_reason": session.waiting_reason,
+                    "stop_reason": session.stop_reason,
+                })),
                 created_at: now,
             }],
         )
         .await?;
-    let data = json!({ "status": session.status.as_str(), "exit_code": session.exit_code });
+    let data = json!({
+        "status": session.status.as_str(),
+        "exit_code": session.exit_code,
+        "waiting_reason": session.waiting_reason,
+        "waiting_message": session.waiting_message,
+        "stop_reason": session.stop_reason,
+    });
     publish(bus, session.id, "session:status", data.clone());
     // The machine's channel hears every session's moves too: one subscription per machine is
     // enough for a fleet view (sessions started elsewhere included).
@@ -77,6 +88,9 @@ async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Resul
             "machine_id": session.machine_id,
             "status": session.status.as_str(),
             "exit_code": session.exit_code,
+            "waiting_reason": session.waiting_reason,
+            "waiting_message": session.waiting_message,
+            "stop_reason": session.stop_reason,
         }),
     ));
     if session.status.is_ended() {
@@ -98,6 +112,9 @@ pub async fn set_status(
         .await?;
     if let Some(session) = &moved {
         announce(store, bus, session).await?;
+        if session.status.is_ended() {
+            super::attention::expire_pending(store, bus, session.id).await?;
+        }
     }
     Ok(moved)
 }
@@ -109,6 +126,9 @@ pub struct NewSession {
     pub initial_prompt: Option<String>,
     pub cols: i64,
     pub rows: i64,
+    pub budget_tokens: Option<i64>,
+    /// US dollars.
+    pub budget_cost: Option<f64>,
 }
 
 fn validate_size(v: &mut Validator, cols: i64, rows: i64) {
@@ -161,6 +181,20 @@ pub async fn create(
         "initial_prompt",
         "Headless and oneshot sessions need an initial prompt.",
     );
+    if let Some(tokens) = new.budget_tokens {
+        v.check(
+            (1..=1_000_000_000_000).contains(&tokens),
+            "budget_tokens",
+            "The budget_tokens must be between 1 and 1000000000000.",
+        );
+    }
+    if let Some(cost) = new.budget_cost {
+        v.check(
+            cost.is_finite() && (0.01..=1_000_000.0).contains(&cost),
+            "budget_cost",
+            "The budget_cost must be between 0.01 and 1000000 (US dollars).",
+        );
+    }
     v.finish()?;
     let machine = super::machines::owned(store, principal, machine_id).await?;
     if MachineStatus::of(&machine, presence, clock::now()) != MachineStatus::Online {
@@ -173,6 +207,15 @@ pub async fn create(
                 machine.max_sessions
             )),
         );
+    }
+    let project = match &new.project_path {
+        Some(path) => {
+            super::mcp_access::project_at(store, principal.user.id, machine.id, path).await?
+        }
+        None => None,
+    };
+    if let Some(project) = &project {
+        super::budgets::check_start(store, principal.user.id, project).await?;
     }
     let secret = TokenSecret::generate(WS_TOKEN_PREFIX);
     let now = clock::now();
@@ -197,11 +240,17 @@ pub async fn create(
         updated_at: now,
         ws_token_parent: Some(principal.token_id),
         ws_token_write: true,
+        waiting_reason: None,
+        waiting_message: None,
+        stop_reason: None,
+        budget_tokens: new.budget_tokens,
+        budget_cost: new.budget_cost,
+        budget_warned: false,
     };
     store.insert_session(&session).await?;
     set_status(store, bus, session.id, SessionStatus::Starting, None).await?;
     // Working in a project: its Claude Code gets ClaudeNest's MCP server as its own instance.
-    let mcp = match super::mcp_access::project_of_session(store, &session).await? {
+    let mcp = match project {
         Some(project) => {
             let access =
                 super::mcp_access::mint_for_session(store, bus, principal, &session, &project)
@@ -716,7 +765,8 @@ impl OutputStreams {
         Ok(acks)
     }
 
-    /// Token use a headless session reported.
+    /// Token use a session reported (a headless run's result, or its hooks): the session as
+    /// it is now, for the budget check.
     pub async fn usage(
         &mut self,
         store: &dyn Store,
@@ -724,16 +774,16 @@ impl OutputStreams {
         session_id: Uuid,
         total_tokens: i64,
         total_cost: f64,
-    ) -> Result<()> {
+    ) -> Result<Option<Session>> {
         if !self.owns(store, session_id).await? {
-            return Ok(());
+            return Ok(None);
         }
-        store
+        let session = store
             .set_session_usage(session_id, total_tokens, total_cost, clock::now())
             .await?;
         let data = json!({ "total_tokens": total_tokens, "total_cost": total_cost });
         publish(bus, session_id, "session:usage", data);
-        Ok(())
+        Ok(session)
     }
 
     /// The process ended: its output is stored first, then its status. Returns the
@@ -746,8 +796,11 @@ impl OutputStreams {
         exit_code: Option<i32>,
     ) -> Result<Vec<Ack>> {
         let mut acks = self.flush(store).await?;
-        if self.owns(store, session_id).await? {
-            let status = if exit_code == Some(0) {
+        if let Some(session) = self.known(store, session_id).await? {
+            // A run ClaudeNest stopped (its budget) was terminated, whatever its exit code.
+            let status = if session.stop_reason.is_some() {
+                SessionStatus::Terminated
+            } else if exit_code == Some(0) {
                 SessionStatus::Completed
             } else {
                 SessionStatus::Error
@@ -834,6 +887,12 @@ mod tests {
             updated_at: now,
             ws_token_parent: None,
             ws_token_write: false,
+            waiting_reason: None,
+            waiting_message: None,
+            stop_reason: None,
+            budget_tokens: None,
+            budget_cost: None,
+            budget_warned: false,
         };
         assert_eq!(duration(&s, now), (3600, "1h 0m".into()));
         s.ended_at = Some(now - chrono::Duration::seconds(3600 - 125));

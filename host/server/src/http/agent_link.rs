@@ -16,7 +16,7 @@ use tokio::time::{Instant, MissedTickBehavior};
 use super::{credentials::bearer_token, envelope::ErrorEnvelope, extract::ApiWebSocket};
 use crate::{
     app::AppState,
-    domain::{machines, mcp, sessions, skills},
+    domain::{attention, budgets, machines, mcp, sessions, skills},
     error::{ApiError, ErrorCode, Result},
     links::{Link, LinkError},
     protocol::{
@@ -331,8 +331,24 @@ async fn serve(
                         }
                     }
                     Ok(AgentMessage::SessionUsage { session_id, total_tokens, total_cost }) => {
-                        if let Err(err) = io.streams.usage(state.store(), state.bus(), session_id, total_tokens, total_cost).await {
-                            tracing::error!(error = %err, %session_id, "recording a session's usage failed");
+                        match io.streams.usage(state.store(), state.bus(), session_id, total_tokens, total_cost).await {
+                            Ok(Some(session)) => {
+                                // Stopping a run asks the agent, whose answer comes through
+                                // this loop: checked beside it.
+                                let state = state.clone();
+                                tokio::spawn(async move {
+                                    if let Err(err) = budgets::check(state.store(), state.bus(), state.agent_links(), state.notifier(), &session).await {
+                                        tracing::error!(error = %err, session_id = %session.id, "checking a session's budget failed");
+                                    }
+                                });
+                            }
+                            Ok(None) => {}
+                            Err(err) => tracing::error!(error = %err, %session_id, "recording a session's usage failed"),
+                        }
+                    }
+                    Ok(AgentMessage::SessionHook { session_id, hook }) => {
+                        if let Err(err) = attention::on_hook(state.store(), state.bus(), state.notifier(), link.machine_id, session_id, hook).await {
+                            tracing::error!(error = %err, %session_id, "recording a session's hook report failed");
                         }
                     }
                     Ok(AgentMessage::SessionExit { session_id, exit_code }) => {

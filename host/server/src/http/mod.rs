@@ -16,7 +16,9 @@ pub mod locks;
 pub mod machines;
 pub mod mcp;
 pub mod mcp_server;
+pub mod notifications;
 pub mod openapi;
+pub mod permissions;
 pub mod plugins;
 pub mod projects;
 pub mod pusher;
@@ -62,6 +64,8 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         .merge(machines::router())
         .merge(pusher::authenticated_router())
         .merge(sessions::router())
+        .merge(permissions::router())
+        .merge(notifications::router())
         .merge(projects::router())
         .merge(tasks::router())
         .merge(locks::router())

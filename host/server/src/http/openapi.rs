@@ -42,6 +42,7 @@ use utoipa::{
         (name = "agent", description = "What machine agents call with their `mn_` token"),
         (name = "realtime", description = "Pusher Channels protocol v7"),
         (name = "sessions", description = "Claude Code sessions"),
+        (name = "notifications", description = "Where you are told a session needs you, and what was sent"),
         (name = "projects", description = "Projects, instances, activity"),
         (name = "tasks", description = "Tasks"),
         (name = "locks", description = "File locks"),

@@ -52,6 +52,15 @@ pub struct SessionView {
     pub project_path: Option<String>,
     /// created → starting → running ⇄ waiting_input → completed | error | terminated.
     pub status: String,
+    /// Why it waits for its person: `permission`, `permission_prompt`, `idle_prompt`,
+    /// `turn_finished` (from Claude Code's hooks).
+    pub waiting_reason: Option<String>,
+    /// What Claude Code said: the permission asked, the notification's text.
+    pub waiting_message: Option<String>,
+    /// Why ClaudeNest stopped it: `budget`.
+    pub stop_reason: Option<String>,
+    pub budget_tokens: Option<i64>,
+    pub budget_cost: Option<f64>,
     pub pty_size: PtySize,
     pub exit_code: Option<i32>,
     pub total_tokens: i64,
@@ -78,6 +87,11 @@ impl From<Session> for SessionView {
             mode: s.mode,
             project_path: s.project_path,
             status: s.status.as_str().into(),
+            waiting_reason: s.waiting_reason,
+            waiting_message: s.waiting_message,
+            stop_reason: s.stop_reason,
+            budget_tokens: s.budget_tokens,
+            budget_cost: s.budget_cost,
             pty_size: PtySize {
                 cols: s.cols.into(),
                 rows: s.rows.into(),
@@ -155,6 +169,13 @@ pub struct CreateSessionRequest {
     pub initial_prompt: Option<String>,
     /// Default 120×40.
     pub pty_size: Option<PtySize>,
+    /// Tokens this session may use; at 80 % a `session:budget` warning, at 100 % the run is
+    /// interrupted (`stop_reason: budget`).
+    #[schema(minimum = 1, maximum = 1_000_000_000_000_i64)]
+    pub budget_tokens: Option<i64>,
+    /// US dollars this session may spend (estimated from Claude Code's usage at list prices).
+    #[schema(minimum = 0.01, maximum = 1_000_000)]
+    pub budget_cost: Option<f64>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -221,7 +242,8 @@ pub async fn list_sessions(
         (status = 201, description = "`status` is `error` if the agent could not start it", body = Envelope<SessionWithToken>),
         (status = 400, description = "MCH_002: machine offline", body = ErrorEnvelope),
         (status = 404, body = ErrorEnvelope),
-        (status = 409, description = "SES_003: the machine runs its maximum of sessions", body = ErrorEnvelope),
+        (status = 409, description = "SES_003: the machine runs its maximum of sessions; SES_007: the project's budget is spent", body = ErrorEnvelope),
+        (status = 429, description = "SES_006: the project's runs-per-hour limit is reached (or RTE_001)", body = ErrorEnvelope),
         (status = 422, body = ErrorEnvelope),
     ))]
 pub async fn create_session(
@@ -245,6 +267,8 @@ pub async fn create_session(
         initial_prompt: req.initial_prompt,
         cols: size.cols,
         rows: size.rows,
+        budget_tokens: req.budget_tokens,
+        budget_cost: req.budget_cost,
     };
     let (session, token) = sessions::create(
         state.store(),

@@ -1,0 +1,559 @@
+//! Telling people that a session needs them, wherever they are: their notification targets
+//! (a webhook, a Slack-compatible or an ntfy-compatible URL), chosen per project and per kind
+//! of notice, and the deliveries — signed, timestamped, retried with backoff, logged.
+//!
+//! Notices are queued (bounded) and delivered by one worker, each delivery in its own task, so
+//! a slow receiver never holds up a session's state. Notices never quote the terminal unless
+//! the target asked for it (`include_terminal`).
+
+use std::{sync::Arc, time::Duration};
+
+use hmac::{Hmac, Mac as _};
+use serde_json::{Value, json};
+use sqlx::types::Json;
+use tokio::sync::{Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use super::{abilities, accounts::Principal, clock};
+use crate::{
+    config::NotificationSettings,
+    error::{ApiError, ErrorCode, Result, Validator},
+    secrets::SecretBox,
+    store::{LogFilter, NotificationDelivery, NotificationTarget, Session, Store},
+};
+use claudenest_plugin_host::{
+    grants::NetPolicy,
+    hosts::HostEntry,
+    net::{self, Request},
+};
+
+/// Kinds of notice a target can ask for.
+pub const KINDS: &[&str] = &[
+    "permission",
+    "waiting",
+    "turn_finished",
+    "budget_warning",
+    "budget_stopped",
+];
+/// What a target gets when it does not say: everything but finished turns (which are many).
+const DEFAULT_KINDS: &[&str] = &["permission", "waiting", "budget_warning", "budget_stopped"];
+/// Body shapes a target can take.
+pub const TARGET_KINDS: &[&str] = &["webhook", "slack", "ntfy"];
+const MAX_TARGETS_PER_USER: i64 = 20;
+/// Notices waiting for the worker; beyond this they are dropped (and logged).
+const QUEUE: usize = 1024;
+/// Deliveries in flight at once.
+const IN_FLIGHT: usize = 16;
+/// Terminal text a notice quotes when the target opted in.
+const TERMINAL_CHARS: usize = 1500;
+const SECRET_PREFIX: &str = "whsec_";
+
+fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotificationTargetNotFound)
+}
+
+/// `POST /api/notifications/targets`.
+pub struct NewTarget {
+    pub name: String,
+    pub kind: String,
+    pub url: String,
+    pub project_id: Option<Uuid>,
+    pub events: Option<Vec<String>>,
+    pub include_terminal: bool,
+}
+
+/// The URL's host as an allow-list entry, or why the URL cannot be a target.
+fn target_host(url: &str, allow: &[String]) -> std::result::Result<HostEntry, String> {
+    let parsed = reqwest::Url::parse(url).map_err(|_| "The url must be an absolute URL.")?;
+    if !matches!(parsed.scheme(), "http" | "https") {
+        return Err("The url must be http or https.".into());
+    }
+    if !parsed.username().is_empty() || parsed.password().is_some() {
+        return Err("The url may not carry a user name or password.".into());
+    }
+    let host = parsed.host_str().ok_or("The url has no host.")?;
+    let port = parsed.port_or_known_default().unwrap_or(443);
+    let entry = HostEntry::parse(&format!("{host}:{port}"))?;
+    let allowed = NetPolicy::machine_owner(allow)
+        .permits(std::slice::from_ref(&entry), &entry.host, port)
+        .unwrap_or(false);
+    if entry.is_internal_literal() && !allowed {
+        return Err(format!(
+            "{entry} is an internal address; only the operator can allow it \
+             (notifications.allow_hosts)."
+        ));
+    }
+    Ok(entry)
+}
+
+/// Creates a target; returns it and, for the kinds that sign, the signing secret (shown once).
+pub async fn create_target(
+    store: &dyn Store,
+    secrets: &SecretBox,
+    settings: &NotificationSettings,
+    principal: &Principal,
+    new: NewTarget,
+) -> Result<(NotificationTarget, String)> {
+    principal.require(abilities::NOTIFICATIONS_WRITE)?;
+    let mut v = Validator::new();
+    v.check(
+        (1..=100).contains(&new.name.chars().count()),
+        "name",
+        "The name must be 1 to 100 characters.",
+    );
+    v.check(
+        TARGET_KINDS.contains(&new.kind.as_str()),
+        "kind",
+        format!("The kind must be one of: {}.", TARGET_KINDS.join(", ")),
+    );
+    if new.url.len() > 2048 {
+        v.add("url", "The url may not be longer than 2048 characters.");
+    } else if let Err(why) = target_host(&new.url, &settings.allow_hosts) {
+        v.add("url", why);
+    }
+    let events = new
+        .events
+        .unwrap_or_else(|| DEFAULT_KINDS.iter().map(|k| (*k).to_owned()).collect());
+    v.check(
+        !events.is_empty() && events.iter().all(|e| KINDS.contains(&e.as_str())),
+        "events",
+        format!("The events must be some of: {}.", KINDS.join(", ")),
+    );
+    v.finish()?;
+    if let Some(project) = new.project_id {
+        store
+            .project(principal.user.id, project)
+            .await?
+            .ok_or_else(|| ApiError::invalid_field("project_id", "No such project of yours."))?;
+    }
+    if store.count_notification_targets(principal.user.id).await? >= MAX_TARGETS_PER_USER {
+        return Err(
+            ApiError::new(ErrorCode::NotificationTargetLimit).with_message(format!(
+                "You have the most notification targets allowed ({MAX_TARGETS_PER_USER})."
+            )),
+        );
+    }
+    let secret = claudenest_protocol::tokens::TokenSecret::generate(SECRET_PREFIX).plain;
+    let mut events = events;
+    events.sort();
+    events.dedup();
+    let target = NotificationTarget {
+        id: Uuid::now_v7(),
+        user_id: principal.user.id,
+        name: new.name,
+        kind: new.kind,
+        url: new.url,
+        secret: Some(secrets.seal(&secret)),
+        push_p256dh: None,
+        push_auth: None,
+        project_id: new.project_id,
+        events: Json(events),
+        include_terminal: new.include_terminal,
+        created_at: clock::now(),
+    };
+    store.insert_notification_target(&target).await?;
+    Ok((target, secret))
+}
+
+pub async fn list_targets(
+    store: &dyn Store,
+    principal: &Principal,
+) -> Result<Vec<NotificationTarget>> {
+    principal.require(abilities::NOTIFICATIONS_READ)?;
+    Ok(store.notification_targets(principal.user.id).await?)
+}
+
+pub async fn delete_target(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<()> {
+    principal.require(abilities::NOTIFICATIONS_WRITE)?;
+    if !store
+        .delete_notification_target(principal.user.id, id)
+        .await?
+    {
+        return Err(not_found());
+    }
+    Ok(())
+}
+
+/// The user's most recent deliveries, newest first.
+pub async fn deliveries(
+    store: &dyn Store,
+    principal: &Principal,
+    limit: i64,
+) -> Result<Vec<NotificationDelivery>> {
+    principal.require(abilities::NOTIFICATIONS_READ)?;
+    Ok(store.deliveries(principal.user.id, limit).await?)
+}
+
+/// Something a person should hear about one of their sessions.
+#[derive(Debug, Clone)]
+pub struct Notice {
+    /// One of [`KINDS`].
+    pub kind: &'static str,
+    pub session: Session,
+    pub title: String,
+    pub message: String,
+    pub permission_id: Option<Uuid>,
+}
+
+/// Where notices are handed in; cheap to clone.
+#[derive(Clone)]
+pub struct Notifier {
+    tx: mpsc::Sender<Notice>,
+}
+
+impl Notifier {
+    /// Starts the delivery worker.
+    pub fn start(
+        store: Arc<dyn Store>,
+        secrets: Arc<SecretBox>,
+        settings: NotificationSettings,
+        public_url: String,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
+        let worker = Arc::new(Worker {
+            store,
+            secrets,
+            settings,
+            public_url,
+            in_flight: Semaphore::new(IN_FLIGHT),
+        });
+        tokio::spawn(async move {
+            loop {
+                let notice = tokio::select! {
+                    notice = rx.recv() => match notice { Some(n) => n, None => return },
+                    () = shutdown.cancelled() => return,
+                };
+                if let Err(err) = worker.clone().fan_out(notice).await {
+                    tracing::warn!(error = %err, "could not hand a notice to its targets");
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Queues a notice; a full queue drops it (logged): the session's state is never held up.
+    pub fn notify(&self, notice: Notice) {
+        if let Err(err) = self.tx.try_send(notice) {
+            tracing::warn!(error = %err, "the notification queue is full; a notice was dropped");
+        }
+    }
+}
+
+struct Worker {
+    store: Arc<dyn Store>,
+    secrets: Arc<SecretBox>,
+    settings: NotificationSettings,
+    public_url: String,
+    in_flight: Semaphore,
+}
+
+impl Worker {
+    /// One delivery per target that wants this notice.
+    async fn fan_out(self: Arc<Self>, notice: Notice) -> Result<()> {
+        let notice = Arc::new(notice);
+        let session = &notice.session;
+        let targets = self.store.notification_targets(session.user_id).await?;
+        let wanted: Vec<_> = targets
+            .into_iter()
+            .filter(|t| t.events.0.iter().any(|e| e == notice.kind))
+            .collect();
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let project = super::mcp_access::project_of_session(self.store.as_ref(), session).await?;
+        let project_id = project.map(|p| p.id);
+        for target in wanted {
+            if target.project_id.is_some() && target.project_id != project_id {
+                continue;
+            }
+            let now = clock::now();
+            let delivery = NotificationDelivery {
+                id: Uuid::now_v7(),
+                target_id: target.id,
+                user_id: target.user_id,
+                event: notice.kind.to_owned(),
+                session_id: Some(session.id),
+                status: "pending".into(),
+                attempts: 0,
+                response_status: None,
+                error: None,
+                created_at: now,
+                updated_at: now,
+            };
+            self.store.insert_delivery(&delivery).await?;
+            let (worker, notice) = (self.clone(), notice.clone());
+            tokio::spawn(async move { worker.deliver(target, notice, delivery).await });
+        }
+        Ok(())
+    }
+
+    /// Sends until a 2xx, a refusal that another try cannot change, or the last attempt;
+    /// every attempt is written to the delivery log.
+    async fn deliver(
+        &self,
+        target: NotificationTarget,
+        notice: Arc<Notice>,
+        mut delivery: NotificationDelivery,
+    ) {
+        let Ok(_permit) = self.in_flight.acquire().await else {
+            return;
+        };
+        let terminal = if target.include_terminal {
+            self.terminal_tail(notice.session.id).await
+        } else {
+            None
+        };
+        let max_attempts = self.settings.max_attempts.max(1);
+        loop {
+            delivery.attempts += 1;
+            let outcome = self
+                .send_once(&target, &notice, delivery.id, terminal.as_deref())
+                .await;
+            let retry = match &outcome {
+                Ok(status) => {
+                    delivery.response_status = Some(i32::from(*status));
+                    delivery.error = None;
+                    // Timeouts, throttling and server errors may pass on another try.
+                    !(200..300).contains(status) && (*status >= 500 || [408, 429].contains(status))
+                }
+                Err(err) => {
+                    delivery.response_status = None;
+                    delivery.error = Some(err.chars().take(500).collect());
+                    true
+                }
+            };
+            let delivered = matches!(outcome, Ok(s) if (200..300).contains(&s));
+            let last = delivery.attempts >= max_attempts as i32;
+            delivery.status = if delivered {
+                "delivered"
+            } else if retry && !last {
+                "pending"
+            } else {
+                "failed"
+            }
+            .into();
+            if let (Ok(status), false) = (&outcome, delivered) {
+                delivery.error = Some(format!("the receiver answered {status}"));
+            }
+            delivery.updated_at = clock::now();
+            if let Err(err) = self.store.update_delivery(&delivery).await {
+                tracing::warn!(error = %err, "could not log a delivery");
+            }
+            if delivery.status != "pending" {
+                return;
+            }
+            let backoff = self
+                .settings
+                .retry_base_ms
+                .saturating_mul(1 << (delivery.attempts - 1).min(10));
+            tokio::time::sleep(Duration::from_millis(backoff)).await;
+        }
+    }
+
+    /// The last lines of the session's output, as text.
+    async fn terminal_tail(&self, session_id: Uuid) -> Option<String> {
+        let filter = LogFilter {
+            kind: Some("output".into()),
+            limit: 20,
+            after_seq: None,
+        };
+        let logs = self.store.session_logs(session_id, &filter).await.ok()?;
+        let text: String = logs.iter().map(|l| l.data.as_str()).collect();
+        let plain = strip_ansi(&text);
+        let skip = plain.chars().count().saturating_sub(TERMINAL_CHARS);
+        Some(plain.chars().skip(skip).collect())
+    }
+
+    /// One attempt: the receiver's status, or why nothing was received.
+    async fn send_once(
+        &self,
+        target: &NotificationTarget,
+        notice: &Notice,
+        delivery_id: Uuid,
+        terminal: Option<&str>,
+    ) -> std::result::Result<u16, String> {
+        let entry = target_host(&target.url, &self.settings.allow_hosts)?;
+        let secret = target
+            .secret
+            .as_deref()
+            .map(|s| self.secrets.open(s))
+            .transpose()
+            .map_err(|_| "the target's secret cannot be opened (was the secret key changed?)")?
+            .unwrap_or_default();
+        let session_url = format!("{}/sessions/{}", self.public_url, notice.session.id);
+        let (content_type, body, mut headers) = shape(target, notice, &session_url, terminal);
+        let timestamp = clock::now().timestamp().to_string();
+        headers.extend([
+            ("content-type".to_owned(), content_type.to_owned()),
+            ("x-claudenest-event".to_owned(), notice.kind.to_owned()),
+            ("x-claudenest-delivery".to_owned(), delivery_id.to_string()),
+            ("x-claudenest-timestamp".to_owned(), timestamp.clone()),
+            (
+                "x-claudenest-signature".to_owned(),
+                format!("sha256={}", sign(&secret, &timestamp, &body)),
+            ),
+        ]);
+        let request = Request {
+            method: "POST".into(),
+            url: target.url.clone(),
+            headers,
+            body: Some(body),
+        };
+        let policy = NetPolicy::machine_owner(&self.settings.allow_hosts);
+        let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
+        match tokio::time::timeout(timeout, net::fetch(&[entry], &policy, 64 * 1024, request)).await
+        {
+            Ok(Ok(response)) => Ok(response.status),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+}
+
+/// `sha256=` + hex HMAC-SHA256 over `{timestamp}.{body}` with the target's secret: receivers
+/// check it and refuse old timestamps, so a captured notice cannot be replayed later.
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mut mac =
+        Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key");
+    mac.update(timestamp.as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    hex::encode(mac.finalize().into_bytes())
+}
+
+/// The body (and extra headers) a target's kind expects.
+fn shape(
+    target: &NotificationTarget,
+    notice: &Notice,
+    session_url: &str,
+    terminal: Option<&str>,
+) -> (&'static str, Vec<u8>, Vec<(String, String)>) {
+    let session = &notice.session;
+    match target.kind.as_str() {
+        "slack" => {
+            let mut text = format!(
+                "*{}*\n{}\n<{session_url}|Open the session>",
+                notice.title, notice.message
+            );
+            if let Some(terminal) = terminal {
+                text.push_str(&format!("\n```{terminal}```"));
+            }
+            (
+                "application/json",
+                json!({ "text": text }).to_string().into_bytes(),
+                vec![],
+            )
+        }
+        "ntfy" => {
+            let mut body = notice.message.clone();
+            if let Some(terminal) = terminal {
+                body.push_str("\n\n");
+                body.push_str(terminal);
+            }
+            let priority = if notice.kind == "permission" {
+                "high"
+            } else {
+                "default"
+            };
+            // Header values must be one line of visible text.
+            let title: String = notice.title.chars().filter(|c| !c.is_control()).collect();
+            let headers = vec![
+                ("title".to_owned(), title),
+                ("priority".to_owned(), priority.to_owned()),
+                ("tags".to_owned(), "robot".to_owned()),
+                ("click".to_owned(), session_url.to_owned()),
+            ];
+            ("text/plain; charset=utf-8", body.into_bytes(), headers)
+        }
+        _ => {
+            let mut body = json!({
+                "type": notice.kind,
+                "title": notice.title,
+                "message": notice.message,
+                "created_at": clock::now(),
+                "session": {
+                    "id": session.id,
+                    "machine_id": session.machine_id,
+                    "project_path": session.project_path,
+                    "status": session.status.as_str(),
+                    "waiting_reason": session.waiting_reason,
+                    "stop_reason": session.stop_reason,
+                    "total_tokens": session.total_tokens,
+                    "total_cost": session.total_cost,
+                    "url": session_url,
+                },
+                "permission_id": notice.permission_id,
+            });
+            if let Some(terminal) = terminal {
+                body["terminal"] = Value::String(terminal.to_owned());
+            }
+            ("application/json", body.to_string().into_bytes(), vec![])
+        }
+    }
+}
+
+/// Terminal output without its escape sequences (CSI, OSC and single-character ones).
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '\u{1b}' {
+            if c == '\n' || c == '\t' || !c.is_control() {
+                out.push(c);
+            }
+            continue;
+        }
+        match chars.next() {
+            Some('[') => {
+                for c in chars.by_ref() {
+                    if ('@'..='~').contains(&c) {
+                        break;
+                    }
+                }
+            }
+            Some(']') => {
+                while let Some(c) = chars.next() {
+                    if c == '\u{7}' || (c == '\u{1b}' && chars.next_if_eq(&'\\').is_some()) {
+                        break;
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn signatures_cover_the_timestamp_and_the_body() {
+        let a = sign("whsec_x", "1700000000", b"{}");
+        assert_eq!(a.len(), 64);
+        assert_ne!(a, sign("whsec_x", "1700000001", b"{}"));
+        assert_ne!(a, sign("whsec_x", "1700000000", b"{ }"));
+        assert_ne!(a, sign("whsec_y", "1700000000", b"{}"));
+    }
+
+    #[test]
+    fn internal_targets_need_the_operator() {
+        assert!(target_host("http://127.0.0.1:9/hook", &[]).is_err());
+        assert!(target_host("http://127.0.0.1:9/hook", &["127.0.0.1:9".into()]).is_ok());
+        assert!(target_host("http://[::1]/x", &[]).is_err());
+        assert!(target_host("ftp://example.com/x", &[]).is_err());
+        assert!(target_host("https://user:pw@example.com/x", &[]).is_err());
+        assert!(target_host("https://hooks.example.com/x", &[]).is_ok());
+    }
+
+    #[test]
+    fn escape_sequences_leave_the_quoted_terminal() {
+        assert_eq!(
+            strip_ansi("\u{1b}[1;32mok\u{1b}[0m\r\n\u{1b}]0;title\u{7}done"),
+            "ok\ndone"
+        );
+    }
+}
