@@ -679,11 +679,25 @@ done
 
 /// Writes [`STAND_IN_CLAUDE`] as `dir/claude`, executable, and returns its path.
 pub fn write_stand_in_claude(dir: &std::path::Path) -> PathBuf {
+    write_claude(dir, STAND_IN_CLAUDE)
+}
+
+/// A stand-in for `claude` (Python) that reads `--settings` and calls its hooks as Claude Code
+/// does: permission dialogs, notifications, stops, a transcript with usage. Its docstring
+/// lists what it answers.
+pub const STAND_IN_CLAUDE_HOOKS: &str = include_str!("stand_in_claude_hooks.py");
+
+/// Writes [`STAND_IN_CLAUDE_HOOKS`] as `dir/claude`, executable, and returns its path.
+pub fn write_stand_in_claude_with_hooks(dir: &std::path::Path) -> PathBuf {
+    write_claude(dir, STAND_IN_CLAUDE_HOOKS)
+}
+
+fn write_claude(dir: &std::path::Path, script: &str) -> PathBuf {
     use std::os::unix::fs::PermissionsExt as _;
-    let script = dir.join("claude");
-    std::fs::write(&script, STAND_IN_CLAUDE).expect("write the stand-in claude");
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    script
+    let path = dir.join("claude");
+    std::fs::write(&path, script).expect("write the stand-in claude");
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    path
 }
 
 /// A loopback port that was free a moment ago.

@@ -14,6 +14,7 @@ mod foundation;
 mod machines;
 mod mcp;
 mod mcp_server;
+mod needs_you;
 mod plugins;
 mod realtime;
 mod sessions;

@@ -1,0 +1,423 @@
+//! "Needs you", on both stores, with a real agent running the hook-calling stand-in `claude`
+//! in a real PTY: a permission dialog makes the session `waiting_input` (with the reason, in
+//! `session:status`), a signed webhook reaches a receiver on loopback (after a retry), an API
+//! approval lets the tool run and a denial blocks it, every answer is audited; a budget
+//! crossing warns at 80 % and interrupts the run at 100 %, recording why; runs per hour are
+//! capped.
+
+use std::{net::SocketAddr, sync::Arc, time::Duration};
+
+use axum::{body::Bytes, extract::State, http::HeaderMap, routing::post};
+use claudenest_e2e::{AgentProcess, PusherClient, TestApp, fast_links, on_both_stores};
+use hmac::{Hmac, Mac as _};
+use serde_json::{Value, json};
+use tokio::sync::{Mutex, mpsc};
+use uuid::Uuid;
+
+/// A webhook receiver on loopback: records every request and answers the given statuses in
+/// turn (then 200).
+struct Receiver {
+    addr: SocketAddr,
+    requests: mpsc::UnboundedReceiver<(HeaderMap, Bytes)>,
+}
+
+async fn receiver(statuses: Vec<u16>) -> Receiver {
+    type Shared = (
+        mpsc::UnboundedSender<(HeaderMap, Bytes)>,
+        Arc<Mutex<Vec<u16>>>,
+    );
+    async fn hook(
+        State((tx, statuses)): State<Shared>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> axum::http::StatusCode {
+        let _ = tx.send((headers, body));
+        let mut statuses = statuses.lock().await;
+        let status = if statuses.is_empty() {
+            200
+        } else {
+            statuses.remove(0)
+        };
+        axum::http::StatusCode::from_u16(status).unwrap()
+    }
+    let (tx, requests) = mpsc::unbounded_channel();
+    let app = axum::Router::new()
+        .route("/hook", post(hook))
+        .with_state((tx, Arc::new(Mutex::new(statuses))));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Receiver { addr, requests }
+}
+
+impl Receiver {
+    /// The next request whose `type` is `kind` (others are skipped), checked against the
+    /// target's signing secret.
+    async fn next_of(&mut self, kind: &str, secret: &str) -> Value {
+        loop {
+            let (headers, body) =
+                tokio::time::timeout(Duration::from_secs(15), self.requests.recv())
+                    .await
+                    .unwrap_or_else(|_| panic!("no {kind} notice within 15 s"))
+                    .unwrap();
+            let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+            let timestamp = header("x-claudenest-timestamp");
+            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+            mac.update(format!("{timestamp}.").as_bytes());
+            mac.update(&body);
+            let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+            assert_eq!(
+                header("x-claudenest-signature"),
+                expected,
+                "the signature covers timestamp and body"
+            );
+            let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
+            assert!((0..60).contains(&age), "a fresh timestamp ({age} s)");
+            let notice: Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(
+                header("x-claudenest-event"),
+                notice["type"].as_str().unwrap()
+            );
+            if notice["type"] == kind {
+                return notice;
+            }
+        }
+    }
+}
+
+/// Ada, her machine with an agent whose `claude` calls its hooks, and a webhook target.
+struct Scene {
+    app: TestApp,
+    token: String,
+    machine: Uuid,
+    hooks: Receiver,
+    secret: String,
+    _agent: AgentProcess,
+    _dir: tempfile::TempDir,
+}
+
+async fn scene(db: claudenest_e2e::TestDb, statuses: Vec<u16>) -> Scene {
+    let hooks = receiver(statuses).await;
+    let allowed = hooks.addr.to_string();
+    let app = TestApp::spawn_with(db, |c| {
+        fast_links(c);
+        c.notifications.allow_hosts = vec![allowed];
+        c.notifications.retry_base_ms = 50;
+    })
+    .await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let script = claudenest_e2e::write_stand_in_claude_with_hooks(dir.path());
+    let agent = AgentProcess::start(
+        &app,
+        &machine_token,
+        &[
+            "--claude-path",
+            script.to_str().unwrap(),
+            "--kill-grace-secs",
+            "1",
+        ],
+    );
+    app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
+        .await;
+
+    // Targets are checked: a kind we do not know, an internal address nobody allowed.
+    let bad = app
+        .post("/api/notifications/targets", Some(&token),
+            json!({"name": "x", "kind": "pigeon", "url": "http://10.1.2.3/hook", "events": ["lunch"]}))
+        .await;
+    bad.expect(422);
+    for field in ["kind", "url", "events"] {
+        assert!(
+            bad.body["error"]["errors"][field].is_array(),
+            "{field}: {}",
+            bad.text
+        );
+    }
+    let created = app
+        .post("/api/notifications/targets", Some(&token), json!({
+            "name": "pager", "kind": "webhook", "url": format!("http://{}/hook", hooks.addr),
+            "events": ["permission", "waiting", "turn_finished", "budget_warning", "budget_stopped"]}))
+        .await;
+    created.expect(201);
+    let secret = created.body["data"]["secret"].as_str().unwrap().to_owned();
+    assert!(secret.starts_with("whsec_"));
+    let listed = app.get("/api/notifications/targets", Some(&token)).await;
+    listed.expect(200);
+    assert_eq!(listed.body["data"][0]["name"], "pager");
+    assert!(!listed.text.contains(&secret), "the secret is shown once");
+    Scene {
+        app,
+        token,
+        machine,
+        hooks,
+        secret,
+        _agent: agent,
+        _dir: dir,
+    }
+}
+
+impl Scene {
+    async fn start(&self, extra: Value) -> Uuid {
+        let mut body = json!({"mode": "interactive", "project_path": "/tmp"});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let reply = self
+            .app
+            .post(
+                &format!("/api/machines/{}/sessions", self.machine),
+                Some(&self.token),
+                body,
+            )
+            .await;
+        reply.expect(201);
+        let id = reply.body["data"]["session"]["id"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        self.output_contains(id, "stand-in claude ready").await;
+        id
+    }
+
+    async fn type_line(&self, session: Uuid, line: &str) {
+        self.app
+            .post(
+                &format!("/api/sessions/{session}/input"),
+                Some(&self.token),
+                json!({"data": format!("{line}\n")}),
+            )
+            .await
+            .expect(200);
+    }
+
+    async fn output_contains(&self, session: Uuid, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let logs = self
+                .app
+                .get(
+                    &format!("/api/sessions/{session}/logs?type=output&limit=10000"),
+                    Some(&self.token),
+                )
+                .await;
+            let text: String = logs.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["data"].as_str().unwrap().to_owned())
+                .collect();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn session_where(
+        &self,
+        session: Uuid,
+        what: &str,
+        test: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let reply = self
+                .app
+                .get(&format!("/api/sessions/{session}"), Some(&self.token))
+                .await;
+            if test(&reply.body["data"]) {
+                return reply.body["data"].clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the session never was {what}: {}",
+                reply.text
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn delivery_where(&self, what: &str, test: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let reply = self
+                .app
+                .get("/api/notifications/deliveries", Some(&self.token))
+                .await;
+            reply.expect(200);
+            if let Some(found) = reply.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|d| test(d))
+            {
+                return found.clone();
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no delivery {what}: {}",
+                reply.text
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn pending_permission(&self, session: Uuid) -> Value {
+        let list = self
+            .app
+            .get(
+                &format!("/api/sessions/{session}/permissions"),
+                Some(&self.token),
+            )
+            .await;
+        list.expect(200);
+        list.body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["status"] == "pending")
+            .cloned()
+            .unwrap_or_else(|| panic!("no pending permission: {}", list.text))
+    }
+}
+
+/// Reads the socket until a `session:status` event matches.
+async fn status_event(client: &mut PusherClient, test: impl Fn(&Value) -> bool) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let event = tokio::time::timeout_at(deadline, client.next())
+            .await
+            .expect("a session:status event in time");
+        if event["event"] == "session:status" {
+            let data: Value = serde_json::from_str(event["data"].as_str().unwrap()).unwrap();
+            if test(&data) {
+                return data;
+            }
+        }
+    }
+}
+
+on_both_stores! {
+    async fn a_permission_dialog_waits_for_its_person_who_answers_from_anywhere(db: TestDb) {
+        // The receiver fails the first delivery: it is retried.
+        let mut s = scene(db, vec![500]).await;
+        let session = s.start(json!({})).await;
+        let mut socket = PusherClient::open(&s.app).await;
+        let subscribed = socket.subscribe_authorized(&s.app, &s.token, &format!("private-session.{session}")).await;
+        assert_eq!(subscribed["event"], "pusher_internal:subscription_succeeded");
+
+        s.type_line(session, "tool echo approved-$((40+2))").await;
+        let waiting = status_event(&mut socket, |d| d["status"] == "waiting_input").await;
+        assert_eq!(waiting["waiting_reason"], "permission");
+        assert!(waiting["waiting_message"].as_str().unwrap().contains("Bash: echo approved-"), "{waiting}");
+        let shown = s.session_where(session, "waiting", |d| d["status"] == "waiting_input").await;
+        assert_eq!(shown["waiting_reason"], "permission");
+
+        // The person hears about it, signed; the failed first try was retried and logged.
+        let notice = s.hooks.next_of("permission", &s.secret).await;
+        assert_eq!(notice["session"]["id"], session.to_string());
+        assert!(notice["message"].as_str().unwrap().contains("echo approved-"));
+        assert!(notice.get("terminal").is_none(), "no terminal text unless asked for");
+        let delivery = s.delivery_where("delivered", |d| d["event"] == "permission" && d["status"] == "delivered").await;
+        assert_eq!(delivery["attempts"], 2);
+        assert_eq!(delivery["response_status"], 200);
+
+        // Another user sees none of it.
+        let (_, bob) = s.app.user_with_token("bob@example.com").await;
+        let pending = s.pending_permission(session).await;
+        assert_eq!(pending["tool_name"], "Bash");
+        let path = format!("/api/sessions/{session}/permissions/{}", pending["id"].as_str().unwrap());
+        s.app.get(&format!("/api/sessions/{session}/permissions"), Some(&bob)).await.expect(404);
+        s.app.post(&path, Some(&bob), json!({"decision": "allow"})).await.expect(404);
+        let bad = s.app.post(&path, Some(&s.token), json!({"decision": "maybe"})).await;
+        bad.expect(422);
+
+        // Approved over the API: the dialog gets it and the tool runs.
+        let answered = s.app.post(&path, Some(&s.token), json!({"decision": "allow"})).await;
+        answered.expect(200);
+        assert_eq!(answered.body["data"]["status"], "allowed");
+        assert!(answered.body["data"]["answered_by"].is_string() && answered.body["data"]["answered_at"].is_string());
+        s.output_contains(session, "approved-42").await;
+        s.app.post(&path, Some(&s.token), json!({"decision": "deny"})).await.expect(409);
+        // The turn ends: waiting again, for a new prompt this time.
+        let finished = status_event(&mut socket, |d| d["waiting_reason"] == "turn_finished").await;
+        assert_eq!(finished["status"], "waiting_input");
+
+        // Denied over the API: the tool is blocked and Claude is told why.
+        s.type_line(session, "tool echo never-$((6*7))").await;
+        status_event(&mut socket, |d| d["waiting_reason"] == "permission").await;
+        let pending = s.pending_permission(session).await;
+        let path = format!("/api/sessions/{session}/permissions/{}", pending["id"].as_str().unwrap());
+        let denied = s.app.post(&path, Some(&s.token), json!({"decision": "deny", "message": "not today"})).await;
+        denied.expect(200);
+        let text = s.output_contains(session, "denied: not today").await;
+        assert!(!text.contains("never-42"), "the denied command did not run");
+
+        // Typing goes on as before: a new prompt makes it run again.
+        s.type_line(session, "hello").await;
+        s.output_contains(session, "you said: hello").await;
+        let audit = s.app.get(&format!("/api/sessions/{session}/permissions"), Some(&s.token)).await;
+        let statuses: Vec<&str> = audit.body["data"].as_array().unwrap().iter().map(|p| p["status"].as_str().unwrap()).collect();
+        assert_eq!(statuses, ["denied", "allowed"], "newest first");
+        assert_eq!(audit.body["data"][0]["answer_message"], "not today");
+    }
+
+    async fn a_budget_crossing_interrupts_the_run_and_records_why(db: TestDb) {
+        let mut s = scene(db, vec![]).await;
+        let bad = s.app.post(&format!("/api/machines/{}/sessions", s.machine), Some(&s.token),
+            json!({"mode": "interactive", "budget_tokens": 0, "budget_cost": -1})).await;
+        bad.expect(422);
+        assert!(bad.body["error"]["errors"]["budget_tokens"].is_array() && bad.body["error"]["errors"]["budget_cost"].is_array(), "{}", bad.text);
+
+        let session = s.start(json!({"budget_tokens": 1000})).await;
+        // 100 input + 700 output tokens: 80 % of the budget.
+        s.type_line(session, "spend 700").await;
+        let warning = s.hooks.next_of("budget_warning", &s.secret).await;
+        assert_eq!(warning["session"]["total_tokens"], 800);
+        let usage = s.session_where(session, "at 800 tokens", |d| d["total_tokens"] == 800).await;
+        assert!(usage["total_cost"].as_f64().unwrap() > 0.0, "cost estimated from the usage");
+        assert_eq!(usage["status"], "waiting_input");
+
+        // 600 more: over. The agent presses Ctrl-C, then ends what is left.
+        s.type_line(session, "spend 500").await;
+        let stopped = s.hooks.next_of("budget_stopped", &s.secret).await;
+        assert_eq!(stopped["session"]["stop_reason"], "budget");
+        s.output_contains(session, "interrupted by Ctrl-C").await;
+        let ended = s.session_where(session, "terminated", |d| d["status"] == "terminated").await;
+        assert_eq!(ended["stop_reason"], "budget");
+        assert_eq!(ended["total_tokens"], 1400);
+        let errors = s.app.get(&format!("/api/sessions/{session}/logs?type=error"), Some(&s.token)).await;
+        assert!(errors.text.contains("budget is spent"), "{}", errors.text);
+    }
+
+    async fn projects_cap_runs_per_hour_and_spent_budgets(db: TestDb) {
+        let s = scene(db, vec![]).await;
+        let project = s.app.post(&format!("/api/machines/{}/projects", s.machine), Some(&s.token),
+            json!({"name": "app", "project_path": "/tmp", "settings": {"runsPerHour": 1, "budgetTokens": 500}})).await;
+        project.expect(201);
+        let id = project.body["data"]["id"].as_str().unwrap().to_owned();
+        let first = s.start(json!({})).await;
+        let again = s.app.post(&format!("/api/machines/{}/sessions", s.machine), Some(&s.token),
+            json!({"mode": "interactive", "project_path": "/tmp"})).await;
+        again.expect(429);
+        assert_eq!(again.error_code(), "SES_006");
+        // The project's budget counts every session in it: 600 tokens spend its 500.
+        s.type_line(first, "spend 500").await;
+        let ended = s.session_where(first, "stopped", |d| d["stop_reason"] == "budget").await;
+        assert_eq!(ended["total_tokens"], 600);
+        let raised = s.app.call(reqwest::Method::PATCH, &format!("/api/projects/{id}"), Some(&s.token),
+            Some(json!({"settings": {"runsPerHour": 10}}))).await;
+        raised.expect(200);
+        let spent = s.app.post(&format!("/api/machines/{}/sessions", s.machine), Some(&s.token),
+            json!({"mode": "interactive", "project_path": "/tmp"})).await;
+        spent.expect(409);
+        assert_eq!(spent.error_code(), "SES_007");
+    }
+}
