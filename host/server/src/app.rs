@@ -41,6 +41,7 @@ struct Inner {
     pusher: PusherApp,
     secrets: Arc<crate::secrets::SecretBox>,
     notifier: crate::domain::notify::Notifier,
+    vapid: Arc<crate::domain::notify::Vapid>,
     embedder: crate::embed::SharedEmbedder,
     embed_worker: crate::domain::context::EmbedWorker,
     /// Made on first use: most hosts never run a plugin, and its engine reserves address space.
@@ -145,9 +146,15 @@ impl AppState {
             config.embeddings.batch_size,
             shutdown.clone(),
         );
+        let vapid = Arc::new(crate::domain::notify::Vapid::load(
+            &config.notifications,
+            &config.data_dir,
+            &config.public_url(),
+        )?);
         let notifier = crate::domain::notify::Notifier::start(
             store.clone(),
             secrets.clone(),
+            vapid.clone(),
             config.notifications.clone(),
             config.public_url(),
             shutdown.clone(),
@@ -174,6 +181,7 @@ impl AppState {
                 pusher,
                 secrets,
                 notifier,
+                vapid,
                 plugins: tokio::sync::OnceCell::new(),
                 embedder,
                 embed_worker,
@@ -289,6 +297,10 @@ impl AppState {
 
     pub fn notifier(&self) -> &crate::domain::notify::Notifier {
         &self.inner.notifier
+    }
+
+    pub fn vapid(&self) -> &crate::domain::notify::Vapid {
+        &self.inner.vapid
     }
 
     pub fn presence(&self) -> &PresenceSettings {

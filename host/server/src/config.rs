@@ -171,6 +171,13 @@ pub struct NotificationSettings {
     pub retry_base_ms: u64,
     /// How long one attempt may take.
     pub timeout_secs: u64,
+    /// The VAPID key Web Push notices are signed with: the 32-byte P-256 private key in
+    /// base64url. Default: generated on first run and kept in `<data_dir>/vapid-key` (0600).
+    /// Set the same one on every host sharing a database (browsers subscribe to one key).
+    pub vapid_private_key: Option<Secret>,
+    /// Who push services can reach about this host's notices (`mailto:` or `https:`).
+    /// Default: the public URL.
+    pub vapid_contact: Option<String>,
 }
 
 impl Default for NotificationSettings {
@@ -180,6 +187,8 @@ impl Default for NotificationSettings {
             max_attempts: 5,
             retry_base_ms: 1000,
             timeout_secs: 10,
+            vapid_private_key: None,
+            vapid_contact: None,
         }
     }
 }

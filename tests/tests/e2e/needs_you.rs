@@ -97,11 +97,21 @@ struct Scene {
 }
 
 async fn scene(db: claudenest_e2e::TestDb, statuses: Vec<u16>) -> Scene {
+    scene_allowing(db, statuses, vec![]).await
+}
+
+/// [`scene`] where the operator also allows notices to `also` (`host:port`s on loopback).
+async fn scene_allowing(
+    db: claudenest_e2e::TestDb,
+    statuses: Vec<u16>,
+    also: Vec<String>,
+) -> Scene {
     let hooks = receiver(statuses).await;
-    let allowed = hooks.addr.to_string();
+    let mut allowed = also;
+    allowed.push(hooks.addr.to_string());
     let app = TestApp::spawn_with(db, |c| {
         fast_links(c);
-        c.notifications.allow_hosts = vec![allowed];
+        c.notifications.allow_hosts = allowed;
         c.notifications.retry_base_ms = 50;
     })
     .await;
@@ -419,5 +429,78 @@ on_both_stores! {
             json!({"mode": "interactive", "project_path": "/tmp"})).await;
         spent.expect(409);
         assert_eq!(spent.error_code(), "SES_007");
+    }
+}
+
+/// A push service stand-in on loopback: records what is pushed to `/push/{subscription}`.
+async fn push_service() -> (SocketAddr, mpsc::UnboundedReceiver<(HeaderMap, Bytes)>) {
+    async fn push(
+        State(tx): State<mpsc::UnboundedSender<(HeaderMap, Bytes)>>,
+        headers: HeaderMap,
+        body: Bytes,
+    ) -> axum::http::StatusCode {
+        let _ = tx.send((headers, body));
+        axum::http::StatusCode::CREATED
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let app = axum::Router::new()
+        .route("/push/{subscription}", post(push))
+        .with_state(tx);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (addr, rx)
+}
+
+on_both_stores! {
+    async fn web_push_notices_are_encrypted_for_the_browser_and_signed_with_vapid(db: TestDb) {
+        use base64::Engine as _;
+        use web_push_native::{jwt_simple::prelude::*, p256::{self, elliptic_curve::sec1::ToEncodedPoint as _}};
+        let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        let (push_addr, mut pushed) = push_service().await;
+        let s = scene_allowing(db, vec![], vec![push_addr.to_string()]).await;
+
+        // A browser's subscription: its private key and auth secret never leave it.
+        let browser = p256::SecretKey::from_slice(&[0x5a; 32]).unwrap();
+        let auth = [0x42u8; 16];
+        let p256dh = b64.encode(browser.public_key().to_encoded_point(false).as_bytes());
+        let endpoint = format!("http://{push_addr}/push/sub-1");
+        let refused = s.app.post("/api/notifications/targets", Some(&s.token), json!({
+            "name": "phone", "kind": "web_push", "url": endpoint,
+            "keys": {"p256dh": "not-a-key", "auth": b64.encode(auth)}})).await;
+        refused.expect(422);
+        assert!(refused.body["error"]["errors"]["keys"].is_array(), "{}", refused.text);
+        let created = s.app.post("/api/notifications/targets", Some(&s.token), json!({
+            "name": "phone", "kind": "web_push", "url": endpoint, "events": ["waiting"],
+            "keys": {"p256dh": p256dh, "auth": b64.encode(auth)}})).await;
+        created.expect(201);
+        assert!(created.body["data"]["secret"].is_null(), "Web Push is signed with VAPID instead");
+
+        let session = s.start(json!({})).await;
+        s.type_line(session, "idle").await;
+        let (headers, body) = tokio::time::timeout(std::time::Duration::from_secs(15), pushed.recv()).await
+            .expect("a push within 15 s").unwrap();
+        assert_eq!(headers["content-encoding"], "aes128gcm");
+        assert!(headers["ttl"].to_str().unwrap().parse::<u64>().unwrap() > 0);
+
+        // Signed with the key the dashboard subscribes browsers with, for this push service.
+        let config = s.app.get("/api/client-config", None).await;
+        let server_key = config.body["data"]["vapid_public_key"].as_str().unwrap().to_owned();
+        let vapid = headers["authorization"].to_str().unwrap().to_owned();
+        let (t, k) = vapid.strip_prefix("vapid t=").unwrap().split_once(", k=").unwrap();
+        assert_eq!(k, server_key);
+        let public = ES256PublicKey::from_bytes(&b64.decode(k).unwrap()).unwrap();
+        let claims = public.verify_token::<NoCustomClaims>(t, None).expect("a valid VAPID signature");
+        assert_eq!(claims.audiences.unwrap().into_string().unwrap(), format!("http://{push_addr}"));
+
+        // Only the browser can read it.
+        let plain = web_push_native::decrypt(body.to_vec(), &browser, &auth.into()).expect("decrypts with the browser's key");
+        let notice: Value = serde_json::from_slice(&plain).unwrap();
+        assert_eq!(notice["type"], "waiting");
+        assert_eq!(notice["message"], "Claude is waiting for your input");
+        assert_eq!(notice["session_id"], session.to_string());
+        assert!(body.windows(7).all(|w| w != b"waiting"), "the payload is not plain text");
+        let delivered = s.delivery_where("delivered", |d| d["event"] == "waiting" && d["status"] == "delivered").await;
+        assert_eq!(delivered["response_status"], 201);
     }
 }

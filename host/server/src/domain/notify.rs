@@ -1,6 +1,7 @@
 //! Telling people that a session needs them, wherever they are: their notification targets
-//! (a webhook, a Slack-compatible or an ntfy-compatible URL), chosen per project and per kind
-//! of notice, and the deliveries — signed, timestamped, retried with backoff, logged.
+//! (a webhook, a Slack-compatible or an ntfy-compatible URL, or a browser's Web Push
+//! subscription), chosen per project and per kind of notice, and the deliveries — signed
+//! (HMAC for URLs; VAPID and an encrypted payload for Web Push), retried with backoff, logged.
 //!
 //! Notices are queued (bounded) and delivered by one worker, each delivery in its own task, so
 //! a slow receiver never holds up a session's state. Notices never quote the terminal unless
@@ -39,7 +40,9 @@ pub const KINDS: &[&str] = &[
 /// What a target gets when it does not say: everything but finished turns (which are many).
 const DEFAULT_KINDS: &[&str] = &["permission", "waiting", "budget_warning", "budget_stopped"];
 /// Body shapes a target can take.
-pub const TARGET_KINDS: &[&str] = &["webhook", "slack", "ntfy"];
+pub const TARGET_KINDS: &[&str] = &["webhook", "slack", "ntfy", "web_push"];
+/// Seconds a push service keeps an undelivered Web Push notice.
+const PUSH_TTL: Duration = Duration::from_secs(60 * 60);
 const MAX_TARGETS_PER_USER: i64 = 20;
 /// Notices waiting for the worker; beyond this they are dropped (and logged).
 const QUEUE: usize = 1024;
@@ -61,6 +64,105 @@ pub struct NewTarget {
     pub project_id: Option<Uuid>,
     pub events: Option<Vec<String>>,
     pub include_terminal: bool,
+    /// A Web Push subscription's keys (`web_push` only), as `PushSubscription.toJSON()` gives
+    /// them: base64url.
+    pub keys: Option<PushKeys>,
+}
+
+/// A browser's Web Push subscription keys (base64url, unpadded or padded).
+#[derive(Debug, Clone)]
+pub struct PushKeys {
+    pub p256dh: String,
+    pub auth: String,
+}
+
+fn b64url(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(text.trim_end_matches('='))
+        .ok()
+}
+
+/// The subscriber's public key and auth secret, when both are what Web Push needs.
+fn push_keys(
+    p256dh: &str,
+    auth: &str,
+) -> Option<(web_push_native::p256::PublicKey, web_push_native::Auth)> {
+    let public = web_push_native::p256::PublicKey::from_sec1_bytes(&b64url(p256dh)?).ok()?;
+    let auth = b64url(auth).filter(|a| a.len() == 16)?;
+    let mut secret = web_push_native::Auth::default();
+    secret.copy_from_slice(&auth);
+    Some((public, secret))
+}
+
+/// The host's VAPID identity: the key Web Push notices are signed with, and a contact.
+pub struct Vapid {
+    key: web_push_native::jwt_simple::algorithms::ES256KeyPair,
+    contact: String,
+}
+
+impl Vapid {
+    /// From `notifications.vapid_private_key`, else `<data_dir>/vapid-key` (made on first run).
+    pub fn load(
+        settings: &NotificationSettings,
+        data_dir: &std::path::Path,
+        public_url: &str,
+    ) -> anyhow::Result<Self> {
+        use web_push_native::jwt_simple::algorithms::ES256KeyPair;
+        let encoded = match &settings.vapid_private_key {
+            Some(key) => key.expose().to_owned(),
+            None => {
+                let path = data_dir.join("vapid-key");
+                match std::fs::read_to_string(&path) {
+                    Ok(text) => text.trim().to_owned(),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                        use base64::Engine as _;
+                        let fresh = base64::engine::general_purpose::URL_SAFE_NO_PAD
+                            .encode(ES256KeyPair::generate().to_bytes());
+                        crate::secrets::create_private(&path, fresh.as_bytes())?;
+                        fresh
+                    }
+                    Err(e) => return Err(anyhow::anyhow!("reading {}: {e}", path.display())),
+                }
+            }
+        };
+        let bytes =
+            b64url(&encoded).ok_or_else(|| anyhow::anyhow!("the VAPID key is not base64url"))?;
+        let key = ES256KeyPair::from_bytes(&bytes)
+            .map_err(|e| anyhow::anyhow!("the VAPID key is not a P-256 private key: {e}"))?;
+        let contact = settings
+            .vapid_contact
+            .clone()
+            .unwrap_or_else(|| public_url.to_owned());
+        Ok(Self { key, contact })
+    }
+
+    /// `vapid t=<JWT>, k=<public key>` for a push endpoint (RFC 8292): the JWT's audience is
+    /// the endpoint's origin, port included when it is not the scheme's default.
+    fn authorization(&self, endpoint: &str) -> std::result::Result<String, String> {
+        use web_push_native::jwt_simple::{algorithms::ECDSAP256KeyPairLike as _, claims::Claims};
+        let origin = reqwest::Url::parse(endpoint)
+            .map_err(|_| "the endpoint is not a URL")?
+            .origin()
+            .ascii_serialization();
+        let claims = Claims::create(PUSH_TTL.into())
+            .with_audience(origin)
+            .with_subject(&self.contact);
+        let token = self
+            .key
+            .sign(claims)
+            .map_err(|e| format!("could not sign the VAPID token: {e}"))?;
+        Ok(format!("vapid t={token}, k={}", self.public_key()))
+    }
+
+    /// The public key browsers subscribe with (`applicationServerKey`): base64url of the
+    /// uncompressed point.
+    pub fn public_key(&self) -> String {
+        use base64::Engine as _;
+        use web_push_native::jwt_simple::algorithms::ECDSAP256PublicKeyLike as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(self.key.public_key().public_key().to_bytes_uncompressed())
+    }
 }
 
 /// The URL's host as an allow-list entry, or why the URL cannot be a target.
@@ -87,14 +189,14 @@ fn target_host(url: &str, allow: &[String]) -> std::result::Result<HostEntry, St
     Ok(entry)
 }
 
-/// Creates a target; returns it and, for the kinds that sign, the signing secret (shown once).
+/// Creates a target; returns it and, for the kinds signed with HMAC, the secret (shown once).
 pub async fn create_target(
     store: &dyn Store,
     secrets: &SecretBox,
     settings: &NotificationSettings,
     principal: &Principal,
     new: NewTarget,
-) -> Result<(NotificationTarget, String)> {
+) -> Result<(NotificationTarget, Option<String>)> {
     principal.require(abilities::NOTIFICATIONS_WRITE)?;
     let mut v = Validator::new();
     v.check(
@@ -111,6 +213,23 @@ pub async fn create_target(
         v.add("url", "The url may not be longer than 2048 characters.");
     } else if let Err(why) = target_host(&new.url, &settings.allow_hosts) {
         v.add("url", why);
+    }
+    match (&new.keys, new.kind == "web_push") {
+        (Some(keys), true) => {
+            v.check(
+                push_keys(&keys.p256dh, &keys.auth).is_some(),
+                "keys",
+                "The keys must be a subscription's p256dh (a P-256 public key) and auth \
+                 (16 bytes), base64url.",
+            );
+        }
+        (None, true) => {
+            v.add("keys", "A web_push target needs its subscription's keys.");
+        }
+        (Some(_), false) => {
+            v.add("keys", "Only web_push targets take keys.");
+        }
+        (None, false) => {}
     }
     let events = new
         .events
@@ -134,7 +253,9 @@ pub async fn create_target(
             )),
         );
     }
-    let secret = claudenest_protocol::tokens::TokenSecret::generate(SECRET_PREFIX).plain;
+    // Web Push is signed with the host's VAPID key instead.
+    let secret = (new.kind != "web_push")
+        .then(|| claudenest_protocol::tokens::TokenSecret::generate(SECRET_PREFIX).plain);
     let mut events = events;
     events.sort();
     events.dedup();
@@ -144,9 +265,9 @@ pub async fn create_target(
         name: new.name,
         kind: new.kind,
         url: new.url,
-        secret: Some(secrets.seal(&secret)),
-        push_p256dh: None,
-        push_auth: None,
+        secret: secret.as_deref().map(|s| secrets.seal(s)),
+        push_p256dh: new.keys.as_ref().map(|k| k.p256dh.clone()),
+        push_auth: new.keys.as_ref().map(|k| secrets.seal(&k.auth)),
         project_id: new.project_id,
         events: Json(events),
         include_terminal: new.include_terminal,
@@ -207,6 +328,7 @@ impl Notifier {
     pub fn start(
         store: Arc<dyn Store>,
         secrets: Arc<SecretBox>,
+        vapid: Arc<Vapid>,
         settings: NotificationSettings,
         public_url: String,
         shutdown: CancellationToken,
@@ -215,6 +337,7 @@ impl Notifier {
         let worker = Arc::new(Worker {
             store,
             secrets,
+            vapid,
             settings,
             public_url,
             in_flight: Semaphore::new(IN_FLIGHT),
@@ -244,6 +367,7 @@ impl Notifier {
 struct Worker {
     store: Arc<dyn Store>,
     secrets: Arc<SecretBox>,
+    vapid: Arc<Vapid>,
     settings: NotificationSettings,
     public_url: String,
     in_flight: Semaphore,
@@ -375,15 +499,33 @@ impl Worker {
         terminal: Option<&str>,
     ) -> std::result::Result<u16, String> {
         let entry = target_host(&target.url, &self.settings.allow_hosts)?;
-        let secret = target
-            .secret
-            .as_deref()
-            .map(|s| self.secrets.open(s))
-            .transpose()
-            .map_err(|_| "the target's secret cannot be opened (was the secret key changed?)")?
-            .unwrap_or_default();
         let session_url = format!("{}/sessions/{}", self.public_url, notice.session.id);
-        let (content_type, body, mut headers) = shape(target, notice, &session_url, terminal);
+        let request = if target.kind == "web_push" {
+            self.push_request(target, notice, &session_url, terminal)?
+        } else {
+            self.signed_request(target, notice, delivery_id, &session_url, terminal)?
+        };
+        let policy = NetPolicy::machine_owner(&self.settings.allow_hosts);
+        let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
+        match tokio::time::timeout(timeout, net::fetch(&[entry], &policy, 64 * 1024, request)).await
+        {
+            Ok(Ok(response)) => Ok(response.status),
+            Ok(Err(err)) => Err(err),
+            Err(_) => Err(format!("no answer within {timeout:?}")),
+        }
+    }
+
+    /// A webhook, Slack or ntfy request, signed with the target's secret.
+    fn signed_request(
+        &self,
+        target: &NotificationTarget,
+        notice: &Notice,
+        delivery_id: Uuid,
+        session_url: &str,
+        terminal: Option<&str>,
+    ) -> std::result::Result<Request, String> {
+        let secret = self.open(target.secret.as_deref())?;
+        let (content_type, body, mut headers) = shape(target, notice, session_url, terminal);
         let timestamp = clock::now().timestamp().to_string();
         headers.extend([
             ("content-type".to_owned(), content_type.to_owned()),
@@ -395,20 +537,77 @@ impl Worker {
                 format!("sha256={}", sign(&secret, &timestamp, &body)),
             ),
         ]);
-        let request = Request {
+        Ok(Request {
             method: "POST".into(),
             url: target.url.clone(),
             headers,
             body: Some(body),
-        };
-        let policy = NetPolicy::machine_owner(&self.settings.allow_hosts);
-        let timeout = Duration::from_secs(self.settings.timeout_secs.max(1));
-        match tokio::time::timeout(timeout, net::fetch(&[entry], &policy, 64 * 1024, request)).await
-        {
-            Ok(Ok(response)) => Ok(response.status),
-            Ok(Err(err)) => Err(err),
-            Err(_) => Err(format!("no answer within {timeout:?}")),
+        })
+    }
+
+    /// A Web Push request: the notice encrypted for the subscription (aes128gcm), signed with
+    /// the host's VAPID key. Push services cap payloads at 4 KiB: the notice is kept short.
+    fn push_request(
+        &self,
+        target: &NotificationTarget,
+        notice: &Notice,
+        session_url: &str,
+        terminal: Option<&str>,
+    ) -> std::result::Result<Request, String> {
+        let auth = self.open(target.push_auth.as_deref())?;
+        let (public, auth) = push_keys(target.push_p256dh.as_deref().unwrap_or_default(), &auth)
+            .ok_or("the subscription's keys are unusable")?;
+        let endpoint: http::Uri = target
+            .url
+            .parse()
+            .map_err(|_| "the endpoint is not a URI")?;
+        let mut body = json!({
+            "type": notice.kind,
+            "title": notice.title,
+            "message": notice.message.chars().take(500).collect::<String>(),
+            "session_id": notice.session.id,
+            "url": session_url,
+        });
+        if let Some(terminal) = terminal {
+            let skip = terminal.chars().count().saturating_sub(1000);
+            body["terminal"] = Value::String(terminal.chars().skip(skip).collect());
         }
+        let built = web_push_native::WebPushBuilder::new(endpoint, public, auth)
+            .with_valid_duration(PUSH_TTL)
+            .build(body.to_string())
+            .map_err(|e| format!("could not build the push request: {e}"))?;
+        let mut headers: Vec<(String, String)> = built
+            .headers()
+            .iter()
+            .filter(|(name, _)| *name != "content-length")
+            .map(|(k, v)| {
+                (
+                    k.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
+            .collect();
+        headers.push((
+            "authorization".into(),
+            self.vapid.authorization(&target.url)?,
+        ));
+        Ok(Request {
+            method: "POST".into(),
+            url: target.url.clone(),
+            headers,
+            body: Some(built.into_body()),
+        })
+    }
+
+    /// A sealed value of a target's (its secret, its push auth).
+    fn open(&self, sealed: Option<&str>) -> std::result::Result<String, String> {
+        sealed
+            .map(|s| self.secrets.open(s))
+            .transpose()
+            .map_err(|_| {
+                "the target's secret cannot be opened (was the secret key changed?)".to_owned()
+            })
+            .map(Option::unwrap_or_default)
     }
 }
 

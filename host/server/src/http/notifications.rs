@@ -31,7 +31,8 @@ pub fn router() -> OpenApiRouter<AppState> {
 pub struct TargetView {
     pub id: Uuid,
     pub name: String,
-    /// `webhook` (JSON), `slack` (`{"text"}`) or `ntfy` (text body, `Title`/`Click` headers).
+    /// `webhook` (JSON), `slack` (`{"text"}`), `ntfy` (text body, `Title`/`Click` headers) or
+    /// `web_push` (an encrypted JSON payload).
     pub kind: String,
     pub url: String,
     /// Only this project's sessions; null: every session.
@@ -62,8 +63,9 @@ impl From<NotificationTarget> for TargetView {
 pub struct CreatedTarget {
     pub target: TargetView,
     /// `whsec_…`: every request carries `X-ClaudeNest-Signature: sha256=<hex HMAC-SHA256 of
-    /// "{X-ClaudeNest-Timestamp}.{body}">`. Shown once.
-    pub secret: String,
+    /// "{X-ClaudeNest-Timestamp}.{body}">`. Shown once. Null for `web_push` (signed with the
+    /// host's VAPID key, encrypted for the subscription).
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -71,12 +73,14 @@ pub struct CreatedTarget {
 pub struct CreateTargetRequest {
     #[schema(min_length = 1, max_length = 100)]
     pub name: String,
-    /// `webhook`, `slack` or `ntfy`.
+    /// `webhook`, `slack`, `ntfy` or `web_push`.
     pub kind: String,
-    /// http(s); internal addresses only when the operator allows them
-    /// (`notifications.allow_hosts`).
+    /// http(s) (for `web_push`, the subscription's `endpoint`); internal addresses only when
+    /// the operator allows them (`notifications.allow_hosts`).
     #[schema(max_length = 2048)]
     pub url: String,
+    /// `web_push` only: the subscription's `keys` as `PushSubscription.toJSON()` gives them.
+    pub keys: Option<PushKeysBody>,
     pub project_id: Option<Uuid>,
     /// Some of `permission`, `waiting`, `turn_finished`, `budget_warning`, `budget_stopped`
     /// [default: all but `turn_finished`].
@@ -84,6 +88,15 @@ pub struct CreateTargetRequest {
     /// Quote the end of the terminal in notices [default: false].
     #[serde(default)]
     pub include_terminal: bool,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PushKeysBody {
+    /// The subscriber's P-256 public key, base64url.
+    pub p256dh: String,
+    /// 16 bytes, base64url.
+    pub auth: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -155,6 +168,10 @@ pub async fn create_target(
         project_id: req.project_id,
         events: req.events,
         include_terminal: req.include_terminal,
+        keys: req.keys.map(|k| notify::PushKeys {
+            p256dh: k.p256dh,
+            auth: k.auth,
+        }),
     };
     let (target, secret) = notify::create_target(
         state.store(),

@@ -247,6 +247,9 @@ pub struct ClientConfig {
     pub pusher_app_key: String,
     /// OAuth providers configured on this server (`github`, `google`).
     pub oauth_providers: Vec<&'static str>,
+    /// The VAPID public key (base64url) to subscribe browsers to Web Push with
+    /// (`applicationServerKey`); the subscription becomes a `web_push` notification target.
+    pub vapid_public_key: String,
     #[schema(example = "1.0.0")]
     pub version: &'static str,
 }
@@ -258,6 +261,7 @@ pub async fn client_config(State(state): State<AppState>) -> Reply<ClientConfig>
     Reply::ok(ClientConfig {
         pusher_app_key: state.pusher().key.clone(),
         oauth_providers: state.oauth().configured(),
+        vapid_public_key: state.vapid().public_key(),
         version: env!("CARGO_PKG_VERSION"),
     })
 }
