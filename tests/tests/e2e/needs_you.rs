@@ -50,32 +50,39 @@ async fn receiver(statuses: Vec<u16>) -> Receiver {
     Receiver { addr, requests }
 }
 
+/// Whether `headers` carry a fresh signature of `body` made with `secret`.
+fn signed_with(headers: &HeaderMap, body: &[u8], secret: &str) -> bool {
+    let header = |name: &str| headers[name].to_str().unwrap().to_owned();
+    let timestamp = header("x-claudenest-timestamp");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
+    mac.update(format!("{timestamp}.").as_bytes());
+    mac.update(body);
+    let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+    let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
+    assert!((0..60).contains(&age), "a fresh timestamp ({age} s)");
+    header("x-claudenest-signature") == expected
+}
+
 impl Receiver {
-    /// The next request whose `type` is `kind` (others are skipped), checked against the
-    /// target's signing secret.
+    async fn next(&mut self) -> (HeaderMap, Bytes) {
+        tokio::time::timeout(Duration::from_secs(15), self.requests.recv())
+            .await
+            .expect("a notice within 15 s")
+            .unwrap()
+    }
+
+    /// The next webhook notice whose `type` is `kind` (others are skipped), checked against
+    /// the target's signing secret.
     async fn next_of(&mut self, kind: &str, secret: &str) -> Value {
         loop {
-            let (headers, body) =
-                tokio::time::timeout(Duration::from_secs(15), self.requests.recv())
-                    .await
-                    .unwrap_or_else(|_| panic!("no {kind} notice within 15 s"))
-                    .unwrap();
-            let header = |name: &str| headers[name].to_str().unwrap().to_owned();
-            let timestamp = header("x-claudenest-timestamp");
-            let mut mac = Hmac::<sha2::Sha256>::new_from_slice(secret.as_bytes()).unwrap();
-            mac.update(format!("{timestamp}.").as_bytes());
-            mac.update(&body);
-            let expected = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-            assert_eq!(
-                header("x-claudenest-signature"),
-                expected,
+            let (headers, body) = self.next().await;
+            assert!(
+                signed_with(&headers, &body, secret),
                 "the signature covers timestamp and body"
             );
-            let age = chrono::Utc::now().timestamp() - timestamp.parse::<i64>().unwrap();
-            assert!((0..60).contains(&age), "a fresh timestamp ({age} s)");
             let notice: Value = serde_json::from_slice(&body).unwrap();
             assert_eq!(
-                header("x-claudenest-event"),
+                headers["x-claudenest-event"].to_str().unwrap(),
                 notice["type"].as_str().unwrap()
             );
             if notice["type"] == kind {
@@ -97,14 +104,16 @@ struct Scene {
 }
 
 async fn scene(db: claudenest_e2e::TestDb, statuses: Vec<u16>) -> Scene {
-    scene_allowing(db, statuses, vec![]).await
+    scene_with(db, statuses, vec![], &[]).await
 }
 
-/// [`scene`] where the operator also allows notices to `also` (`host:port`s on loopback).
-async fn scene_allowing(
+/// [`scene`] where the operator also allows notices to `also` (`host:port`s on loopback) and
+/// the agent gets `agent_flags`.
+async fn scene_with(
     db: claudenest_e2e::TestDb,
     statuses: Vec<u16>,
     also: Vec<String>,
+    agent_flags: &[&str],
 ) -> Scene {
     let hooks = receiver(statuses).await;
     let mut allowed = also;
@@ -119,16 +128,14 @@ async fn scene_allowing(
     let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
     let dir = tempfile::tempdir().unwrap();
     let script = claudenest_e2e::write_stand_in_claude_with_hooks(dir.path());
-    let agent = AgentProcess::start(
-        &app,
-        &machine_token,
-        &[
-            "--claude-path",
-            script.to_str().unwrap(),
-            "--kill-grace-secs",
-            "1",
-        ],
-    );
+    let mut flags = vec![
+        "--claude-path",
+        script.to_str().unwrap(),
+        "--kill-grace-secs",
+        "1",
+    ];
+    flags.extend_from_slice(agent_flags);
+    let agent = AgentProcess::start(&app, &machine_token, &flags);
     app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
         .await;
 
@@ -458,7 +465,7 @@ on_both_stores! {
         use web_push_native::{jwt_simple::prelude::*, p256::{self, elliptic_curve::sec1::ToEncodedPoint as _}};
         let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
         let (push_addr, mut pushed) = push_service().await;
-        let s = scene_allowing(db, vec![], vec![push_addr.to_string()]).await;
+        let s = scene_with(db, vec![], vec![push_addr.to_string()], &[]).await;
 
         // A browser's subscription: its private key and auth secret never leave it.
         let browser = p256::SecretKey::from_slice(&[0x5a; 32]).unwrap();
@@ -502,5 +509,56 @@ on_both_stores! {
         assert!(body.windows(7).all(|w| w != b"waiting"), "the payload is not plain text");
         let delivered = s.delivery_where("delivered", |d| d["event"] == "waiting" && d["status"] == "delivered").await;
         assert_eq!(delivered["response_status"], 201);
+    }
+}
+
+on_both_stores! {
+    async fn slack_and_ntfy_shapes_and_claude_codes_own_dialog_when_nobody_answers(db: TestDb) {
+        let mut s = scene_with(db, vec![], vec![], &["--permission-timeout-secs", "1"]).await;
+        let url = format!("http://{}/hook", s.hooks.addr);
+        let mut secrets = Vec::new();
+        for (kind, terminal) in [("slack", true), ("ntfy", false)] {
+            let created = s.app.post("/api/notifications/targets", Some(&s.token), json!({
+                "name": kind, "kind": kind, "url": url, "events": ["permission"], "include_terminal": terminal})).await;
+            created.expect(201);
+            secrets.push(created.body["data"]["secret"].as_str().unwrap().to_owned());
+        }
+        let session = s.start(json!({})).await;
+        s.type_line(session, "tool echo typed-$((40+2))").await;
+
+        // Three targets want permission notices: the webhook, Slack's shape and ntfy's.
+        let (mut slack, mut ntfy) = (None, None);
+        for _ in 0..3 {
+            let (headers, body) = s.hooks.next().await;
+            if signed_with(&headers, &body, &secrets[0]) {
+                slack = Some(serde_json::from_slice::<Value>(&body).unwrap());
+            } else if signed_with(&headers, &body, &secrets[1]) {
+                ntfy = Some((headers, String::from_utf8(body.to_vec()).unwrap()));
+            } else {
+                assert!(signed_with(&headers, &body, &s.secret), "every notice is signed by its target's secret");
+            }
+        }
+        let slack = slack.expect("a Slack-shaped notice");
+        let text = slack["text"].as_str().unwrap();
+        assert!(text.starts_with("*Claude needs your permission*") && text.contains("echo typed-"), "{text}");
+        assert!(text.contains("```") && text.contains("tool echo typed-"), "the terminal, as this target asked: {text}");
+        let (headers, body) = ntfy.expect("an ntfy-shaped notice");
+        assert_eq!(headers["title"], "Claude needs your permission");
+        assert_eq!(headers["priority"], "high");
+        assert!(headers["click"].to_str().unwrap().ends_with(&format!("/sessions/{session}")));
+        assert!(body.starts_with("Bash: echo typed-") && !body.contains("tool echo"), "no terminal text: {body}");
+
+        // Nobody answers within the agent's timeout: Claude Code's own dialog stands, and
+        // whoever is at the terminal answers it.
+        s.output_contains(session, "Allow Bash: echo typed-$((40+2))? [y/n]").await;
+        s.type_line(session, "y").await;
+        s.output_contains(session, "typed-42").await;
+        let pending = s.pending_permission(session).await;
+        let path = format!("/api/sessions/{session}/permissions/{}", pending["id"].as_str().unwrap());
+        let late = s.app.post(&path, Some(&s.token), json!({"decision": "deny"})).await;
+        late.expect(409);
+        assert_eq!(late.error_code(), "SES_005");
+        let audit = s.app.get(&format!("/api/sessions/{session}/permissions"), Some(&s.token)).await;
+        assert_eq!(audit.body["data"][0]["status"], "expired");
     }
 }
