@@ -37,3 +37,27 @@ export async function story(body) {
   }
   process.exit(failed ? 1 : 0);
 }
+
+/// Every line of the session page's terminal, scrollback included.
+export async function terminalLines(page) {
+  return page.evaluate(() => {
+    const t = window.claudenestTerminal;
+    if (!t) return [];
+    const buffer = t.term.buffer.active;
+    const lines = [];
+    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
+    return lines;
+  });
+}
+
+/// Waits until the terminal's lines satisfy `predicate`; fails showing what it shows.
+export async function waitForTerminal(page, predicate, what, ms = 20000) {
+  const deadline = Date.now() + ms;
+  let lines = [];
+  while (Date.now() < deadline) {
+    lines = await terminalLines(page);
+    if (predicate(lines)) return lines;
+    await page.waitForTimeout(50);
+  }
+  throw new Error(`terminal never showed ${what}; it shows:\n${lines.filter(Boolean).join('\n')}`);
+}

@@ -4,7 +4,7 @@
 //   BASE_URL, PASSWORD, ADA (e-mail, no machine yet), BOB (another user), PAIR_CODE (what
 //   `claudenest-agent pair` printed), SHOTS (where screenshots go).
 // Prints one line per step; exits 1 at the first failure.
-import { check, env, story } from './common.mjs';
+import { check, env, story, terminalLines, waitForTerminal } from './common.mjs';
 
 const BASE = env('BASE_URL');
 const PASSWORD = env('PASSWORD');
@@ -15,29 +15,6 @@ const SHOTS = env('SHOTS');
 
 function step(text) {
   console.log(`ok: ${text}`);
-}
-
-/// Every line of the terminal, scrollback included.
-async function terminalLines(page) {
-  return page.evaluate(() => {
-    const t = window.claudenestTerminal;
-    if (!t) return [];
-    const buffer = t.term.buffer.active;
-    const lines = [];
-    for (let i = 0; i < buffer.length; i++) lines.push(buffer.getLine(i).translateToString(true));
-    return lines;
-  });
-}
-
-async function waitForTerminal(page, predicate, what, ms = 20000) {
-  const deadline = Date.now() + ms;
-  let lines = [];
-  while (Date.now() < deadline) {
-    lines = await terminalLines(page);
-    if (predicate(lines)) return lines;
-    await page.waitForTimeout(50);
-  }
-  throw new Error(`terminal never showed ${what}; it shows:\n${lines.filter(Boolean).join('\n')}`);
 }
 
 async function signIn(page, email) {

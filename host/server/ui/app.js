@@ -7,6 +7,7 @@ import { auth, ApiError, seg } from './api.js';
 import { h, fill, duration, when } from './dom.js';
 import { showError, notice, submitter, field } from './forms.js';
 import * as live from './live.js';
+import { attentionPanel } from './attention.js';
 import { project, projectsSection } from './projects.js';
 import { SessionTerminal, KEYS } from './terminal.js';
 
@@ -221,6 +222,8 @@ function sessionCard(s, machine) {
       h('strong', {}, machine ? machine.name : 'machine'),
       h('span', { class: `badge ${s.status}` }, s.status.replace('_', ' '))),
     h('div', { class: 'path' }, s.project_path || '~'),
+    s.status === 'waiting_input' && s.waiting_message ? h('div', { class: 'waiting' }, s.waiting_message) : null,
+    s.stop_reason === 'budget' ? h('div', { class: 'waiting' }, 'Stopped: budget spent') : null,
     h('div', { class: 'muted small' },
       `${s.mode} · ${duration(sessionSeconds(s))} · ${s.total_tokens.toLocaleString()} tokens · $${s.total_cost.toFixed(2)}`));
 }
@@ -562,13 +565,14 @@ async function session(id) {
       keybar.hidden = true;
     }
   };
+  const attention = attentionPanel(s.id);
   fill(main,
     h('div', { class: 'session-head' },
       h('a', { href: `#/machines/${s.machine_id}` }, '← machine'),
       h('span', { class: 'path' }, s.project_path || '~'),
       h('span', { class: 'muted small' }, `${s.mode}`),
       status, h('span', { class: 'spacer' }), endButton),
-    screen, keybar);
+    attention.element, screen, keybar);
   const terminal = new SessionTerminal(screen, s, { onStatus: (e) => setStatus(e.status, e.exit_code) });
   window.claudenestTerminal = terminal; // for the browser tests and the curious
   ctrl.addEventListener('click', () => {
@@ -581,6 +585,7 @@ async function session(id) {
   await terminal.start(attached.snapshot);
   terminal.term.focus();
   return () => {
+    attention.stop();
     document.removeEventListener('claudenest:ctrl', onCtrl);
     terminal.dispose();
     if (window.claudenestTerminal === terminal) window.claudenestTerminal = null;
@@ -592,7 +597,8 @@ async function session(id) {
 
 const ABILITIES = ['*', 'tokens:read', 'tokens:write', 'machines:read', 'machines:write', 'sessions:read',
   'sessions:write', 'projects:read', 'projects:write', 'tasks:read', 'tasks:write', 'context:read',
-  'context:write', 'skills:read', 'skills:write', 'mcp:read', 'mcp:write', 'plugins:read', 'plugins:write'];
+  'context:write', 'skills:read', 'skills:write', 'mcp:read', 'mcp:write', 'plugins:read', 'plugins:write',
+  'notifications:read', 'notifications:write'];
 
 async function tokens() {
   document.title = 'Tokens · ClaudeNest';

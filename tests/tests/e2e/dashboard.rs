@@ -313,3 +313,53 @@ async fn the_project_room_shows_two_instances_moves_live() {
     )
     .await;
 }
+
+/// A session asking for permission, answered from the page: Allow lets the tool run, Deny
+/// blocks it with a reason, the fleet says what each session waits for.
+#[tokio::test]
+async fn a_permission_asked_in_a_session_is_answered_on_the_page() {
+    chromium();
+    let db = claudenest_e2e::TestDb::create(claudenest_e2e::Backend::Sqlite)
+        .await
+        .unwrap();
+    let app = claudenest_e2e::TestApp::spawn_with(db, claudenest_e2e::fast_links).await;
+    let (_, token) = app.user_with_token("ada@example.com").await;
+    let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
+    let dir = tempfile::tempdir().unwrap();
+    let claude = claudenest_e2e::write_stand_in_claude_with_hooks(dir.path());
+    let agent = AgentProcess::start(
+        &app,
+        &machine_token,
+        &["--claude-path", claude.to_str().unwrap()],
+    );
+    app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
+        .await;
+    let created = app
+        .post(
+            &format!("/api/machines/{machine}/sessions"),
+            Some(&token),
+            json!({"mode": "interactive", "project_path": "/tmp"}),
+        )
+        .await;
+    created.expect(201);
+    let session = created.body["data"]["session"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    run_story(
+        "needs-you.mjs",
+        &[
+            ("BASE_URL", &app.base_url),
+            ("TOKEN", &token),
+            ("SESSION", &session),
+        ],
+        &[
+            "the permission asked shows with Allow and Deny",
+            "Allow let the tool run",
+            "Deny blocked the tool and told Claude why",
+            "the fleet card says what the session waits for",
+        ],
+        || tail(&agent.log(), 30),
+    )
+    .await;
+}

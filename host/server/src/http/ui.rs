@@ -69,6 +69,7 @@ const ASSETS: &[Asset] = &[
     asset!("projects.js", JS),
     asset!("live.js", JS),
     asset!("terminal.js", JS),
+    asset!("attention.js", JS),
     asset!("style.css", CSS),
     asset!("icon.svg", "image/svg+xml"),
     asset!("vendor/xterm.mjs", JS),
