@@ -33,7 +33,15 @@ use uuid::Uuid;
 
 use claudenest_protocol::{AgentMessage, HookReport, PermissionAsk};
 
-use crate::sessions::{Sessions, Usage};
+/// A session's token use and cost so far.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub struct Usage {
+    pub total_tokens: i64,
+    pub total_cost: f64,
+}
+
+/// Where a session's usage goes once its hooks found more.
+pub type OnUsage = Arc<dyn Fn(Usage) + Send + Sync>;
 
 /// The environment variables a session's hook command reads.
 pub const SOCKET_ENV: &str = "CLAUDENEST_HOOK_SOCKET";
@@ -160,8 +168,8 @@ impl Hooks {
 
     /// Sets up a session's hooks: its directory, socket and settings file. `None` (and the
     /// session runs without hooks, as before) when that is not possible here.
-    pub fn install(&self, session_id: Uuid, sessions: &Sessions) -> Option<SessionHooks> {
-        match self.try_install(session_id, sessions) {
+    pub fn install(&self, session_id: Uuid, on_usage: OnUsage) -> Option<SessionHooks> {
+        match self.try_install(session_id, on_usage) {
             Ok(hooks) => Some(hooks),
             Err(err) => {
                 tracing::warn!(%session_id, error = format!("{err:#}"), "the session runs without hooks");
@@ -170,7 +178,7 @@ impl Hooks {
         }
     }
 
-    fn try_install(&self, session_id: Uuid, sessions: &Sessions) -> anyhow::Result<SessionHooks> {
+    fn try_install(&self, session_id: Uuid, on_usage: OnUsage) -> anyhow::Result<SessionHooks> {
         let dir = &self.inner.settings.dir;
         private_dir(dir)?;
         let socket = dir.join(format!("{}.sock", session_id.simple()));
@@ -194,7 +202,7 @@ impl Hooks {
             id: session_id,
             token: token.clone(),
             hooks: self.clone(),
-            sessions: sessions.clone(),
+            on_usage,
             transcript: Mutex::default(),
         });
         let task = tokio::spawn(async move {
@@ -286,7 +294,7 @@ struct SessionSide {
     id: Uuid,
     token: String,
     hooks: Hooks,
-    sessions: Sessions,
+    on_usage: OnUsage,
     transcript: Mutex<Transcript>,
 }
 
@@ -320,7 +328,7 @@ impl SessionSide {
                 read_transcript(&mut transcript, &path)
             };
             if let Some(usage) = usage {
-                self.sessions.report_usage(self.id, usage);
+                (self.on_usage)(usage);
             }
         }
         let event = input["hook_event_name"].as_str().unwrap_or_default();

@@ -25,6 +25,8 @@ use uuid::Uuid;
 
 use claudenest_protocol::{AgentMessage, SessionCursor};
 
+use crate::hooks::Usage;
+
 /// Unacknowledged output a session may hold before its reader waits.
 pub const JOURNAL_BYTES: usize = 4 * 1024 * 1024;
 /// Lines of scrollback the terminal emulator keeps for snapshots (the screen is what counts).
@@ -66,13 +68,6 @@ impl Journal {
             self.bytes -= data.len();
         }
     }
-}
-
-/// A session's token use and cost so far.
-#[derive(Debug, Default, Clone, Copy, PartialEq)]
-pub struct Usage {
-    pub total_tokens: i64,
-    pub total_cost: f64,
 }
 
 struct Entry {
@@ -198,7 +193,8 @@ impl Sessions {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()?;
-        hooks.install(req.session_id, self)
+        let (sessions, id) = (self.clone(), req.session_id);
+        hooks.install(id, Arc::new(move |usage| sessions.report_usage(id, usage)))
     }
 
     /// Usage the session's hooks found: sent to the host (again after a reconnect).

@@ -146,6 +146,8 @@ impl AppState {
             config.embeddings.batch_size,
             shutdown.clone(),
         );
+        let links = LinkRegistry::new();
+        let agent_links = ClusterLinks::start(links.clone(), bus.clone(), shutdown.clone());
         let vapid = Arc::new(crate::domain::notify::Vapid::load(
             &config.notifications,
             &config.data_dir,
@@ -153,14 +155,13 @@ impl AppState {
         )?);
         let notifier = crate::domain::notify::Notifier::start(
             store.clone(),
+            agent_links.clone(),
             secrets.clone(),
             vapid.clone(),
             config.notifications.clone(),
             config.public_url(),
             shutdown.clone(),
         );
-        let links = LinkRegistry::new();
-        let agent_links = ClusterLinks::start(links.clone(), bus.clone(), shutdown.clone());
         Ok(Self {
             inner: Arc::new(Inner {
                 config,

@@ -419,6 +419,7 @@ pub trait Store: Send + Sync + 'static {
     /// Sessions holding a slot on the machine (not ended).
     async fn active_sessions(&self, machine_id: Uuid) -> StoreResult<i64>;
     /// Moves a live session to `status` (an ended one stays ended); returns it when it moved.
+    /// When that ends it, its pending permission requests expire with it.
     async fn set_session_status(
         &self,
         id: Uuid,

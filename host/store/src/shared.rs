@@ -991,8 +991,16 @@ macro_rules! store_impl {
                 exit_code: Option<i32>,
                 now: DateTime<Utc>,
             ) -> StoreResult<Option<Session>> {
+                let mut tx = self.pool.begin().await?;
                 let row = sqlx::query_as(sql::SET_SESSION_STATUS).bind(id).bind(status);
-                Ok(row.bind(now).bind(exit_code).fetch_optional(&self.pool).await?)
+                let moved: Option<Session> = row.bind(now).bind(exit_code).fetch_optional(&mut *tx).await?;
+                if moved.as_ref().is_some_and(|s| s.status.is_ended()) {
+                    // An ended session's permission dialogs are gone with it.
+                    let expire = sqlx::query(sql::EXPIRE_PERMISSION_REQUESTS).bind(id).bind(now);
+                    expire.execute(&mut *tx).await?;
+                }
+                tx.commit().await?;
+                Ok(moved)
             }
 
             async fn set_session_size(

@@ -137,8 +137,9 @@ async fn move_to(
     Ok(moved)
 }
 
-/// Pending requests of a session that no longer waits on them (it ended, or moved on).
-pub async fn expire_pending(store: &dyn Store, bus: &EventBus, session_id: Uuid) -> Result<()> {
+/// Pending requests of a session that no longer waits on them (it moved on; those of an
+/// ended session expire with its status, in the store).
+async fn expire_pending(store: &dyn Store, bus: &EventBus, session_id: Uuid) -> Result<()> {
     for request in store
         .expire_permission_requests(session_id, clock::now())
         .await?

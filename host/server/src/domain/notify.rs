@@ -20,6 +20,8 @@ use super::{abilities, accounts::Principal, clock};
 use crate::{
     config::NotificationSettings,
     error::{ApiError, ErrorCode, Result, Validator},
+    links::AgentLinks,
+    protocol::AgentRequest,
     secrets::SecretBox,
     store::{LogFilter, NotificationDelivery, NotificationTarget, Session, Store},
 };
@@ -327,6 +329,7 @@ impl Notifier {
     /// Starts the delivery worker.
     pub fn start(
         store: Arc<dyn Store>,
+        links: Arc<dyn AgentLinks>,
         secrets: Arc<SecretBox>,
         vapid: Arc<Vapid>,
         settings: NotificationSettings,
@@ -336,6 +339,7 @@ impl Notifier {
         let (tx, mut rx) = mpsc::channel::<Notice>(QUEUE);
         let worker = Arc::new(Worker {
             store,
+            links,
             secrets,
             vapid,
             settings,
@@ -366,6 +370,7 @@ impl Notifier {
 
 struct Worker {
     store: Arc<dyn Store>,
+    links: Arc<dyn AgentLinks>,
     secrets: Arc<SecretBox>,
     vapid: Arc<Vapid>,
     settings: NotificationSettings,
@@ -425,7 +430,7 @@ impl Worker {
             return;
         };
         let terminal = if target.include_terminal {
-            self.terminal_tail(notice.session.id).await
+            self.terminal_tail(&notice.session).await
         } else {
             None
         };
@@ -476,8 +481,21 @@ impl Worker {
         }
     }
 
-    /// The last lines of the session's output, as text.
-    async fn terminal_tail(&self, session_id: Uuid) -> Option<String> {
+    /// The end of what the session's terminal shows: its screen from the agent (what the
+    /// person would see now), else the last output in the log (headless runs, or no agent).
+    async fn terminal_tail(&self, session: &Session) -> Option<String> {
+        let ask = AgentRequest::SessionSnapshot {
+            session_id: session.id,
+        };
+        if let Ok(snapshot) = self
+            .links
+            .request(session.machine_id, ask, Duration::from_secs(3))
+            .await
+            && let Some(text) = snapshot["text"].as_str()
+        {
+            return Some(last_chars(text.trim_end(), TERMINAL_CHARS));
+        }
+        let session_id = session.id;
         let filter = LogFilter {
             kind: Some("output".into()),
             limit: 20,
@@ -485,9 +503,7 @@ impl Worker {
         };
         let logs = self.store.session_logs(session_id, &filter).await.ok()?;
         let text: String = logs.iter().map(|l| l.data.as_str()).collect();
-        let plain = strip_ansi(&text);
-        let skip = plain.chars().count().saturating_sub(TERMINAL_CHARS);
-        Some(plain.chars().skip(skip).collect())
+        Some(last_chars(&strip_ansi(&text), TERMINAL_CHARS))
     }
 
     /// One attempt: the receiver's status, or why nothing was received.
@@ -569,8 +585,7 @@ impl Worker {
             "url": session_url,
         });
         if let Some(terminal) = terminal {
-            let skip = terminal.chars().count().saturating_sub(1000);
-            body["terminal"] = Value::String(terminal.chars().skip(skip).collect());
+            body["terminal"] = Value::String(last_chars(terminal, 1000));
         }
         let built = web_push_native::WebPushBuilder::new(endpoint, public, auth)
             .with_valid_duration(PUSH_TTL)
@@ -691,6 +706,12 @@ fn shape(
             ("application/json", body.to_string().into_bytes(), vec![])
         }
     }
+}
+
+/// The last `n` characters of `text`.
+fn last_chars(text: &str, n: usize) -> String {
+    let skip = text.chars().count().saturating_sub(n);
+    text.chars().skip(skip).collect()
 }
 
 /// Terminal output without its escape sequences (CSI, OSC and single-character ones).

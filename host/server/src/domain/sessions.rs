@@ -112,9 +112,6 @@ pub async fn set_status(
         .await?;
     if let Some(session) = &moved {
         announce(store, bus, session).await?;
-        if session.status.is_ended() {
-            super::attention::expire_pending(store, bus, session.id).await?;
-        }
     }
     Ok(moved)
 }
