@@ -362,6 +362,34 @@ impl TestApp {
     }
 
     /// Polls until the machine's status is `want` (panics after `within`).
+    /// Polls the session's output log until it contains `needle`; the output so far.
+    pub async fn wait_for_output(&self, token: &str, session: Uuid, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(15);
+        loop {
+            let logs = self
+                .get(
+                    &format!("/api/sessions/{session}/logs?type=output&limit=10000"),
+                    Some(token),
+                )
+                .await;
+            logs.expect(200);
+            let text: String = logs.body["data"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l["data"].as_str().unwrap().to_owned())
+                .collect();
+            if text.contains(needle) {
+                return text;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {needle:?} in output: {text:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn wait_for_status(
         &self,
         token: &str,

@@ -592,6 +592,15 @@ impl Sessions {
             (entry.pid, polite)
         };
         signal_group(pid, polite);
+        self.after_grace(id, pid, move |_| {
+            tracing::info!(session_id = %id, "the session ignored its hang-up; killing it");
+            signal_group(pid, Signal::SIGKILL);
+        });
+        Ok(())
+    }
+
+    /// Runs `then` after the grace period if the process `pid` of session `id` still runs.
+    fn after_grace(&self, id: Uuid, pid: Option<u32>, then: impl FnOnce(&Self) + Send + 'static) {
         let (sessions, grace) = (self.clone(), self.inner.kill_grace);
         std::thread::spawn(move || {
             std::thread::sleep(grace);
@@ -600,11 +609,9 @@ impl Sessions {
                 .get(&id)
                 .is_some_and(|e| e.control.is_some() && e.pid == pid);
             if still_running {
-                tracing::info!(session_id = %id, "the session ignored its hang-up; killing it");
-                signal_group(pid, Signal::SIGKILL);
+                then(&sessions);
             }
         });
-        Ok(())
     }
 
     /// Stops the current run: Ctrl-C into the terminal (SIGINT to the process group for
@@ -624,16 +631,8 @@ impl Sessions {
             }
             entry.pid
         };
-        let (sessions, grace) = (self.clone(), self.inner.kill_grace);
-        std::thread::spawn(move || {
-            std::thread::sleep(grace);
-            let still_running = sessions
-                .lock()
-                .get(&id)
-                .is_some_and(|e| e.control.is_some() && e.pid == pid);
-            if still_running {
-                let _ = sessions.terminate(id);
-            }
+        self.after_grace(id, pid, move |sessions| {
+            let _ = sessions.terminate(id);
         });
         Ok(())
     }

@@ -211,30 +211,7 @@ impl Scene {
     }
 
     async fn output_contains(&self, session: Uuid, needle: &str) -> String {
-        let deadline = std::time::Instant::now() + Duration::from_secs(15);
-        loop {
-            let logs = self
-                .app
-                .get(
-                    &format!("/api/sessions/{session}/logs?type=output&limit=10000"),
-                    Some(&self.token),
-                )
-                .await;
-            let text: String = logs.body["data"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|l| l["data"].as_str().unwrap().to_owned())
-                .collect();
-            if text.contains(needle) {
-                return text;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {needle:?} in {text:?}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        self.app.wait_for_output(&self.token, session, needle).await
     }
 
     async fn session_where(
@@ -436,6 +413,15 @@ on_both_stores! {
             json!({"mode": "interactive", "project_path": "/tmp"})).await;
         spent.expect(409);
         assert_eq!(spent.error_code(), "SES_007");
+        let stats = s.app.get(&format!("/api/projects/{id}/stats"), Some(&s.token)).await;
+        stats.expect(200);
+        let spend = &stats.body["data"]["spend"];
+        assert_eq!(spend["total_tokens"], 600);
+        assert_eq!(spend["budget_tokens"], 500);
+        assert_eq!(spend["budget_used_percent"], 120.0);
+        assert_eq!(spend["runs_last_hour"], 1);
+        assert_eq!(spend["runs_per_hour"], 10);
+        assert!(spend["budget_cost"].is_null() && spend["total_cost"].as_f64().unwrap() > 0.0, "{spend}");
     }
 }
 

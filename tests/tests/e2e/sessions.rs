@@ -37,34 +37,6 @@ async fn machine_with_agent(
     (token, machine, agent, dir)
 }
 
-/// Polls the session's output log until it contains `needle`.
-async fn wait_for_output(app: &TestApp, token: &str, session: Uuid, needle: &str) -> String {
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let logs = app
-            .get(
-                &format!("/api/sessions/{session}/logs?type=output"),
-                Some(token),
-            )
-            .await;
-        logs.expect(200);
-        let text: String = logs.body["data"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|l| l["data"].as_str().unwrap().to_owned())
-            .collect();
-        if text.contains(needle) {
-            return text;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no {needle:?} in output: {text:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 async fn wait_for_status(app: &TestApp, token: &str, session: Uuid, want: &str) -> Value {
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     loop {
@@ -146,17 +118,17 @@ on_both_stores! {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
         let (session, _) = create(&app, &token, machine, 80, 24).await;
-        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
 
         app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "hello\n"})).await.expect(200);
-        wait_for_output(&app, &token, session, "you said: hello").await;
+        app.wait_for_output(&token, session, "you said: hello").await;
         app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "size\n"})).await.expect(200);
-        wait_for_output(&app, &token, session, "24 80").await;
+        app.wait_for_output(&token, session, "24 80").await;
         let resized = app.post(&format!("/api/sessions/{session}/resize"), Some(&token), json!({"cols": 100, "rows": 30})).await;
         resized.expect(200);
         assert_eq!(resized.body["data"]["pty_size"], json!({"cols": 100, "rows": 30}));
         app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "size\n"})).await.expect(200);
-        wait_for_output(&app, &token, session, "30 100").await;
+        app.wait_for_output(&token, session, "30 100").await;
 
         let machine_view = app.get(&format!("/api/machines/{machine}"), Some(&token)).await;
         assert_eq!(machine_view.body["data"]["active_sessions_count"], 1);
@@ -248,7 +220,7 @@ on_both_stores! {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, mut agent, dir) = machine_with_agent(&app, 5).await;
         let (session, _) = create(&app, &token, machine, 80, 24).await;
-        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
         agent.kill();
         app.wait_for_status(&token, machine, "offline", Duration::from_secs(15)).await;
         let machine_token = {
@@ -316,7 +288,7 @@ on_both_stores! {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
         let (session, _) = create(&app, &token, machine, 80, 24).await;
-        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
         let store = app.state.store();
         let ada = store.user_by_email("ada@example.com").await.unwrap().unwrap();
         let issue = async |abilities: &[&str]| {
@@ -383,13 +355,13 @@ on_both_stores! {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
         let (session, _) = create(&app, &token, machine, 80, 24).await;
-        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
         app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "count 3000\n"})).await.expect(200);
-        let before = wait_for_output(&app, &token, session, "line 100\r\n").await;
+        let before = app.wait_for_output(&token, session, "line 100\r\n").await;
         assert!(!before.contains("line 3000"), "the restart comes mid-stream");
         // The host goes away mid-stream; the agent keeps the output until the new host has it.
         let app = app.restart(fast_links).await;
-        wait_for_output(&app, &token, session, "line 3000\r\n").await;
+        app.wait_for_output(&token, session, "line 3000\r\n").await;
         let entries = output_since(&app, &token, session, 0).await;
         let seqs: Vec<i64> = entries.iter().map(|(seq, _)| *seq).collect();
         assert_eq!(seqs, (1..=seqs.len() as i64).collect::<Vec<_>>(), "sequence has a gap or a repeat");
@@ -415,7 +387,7 @@ on_both_stores! {
         assert_eq!(ended["total_tokens"], 2000);
         assert!((ended["total_cost"].as_f64().unwrap() - 0.0425).abs() < 1e-9, "{ended}");
         assert_eq!(ended["exit_code"], 0);
-        let text = wait_for_output(&app, &token, id, "\"type\":\"result\"").await;
+        let text = app.wait_for_output(&token, id, "\"type\":\"result\"").await;
         assert!(text.contains("working on it"));
 
         let oneshot = app.post(&url, Some(&token), json!({"mode": "oneshot", "initial_prompt": "fail"})).await;
@@ -423,14 +395,14 @@ on_both_stores! {
         let id: Uuid = oneshot.body["data"]["session"]["id"].as_str().unwrap().parse().unwrap();
         let ended = wait_for_status(&app, &token, id, "error").await;
         assert_eq!(ended["exit_code"], 2);
-        let text = wait_for_output(&app, &token, id, "answer to: fail").await;
+        let text = app.wait_for_output(&token, id, "answer to: fail").await;
         assert!(text.contains("to stderr"), "stderr is logged too: {text:?}");
 
         // A prompt that looks like an option is the prompt.
         let dashed = app.post(&url, Some(&token), json!({"mode": "oneshot", "initial_prompt": "--dangerously-skip-permissions"})).await;
         dashed.expect(201);
         let id: Uuid = dashed.body["data"]["session"]["id"].as_str().unwrap().parse().unwrap();
-        wait_for_output(&app, &token, id, "answer to: --dangerously-skip-permissions").await;
+        app.wait_for_output(&token, id, "answer to: --dangerously-skip-permissions").await;
         assert_eq!(wait_for_status(&app, &token, id, "completed").await["exit_code"], 0);
 
         // No terminal, no input.
@@ -445,11 +417,11 @@ on_both_stores! {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, _agent, dir) = machine_with_agent(&app, 5).await;
         let (session, _) = create(&app, &token, machine, 80, 24).await;
-        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
         let pid_file = dir.path().join("stubborn.pid");
         let line = format!("stubborn {}\n", pid_file.display());
         app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": line})).await.expect(200);
-        wait_for_output(&app, &token, session, "stubborn now").await;
+        app.wait_for_output(&token, session, "stubborn now").await;
         let pid = std::fs::read_to_string(&pid_file).unwrap().trim().to_owned();
         let alive = || std::process::Command::new("kill").args(["-0", &pid]).stderr(std::process::Stdio::null())
             .status().unwrap().success();
@@ -504,7 +476,7 @@ on_both_stores! {
         assert_eq!(std::fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o600);
 
         let (session, _) = create(&app, &token, machine, 80, 24).await;
-        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
         let (ok, said) = cli(&["machines"], "");
         assert!(ok && said.contains("box") && said.contains("online"), "{said}");
         let (ok, said) = cli(&["sessions"], "");
@@ -594,11 +566,11 @@ on_both_stores! {
         }).await;
         let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
         let (session, _) = create(&app, &token, machine, 80, 24).await;
-        wait_for_output(&app, &token, session, "stand-in claude ready").await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
         app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "count 400\n"})).await.expect(200);
-        wait_for_output(&app, &token, session, "line 400\r\n").await;
+        app.wait_for_output(&token, session, "line 400\r\n").await;
         app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "draw\n"})).await.expect(200);
-        wait_for_output(&app, &token, session, "drawn at row 5").await;
+        app.wait_for_output(&token, session, "drawn at row 5").await;
 
         let attached = app.post(&format!("/api/sessions/{session}/attach"), Some(&token), json!({})).await;
         attached.expect(200);
@@ -643,7 +615,8 @@ async fn sessions_do_not_inherit_the_machine_token() {
     app.wait_for_status(&token, machine, "online", Duration::from_secs(15))
         .await;
     let (session, _) = create(&app, &token, machine, 80, 24).await;
-    wait_for_output(&app, &token, session, "stand-in claude ready").await;
+    app.wait_for_output(&token, session, "stand-in claude ready")
+        .await;
     app.post(
         &format!("/api/sessions/{session}/input"),
         Some(&token),
@@ -651,7 +624,7 @@ async fn sessions_do_not_inherit_the_machine_token() {
     )
     .await
     .expect(200);
-    let text = wait_for_output(&app, &token, session, "env done").await;
+    let text = app.wait_for_output(&token, session, "env done").await;
     assert!(text.contains("env: TERM=xterm-256color"), "{text}");
     assert!(
         !text.contains(&machine_token),

@@ -58,6 +58,47 @@ async fn project_share(store: &dyn Store, project: &Project) -> Result<f64> {
     Ok(share(limit_tokens, limit_cost, tokens, cost))
 }
 
+/// What a project's sessions spent, against its limits (its stats show it).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spend {
+    pub total_tokens: i64,
+    pub total_cost: f64,
+    pub budget_tokens: Option<i64>,
+    pub budget_cost: Option<f64>,
+    /// Of the budget's larger share (0 without one).
+    pub budget_used_percent: f64,
+    /// Sessions its owner started in it in the last hour.
+    pub runs_last_hour: i64,
+    pub runs_per_hour: Option<i64>,
+}
+
+pub async fn spend(store: &dyn Store, project: &Project) -> Result<Spend> {
+    let (budget_tokens, budget_cost) = project_limits(project);
+    let (total_tokens, total_cost) = store
+        .project_usage(project.machine_id, &project.project_path)
+        .await?;
+    let since = clock::now() - chrono::Duration::hours(1);
+    let runs_last_hour = store
+        .sessions_started_since(
+            project.user_id,
+            project.machine_id,
+            &project.project_path,
+            since,
+        )
+        .await?;
+    let used = share(budget_tokens, budget_cost, total_tokens, total_cost);
+    let per_hour = projects::setting(project, "runsPerHour");
+    Ok(Spend {
+        total_tokens,
+        total_cost,
+        budget_tokens,
+        budget_cost,
+        budget_used_percent: (used * 1000.0).round() / 10.0,
+        runs_last_hour,
+        runs_per_hour: (per_hour > 0).then_some(per_hour),
+    })
+}
+
 /// Before a session starts in `project`: its hourly run limit and its budget.
 pub async fn check_start(store: &dyn Store, user_id: Uuid, project: &Project) -> Result<()> {
     let per_hour = projects::setting(project, "runsPerHour");

@@ -17,7 +17,7 @@ use super::{
 use crate::{
     app::AppState,
     domain::{
-        clock, instances,
+        budgets, clock, instances,
         projects::{self, NewProject, ProjectChanges, Stats, estimate_tokens, settings_of},
     },
     error::{Result, Validator},
@@ -47,7 +47,8 @@ pub struct ProjectView {
     pub conventions: String,
     pub current_focus: String,
     pub recent_changes: String,
-    /// With defaults filled in: maxContextTokens, taskTimeoutMinutes, lockTimeoutMinutes.
+    /// With defaults filled in: maxContextTokens, taskTimeoutMinutes, lockTimeoutMinutes,
+    /// budgetTokens, budgetCostCents, runsPerHour (0: none).
     #[schema(value_type = Object)]
     pub settings: Value,
     pub token_usage_percent: f64,
@@ -238,6 +239,24 @@ pub struct StatsView {
     pub pending_tasks: i64,
     pub in_progress_tasks: i64,
     pub active_locks: i64,
+    /// What the project's sessions spent against its budget and run limit.
+    pub spend: SpendView,
+}
+
+/// Tokens and cost of every session in the project, its budget, and runs in the last hour.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SpendView {
+    pub total_tokens: i64,
+    /// US dollars (estimated from Claude Code's usage at list prices).
+    pub total_cost: f64,
+    /// `settings.budgetTokens`; null: none.
+    pub budget_tokens: Option<i64>,
+    /// `settings.budgetCostCents` in dollars; null: none.
+    pub budget_cost: Option<f64>,
+    pub budget_used_percent: f64,
+    pub runs_last_hour: i64,
+    /// `settings.runsPerHour`; null: none.
+    pub runs_per_hour: Option<i64>,
 }
 
 /// 6, counted from rows (tokens ≈ characters / 4).
@@ -251,7 +270,17 @@ pub async fn stats(
 ) -> Result<Reply<StatsView>> {
     let project = projects::get(state.store(), &principal, id).await?;
     let s = projects::stats(state.store(), &project).await?;
+    let spend = budgets::spend(state.store(), &project).await?;
     Ok(Reply::ok(StatsView {
+        spend: SpendView {
+            total_tokens: spend.total_tokens,
+            total_cost: spend.total_cost,
+            budget_tokens: spend.budget_tokens,
+            budget_cost: spend.budget_cost,
+            budget_used_percent: spend.budget_used_percent,
+            runs_last_hour: spend.runs_last_hour,
+            runs_per_hour: spend.runs_per_hour,
+        },
         token_usage_percent: s.usage_percent(),
         total_tokens: s.total_tokens,
         max_tokens: s.max_tokens,
