@@ -46,8 +46,10 @@ pub type OnUsage = Arc<dyn Fn(Usage) + Send + Sync>;
 /// The environment variables a session's hook command reads.
 pub const SOCKET_ENV: &str = "CLAUDENEST_HOOK_SOCKET";
 pub const TOKEN_ENV: &str = "CLAUDENEST_HOOK_TOKEN";
-/// Largest hook event taken (Claude Code's are a few KiB; tool inputs can be larger).
-const MAX_EVENT_BYTES: u64 = 1024 * 1024;
+/// Largest hook event taken (Claude Code's are a few KiB; a file write's input can be large).
+const MAX_EVENT_BYTES: u64 = 8 * 1024 * 1024;
+/// Hook calls one session may have open at once; more are refused (closed unanswered).
+const CALLS_PER_SESSION: usize = 16;
 /// A tool's input as the host stores and shows it.
 const MAX_TOOL_INPUT_BYTES: usize = 16 * 1024;
 /// Transcript read per event at most; the rest waits for the next event.
@@ -205,10 +207,18 @@ impl Hooks {
             on_usage,
             transcript: Mutex::default(),
         });
+        let calls = Arc::new(tokio::sync::Semaphore::new(CALLS_PER_SESSION));
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
+                let Ok(permit) = calls.clone().try_acquire_owned() else {
+                    tracing::warn!(%session_id, "too many hook calls at once; one was refused");
+                    continue;
+                };
                 let session = session.clone();
-                tokio::spawn(async move { session.serve(stream).await });
+                tokio::spawn(async move {
+                    session.serve(stream).await;
+                    drop(permit);
+                });
             }
         });
         Ok(SessionHooks {
@@ -299,7 +309,7 @@ struct SessionSide {
 }
 
 impl SessionSide {
-    async fn serve(&self, stream: tokio::net::UnixStream) {
+    async fn serve(self: Arc<Self>, stream: tokio::net::UnixStream) {
         let (read, mut write) = stream.into_split();
         let mut line = String::new();
         let mut reader = tokio::io::BufReader::new(read.take(MAX_EVENT_BYTES));
@@ -321,12 +331,17 @@ impl SessionSide {
     }
 
     /// Reads the event: usage first, then where the session stands.
-    async fn handle(&self, input: Value) -> HookReply {
+    async fn handle(self: &Arc<Self>, input: Value) -> HookReply {
         if let Some(path) = input["transcript_path"].as_str().map(PathBuf::from) {
-            let usage = {
-                let mut transcript = self.transcript.lock().unwrap_or_else(|p| p.into_inner());
+            // Files are read off the async threads (8 MiB at most per event).
+            let side = self.clone();
+            let usage = tokio::task::spawn_blocking(move || {
+                let mut transcript = side.transcript.lock().unwrap_or_else(|p| p.into_inner());
                 read_transcript(&mut transcript, &path)
-            };
+            })
+            .await
+            .ok()
+            .flatten();
             if let Some(usage) = usage {
                 (self.on_usage)(usage);
             }
@@ -437,10 +452,12 @@ fn read_transcript(t: &mut Transcript, path: &Path) -> Option<Usage> {
         t.offset = 0;
         t.last_message = None;
     }
-    let mut file = std::fs::File::open(path).ok()?;
-    if !file.metadata().ok()?.is_file() {
+    // A regular file only: opening a FIFO the event names would wait for a writer forever,
+    // and a device never ends.
+    if !std::fs::metadata(path).ok()?.is_file() {
         return None;
     }
+    let mut file = std::fs::File::open(path).ok()?;
     file.seek(std::io::SeekFrom::Start(t.offset)).ok()?;
     let mut chunk = Vec::new();
     file.take(MAX_TRANSCRIPT_READ)
@@ -561,6 +578,10 @@ mod tests {
         assert!(read_transcript(&mut t, &path).is_none());
         file.write_all(&next.as_bytes()[20..]).unwrap();
         assert_eq!(read_transcript(&mut t, &path).unwrap().total_tokens, 2110);
+        // What an event names is read only when it is a regular file.
+        let mut other = Transcript::default();
+        assert!(read_transcript(&mut other, Path::new("/dev/zero")).is_none());
+        assert!(read_transcript(&mut other, dir.path()).is_none());
     }
 
     #[test]

@@ -344,7 +344,7 @@ impl Notifier {
             vapid,
             settings,
             public_url,
-            in_flight: Semaphore::new(IN_FLIGHT),
+            in_flight: Arc::new(Semaphore::new(IN_FLIGHT)),
         });
         tokio::spawn(async move {
             loop {
@@ -375,7 +375,9 @@ struct Worker {
     vapid: Arc<Vapid>,
     settings: NotificationSettings,
     public_url: String,
-    in_flight: Semaphore,
+    /// Deliveries in flight; the worker waits for a free one before starting the next, so a
+    /// slow receiver fills the notice queue (and drops notices) instead of piling up tasks.
+    in_flight: Arc<Semaphore>,
 }
 
 impl Worker {
@@ -411,9 +413,15 @@ impl Worker {
                 created_at: now,
                 updated_at: now,
             };
+            let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
+                return Ok(());
+            };
             self.store.insert_delivery(&delivery).await?;
             let (worker, notice) = (self.clone(), notice.clone());
-            tokio::spawn(async move { worker.deliver(target, notice, delivery).await });
+            tokio::spawn(async move {
+                worker.deliver(target, notice, delivery).await;
+                drop(permit);
+            });
         }
         Ok(())
     }
@@ -426,9 +434,6 @@ impl Worker {
         notice: Arc<Notice>,
         mut delivery: NotificationDelivery,
     ) {
-        let Ok(_permit) = self.in_flight.acquire().await else {
-            return;
-        };
         let terminal = if target.include_terminal {
             self.terminal_tail(&notice.session).await
         } else {
