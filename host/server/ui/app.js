@@ -8,6 +8,7 @@ import { h, fill, duration, when } from './dom.js';
 import { showError, notice, submitter, field } from './forms.js';
 import * as live from './live.js';
 import { attentionPanel } from './attention.js';
+import { notifications } from './notifications.js';
 import { project, projectsSection } from './projects.js';
 import { SessionTerminal, KEYS } from './terminal.js';
 
@@ -32,6 +33,7 @@ const routes = [
   [/^#\/sessions\/([^/]+)$/, session],
   [/^#\/projects\/([0-9a-f-]{36})$/, project],
   [/^#\/tokens$/, tokens],
+  [/^#\/notifications$/, notifications],
 ];
 
 async function route() {
@@ -74,6 +76,7 @@ function renderNav() {
     h('a', { href, 'aria-current': location.hash === href ? 'page' : null }, text);
   fill(nav,
     link('#/', 'Fleet'), link('#/machines', 'Machines'), link('#/tokens', 'Tokens'),
+    link('#/notifications', 'Notifications'),
     h('span', { class: 'spacer' }),
     h('span', { class: 'muted', id: 'me' }, me ? me.email : ''),
     h('button', { class: 'link', onclick: signOut }, 'Sign out'));

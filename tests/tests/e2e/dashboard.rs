@@ -322,7 +322,16 @@ async fn a_permission_asked_in_a_session_is_answered_on_the_page() {
     let db = claudenest_e2e::TestDb::create(claudenest_e2e::Backend::Sqlite)
         .await
         .unwrap();
-    let app = claudenest_e2e::TestApp::spawn_with(db, claudenest_e2e::fast_links).await;
+    // An ntfy topic stand-in on loopback, which the operator allows.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let ntfy = listener.local_addr().unwrap();
+    let topic = axum::Router::new().route("/topic", axum::routing::post(|| async { "ok" }));
+    tokio::spawn(async move { axum::serve(listener, topic).await.unwrap() });
+    let app = claudenest_e2e::TestApp::spawn_with(db, |c| {
+        claudenest_e2e::fast_links(c);
+        c.notifications.allow_hosts = vec![ntfy.to_string()];
+    })
+    .await;
     let (_, token) = app.user_with_token("ada@example.com").await;
     let (machine, machine_token) = app.register_machine(&token, json!({"name": "box"})).await;
     let dir = tempfile::tempdir().unwrap();
@@ -352,12 +361,15 @@ async fn a_permission_asked_in_a_session_is_answered_on_the_page() {
             ("BASE_URL", &app.base_url),
             ("TOKEN", &token),
             ("SESSION", &session),
+            ("NTFY_URL", &format!("http://{ntfy}/topic")),
         ],
         &[
+            "an ntfy target is added on the notifications page",
             "the permission asked shows with Allow and Deny",
             "Allow let the tool run",
             "Deny blocked the tool and told Claude why",
             "the fleet card says what the session waits for",
+            "the notifications page lists what was sent",
         ],
         || tail(&agent.log(), 30),
     )

@@ -43,10 +43,13 @@ pub fn estimate_tokens(chars: i64) -> i64 {
     (chars + 3) / 4
 }
 
-/// The project's settings with defaults filled in.
+/// Limits that are off (0) unless set, and shown only when set.
+const LIMITS: &[&str] = &["budgetTokens", "budgetCostCents", "runsPerHour"];
+
+/// The project's settings with defaults filled in (limits only when set).
 pub fn settings_of(project: &Project) -> Map<String, Value> {
     let mut settings = project.settings.0.as_object().cloned().unwrap_or_default();
-    for (key, default, _, _) in SETTINGS {
+    for (key, default, _, _) in SETTINGS.iter().filter(|s| !LIMITS.contains(&s.0)) {
         settings.entry(*key).or_insert(json!(default));
     }
     settings

@@ -47,8 +47,8 @@ pub struct ProjectView {
     pub conventions: String,
     pub current_focus: String,
     pub recent_changes: String,
-    /// With defaults filled in: maxContextTokens, taskTimeoutMinutes, lockTimeoutMinutes,
-    /// budgetTokens, budgetCostCents, runsPerHour (0: none).
+    /// With defaults filled in: maxContextTokens, taskTimeoutMinutes, lockTimeoutMinutes; and
+    /// budgetTokens, budgetCostCents, runsPerHour when set (0 or unset: none).
     #[schema(value_type = Object)]
     pub settings: Value,
     pub token_usage_percent: f64,

@@ -70,6 +70,7 @@ const ASSETS: &[Asset] = &[
     asset!("live.js", JS),
     asset!("terminal.js", JS),
     asset!("attention.js", JS),
+    asset!("notifications.js", JS),
     asset!("style.css", CSS),
     asset!("icon.svg", "image/svg+xml"),
     asset!("vendor/xterm.mjs", JS),
