@@ -58,17 +58,22 @@ async fn project_share(store: &dyn Store, project: &Project) -> Result<f64> {
     Ok(share(limit_tokens, limit_cost, tokens, cost))
 }
 
-/// What a project's sessions spent, against its limits (its stats show it).
-#[derive(Debug, Clone, PartialEq)]
+/// What a project's sessions spent, against its limits (its stats show it as `spend`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, utoipa::ToSchema)]
 pub struct Spend {
+    /// Every session in the project, together.
     pub total_tokens: i64,
+    /// US dollars (estimated from Claude Code's usage at list prices).
     pub total_cost: f64,
+    /// `settings.budgetTokens`; null: none.
     pub budget_tokens: Option<i64>,
+    /// `settings.budgetCostCents` in dollars; null: none.
     pub budget_cost: Option<f64>,
-    /// Of the budget's larger share (0 without one).
+    /// Of the budget's larger share, tokens or cost (0 without a budget).
     pub budget_used_percent: f64,
     /// Sessions its owner started in it in the last hour.
     pub runs_last_hour: i64,
+    /// `settings.runsPerHour`; null: none.
     pub runs_per_hour: Option<i64>,
 }
 

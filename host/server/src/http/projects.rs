@@ -240,23 +240,7 @@ pub struct StatsView {
     pub in_progress_tasks: i64,
     pub active_locks: i64,
     /// What the project's sessions spent against its budget and run limit.
-    pub spend: SpendView,
-}
-
-/// Tokens and cost of every session in the project, its budget, and runs in the last hour.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct SpendView {
-    pub total_tokens: i64,
-    /// US dollars (estimated from Claude Code's usage at list prices).
-    pub total_cost: f64,
-    /// `settings.budgetTokens`; null: none.
-    pub budget_tokens: Option<i64>,
-    /// `settings.budgetCostCents` in dollars; null: none.
-    pub budget_cost: Option<f64>,
-    pub budget_used_percent: f64,
-    pub runs_last_hour: i64,
-    /// `settings.runsPerHour`; null: none.
-    pub runs_per_hour: Option<i64>,
+    pub spend: budgets::Spend,
 }
 
 /// 6, counted from rows (tokens ≈ characters / 4).
@@ -270,17 +254,8 @@ pub async fn stats(
 ) -> Result<Reply<StatsView>> {
     let project = projects::get(state.store(), &principal, id).await?;
     let s = projects::stats(state.store(), &project).await?;
-    let spend = budgets::spend(state.store(), &project).await?;
     Ok(Reply::ok(StatsView {
-        spend: SpendView {
-            total_tokens: spend.total_tokens,
-            total_cost: spend.total_cost,
-            budget_tokens: spend.budget_tokens,
-            budget_cost: spend.budget_cost,
-            budget_used_percent: spend.budget_used_percent,
-            runs_last_hour: spend.runs_last_hour,
-            runs_per_hour: spend.runs_per_hour,
-        },
+        spend: budgets::spend(state.store(), &project).await?,
         token_usage_percent: s.usage_percent(),
         total_tokens: s.total_tokens,
         max_tokens: s.max_tokens,
