@@ -73,6 +73,20 @@ pub enum Command {
     Serve,
     /// Apply database migrations and exit.
     Migrate,
+    /// Back up the database (SQLite: while the server runs) and the data directory's keys
+    /// into a new directory (docs/operations.md).
+    Backup {
+        /// Where to write it: a directory that does not exist yet or is empty.
+        dir: PathBuf,
+    },
+    /// Put a backup in place for this configuration, then migrate it to this release.
+    Restore {
+        /// A directory `claudenest backup` wrote.
+        dir: PathBuf,
+        /// Replace an existing database (stop the server first) and different keys.
+        #[arg(long)]
+        force: bool,
+    },
     /// Manage user accounts.
     #[command(subcommand)]
     User(UserCommand),
@@ -468,6 +482,29 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Serve => crate::server::serve(config).await,
+        Command::Backup { dir } => {
+            let manifest = crate::backup::backup(&config, &dir).await?;
+            println!(
+                "backed up {} into {}",
+                manifest.files.join(", "),
+                dir.display()
+            );
+            if manifest.store == "postgres" {
+                println!("the PostgreSQL database itself: pg_dump -Fc (docs/operations.md)");
+            }
+            Ok(())
+        }
+        Command::Restore { dir, force } => {
+            let manifest = crate::backup::restore(&config, &dir, force).await?;
+            println!(
+                "restored {} (taken by {} at {}); migrated to {}",
+                manifest.files.join(", "),
+                manifest.version,
+                manifest.created_at,
+                crate::VERSION
+            );
+            Ok(())
+        }
         Command::Migrate => {
             let store = store::open(&config.effective_database_url()).await?;
             store.close().await;

@@ -11,6 +11,7 @@
 #![deny(unsafe_code)]
 
 pub mod app;
+pub mod backup;
 pub mod cli;
 pub mod client;
 pub mod config;

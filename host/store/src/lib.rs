@@ -38,6 +38,9 @@ pub enum StoreError {
     Conflict,
     #[error("unsupported database url (expected sqlite://… or postgres://…)")]
     UnsupportedUrl,
+    /// What this backend leaves to its own tools (a PostgreSQL backup: `pg_dump`).
+    #[error("{0}")]
+    Unsupported(&'static str),
     #[error(transparent)]
     Database(sqlx::Error),
     #[error(transparent)]
@@ -70,6 +73,10 @@ pub enum StoreKind {
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     fn kind(&self) -> StoreKind;
+
+    /// A consistent copy of the whole database in a new file at `path`, taken while the
+    /// store serves (SQLite: `VACUUM INTO`). PostgreSQL answers `Unsupported`: use `pg_dump`.
+    async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()>;
 
     /// A cheap round trip proving the database answers.
     async fn ping(&self) -> StoreResult<()>;

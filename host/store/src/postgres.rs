@@ -8,7 +8,7 @@ use sqlx::{
 };
 
 use super::{
-    StoreKind,
+    StoreError, StoreKind,
     shared::{prelude::*, store_impl},
 };
 
@@ -68,6 +68,12 @@ impl super::Backend for PgStore {
 store_impl!(PgStore {
     fn kind(&self) -> StoreKind {
         StoreKind::Postgres
+    }
+
+    async fn backup_into(&self, _path: &std::path::Path) -> StoreResult<()> {
+        Err(StoreError::Unsupported(
+            "PostgreSQL databases are backed up with pg_dump (docs/operations.md)",
+        ))
     }
 
     /// sqlx holds an advisory lock around the run, so hosts starting together do not race.

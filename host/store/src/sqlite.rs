@@ -8,7 +8,7 @@ use sqlx::{
 };
 
 use super::{
-    StoreKind,
+    StoreError, StoreKind,
     shared::{prelude::*, store_impl},
     sqlite_vec,
 };
@@ -93,6 +93,14 @@ impl super::Backend for SqliteStore {
 store_impl!(SqliteStore {
     fn kind(&self) -> StoreKind {
         StoreKind::Sqlite
+    }
+
+    async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()> {
+        let target = path.to_str().ok_or(StoreError::Unsupported("the backup path is not UTF-8"))?;
+        // One statement, one snapshot: writers go on meanwhile (WAL).
+        sqlx::query("VACUUM INTO $1").bind(target).execute(&self.pool).await?;
+        private_file(path)?;
+        Ok(())
     }
 
     async fn migrate(&self) -> StoreResult<()> {

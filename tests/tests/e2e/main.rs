@@ -15,6 +15,7 @@ mod machines;
 mod mcp;
 mod mcp_server;
 mod needs_you;
+mod operations;
 mod plugins;
 mod realtime;
 mod sessions;
