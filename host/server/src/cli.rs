@@ -55,15 +55,31 @@ pub struct Settings {
     #[arg(long, env = "CLAUDENEST_LOG", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub log: Option<String>,
+    /// `json` writes one JSON object per log line (for log shippers) [default: text, or
+    /// `log_json` from the configuration]. Lines from requests carry their request id.
+    #[arg(long, env = "CLAUDENEST_LOG_FORMAT", global = true, value_enum)]
+    #[serde(skip)]
+    pub log_format: Option<LogFormat>,
     /// Seconds in-flight requests get to finish on shutdown [default: 10].
     #[arg(long, env = "CLAUDENEST_SHUTDOWN_TIMEOUT_SECS", global = true)]
     #[serde(skip_serializing_if = "Option::is_none")]
     pub shutdown_timeout_secs: Option<u64>,
 }
 
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
 impl Settings {
     pub fn load(&self) -> anyhow::Result<Config> {
-        Config::load(self.config.as_deref(), self)
+        let mut config = Config::load(self.config.as_deref(), self)?;
+        if let Some(format) = self.log_format {
+            config.log_json = format == LogFormat::Json;
+        }
+        Ok(config)
     }
 }
 

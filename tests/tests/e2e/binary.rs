@@ -278,3 +278,31 @@ fn the_agent_help_shows_only_what_an_agent_uses() {
         "{said}"
     );
 }
+
+/// `--log-format json`: one JSON object per line, and the lines a request writes carry its id.
+#[tokio::test]
+async fn json_logs_carry_each_requests_id() {
+    let running =
+        ServerProcess::start_logged(&["--log-format", "json", "--log", "info,tower_http=debug"])
+            .await;
+    let reply = http_client()
+        .get(format!("{}/api/health/live", running.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let id = reply.headers()["x-request-id"].to_str().unwrap().to_owned();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let log = running.log();
+        let lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
+            .collect();
+        if lines.iter().any(|l| l["span"]["request_id"] == id.as_str()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "no line with {id}:\n{log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}

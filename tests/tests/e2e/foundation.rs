@@ -34,11 +34,27 @@ on_both_stores! {
 
     async fn health_reports_an_unreachable_store_with_503(db: TestDb) {
         let app = TestApp::spawn(db).await;
+        app.get("/api/health/ready", None).await.expect(200);
         app.state.store().close().await;
         let reply = app.get("/api/health", None).await;
         reply.expect(503);
         assert_eq!(reply.body["data"]["status"], "degraded");
         assert_eq!(reply.body["data"]["store"]["reachable"], false);
+        // Not ready for traffic, yet alive: a database outage gets no host restarted.
+        let ready = app.get("/api/health/ready", None).await;
+        ready.expect(503);
+        assert_eq!(ready.body["data"]["status"], "store unreachable");
+        app.get("/api/health/live", None).await.expect(200);
+    }
+
+    async fn a_host_shutting_down_is_alive_but_not_ready(db: TestDb) {
+        let app = TestApp::spawn(db).await;
+        app.get("/api/health/ready", None).await.expect(200);
+        app.state.shutdown().cancel();
+        let ready = app.get("/api/health/ready", None).await;
+        ready.expect(503);
+        assert_eq!(ready.body["data"]["status"], "shutting down");
+        app.get("/api/health/live", None).await.expect(200);
     }
 
     async fn tokens_authenticate_and_invalid_ones_get_the_same_401(db: TestDb) {

@@ -1,4 +1,6 @@
-//! `GET /api/health` (API §14), plus the store's kind and whether it answers.
+//! `GET /api/health` (API §14), plus the store's kind and whether it answers; and the two
+//! probes load balancers and orchestrators want apart: liveness (the process serves) and
+//! readiness (it should get traffic: the store answers and it is not shutting down).
 
 use std::time::Duration;
 
@@ -15,7 +17,10 @@ use crate::{app::AppState, store::StoreKind};
 const STORE_PING_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(health))
+    OpenApiRouter::new()
+        .routes(routes!(health))
+        .routes(routes!(live))
+        .routes(routes!(ready))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -61,10 +66,7 @@ pub struct StoreHealth {
 )]
 pub async fn health(State(state): State<AppState>) -> Reply<Health> {
     let store = state.store();
-    let reachable = matches!(
-        tokio::time::timeout(STORE_PING_TIMEOUT, store.ping()).await,
-        Ok(Ok(()))
-    );
+    let reachable = store_answers(&state).await;
     let health = Health {
         status: if reachable { "ok" } else { "degraded" },
         version: crate::VERSION,
@@ -85,4 +87,44 @@ pub async fn health(State(state): State<AppState>) -> Reply<Health> {
         StatusCode::SERVICE_UNAVAILABLE
     };
     Reply::ok(health).with_status(status)
+}
+
+async fn store_answers(state: &AppState) -> bool {
+    matches!(
+        tokio::time::timeout(STORE_PING_TIMEOUT, state.store().ping()).await,
+        Ok(Ok(()))
+    )
+}
+
+/// A probe's answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Probe {
+    /// `ok`, or why not: `store unreachable`, `shutting down`.
+    #[schema(example = "ok")]
+    pub status: &'static str,
+}
+
+/// Liveness: 200 while the process serves requests at all (restart it when this fails). It
+/// checks nothing else, so a database outage never gets healthy hosts restarted.
+#[utoipa::path(get, path = "/health/live", tag = "health",
+    responses((status = 200, description = "The process serves", body = Envelope<Probe>)))]
+pub async fn live() -> Reply<Probe> {
+    Reply::ok(Probe { status: "ok" })
+}
+
+/// Readiness: 200 when this host should get traffic — its database answers within 2 s and it
+/// is not shutting down; 503 otherwise. A host does not listen before its migrations ran, so
+/// it is never ready while migrating.
+#[utoipa::path(get, path = "/health/ready", tag = "health",
+    responses((status = 200, description = "Ready for traffic", body = Envelope<Probe>),
+              (status = 503, description = "Not ready: the store does not answer, or shutting down", body = Envelope<Probe>)))]
+pub async fn ready(State(state): State<AppState>) -> Reply<Probe> {
+    let status = if state.shutdown().is_cancelled() {
+        "shutting down"
+    } else if !store_answers(&state).await {
+        "store unreachable"
+    } else {
+        return Reply::ok(Probe { status: "ok" });
+    };
+    Reply::ok(Probe { status }).with_status(StatusCode::SERVICE_UNAVAILABLE)
 }
