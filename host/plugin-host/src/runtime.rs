@@ -784,6 +784,9 @@ impl PluginRuntime {
                 self.limits.memory_bytes / (1024 * 1024)
             ));
         }
+        if err.downcast_ref::<Trap>().is_some() {
+            metrics::counter!("claudenest_plugin_traps_total").increment(1);
+        }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => self.timed_out(),
             Some(Trap::StackOverflow) => PluginError("the plugin exhausted its stack".into()),
@@ -821,10 +824,14 @@ impl PluginRuntime {
             .executor
             .as_ref()
             .expect("the executor lives as long as the runtime");
-        executor
+        let outcome = executor
             .spawn(call)
             .await
-            .map_err(|e| PluginError(format!("the plugin call was lost: {e}")))?
+            .map_err(|e| PluginError(format!("the plugin call was lost: {e}")))
+            .and_then(|r| r);
+        let label = if outcome.is_ok() { "ok" } else { "failed" };
+        metrics::counter!("claudenest_plugin_calls_total", "outcome" => label).increment(1);
+        outcome
     }
 
     /// Instantiates the component in a fresh store and drops it: the fixed cost every call

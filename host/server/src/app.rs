@@ -116,6 +116,10 @@ impl AppState {
     /// Builds the state around an open store; fails on unusable mail or OAuth settings.
     pub fn new(config: Config, store: Arc<dyn Store>) -> anyhow::Result<Self> {
         private_dir(&config.data_dir)?;
+        if config.metrics.bind.is_some() || config.metrics.token.is_some() {
+            // Recording starts now, not at the first scrape.
+            crate::metrics::handle();
+        }
         let limits = &config.rate_limits;
         let proxies = crate::limits::TrustedProxies::parse(&limits.trusted_proxies)?;
         let limiter = |limit| RateLimiter::with_proxies(limit, proxies.clone());

@@ -48,6 +48,7 @@ pub struct Config {
     pub mcp: McpServerSettings,
     pub wake_on_lan: WakeOnLanSettings,
     pub notifications: NotificationSettings,
+    pub metrics: MetricsSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -156,6 +157,18 @@ pub struct WakeOnLanSettings {
     /// Targets (`ip` or `ip:port`) allowed besides broadcast addresses on ports 7 and 9: a
     /// machine's settings can otherwise not aim the host's packets at anything else.
     pub allowed_targets: Vec<String>,
+}
+
+/// Prometheus metrics at `/metrics`: never public by default.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsSettings {
+    /// A separate address serving only `/metrics`, unauthenticated (keep it on loopback or a
+    /// private network) [default: none].
+    pub bind: Option<SocketAddr>,
+    /// Serves `/metrics` on the main address to `Authorization: Bearer <token>` [default: none,
+    /// and `/metrics` there answers 404].
+    pub token: Option<Secret>,
 }
 
 /// Notifications ("needs you"): where the host may send them and how it retries.
@@ -396,6 +409,7 @@ impl Default for Config {
             mcp: McpServerSettings::default(),
             wake_on_lan: WakeOnLanSettings::default(),
             notifications: NotificationSettings::default(),
+            metrics: MetricsSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -466,6 +480,7 @@ const KEYS: &[&str] = &[
     "mcp",
     "wake_on_lan",
     "notifications",
+    "metrics",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

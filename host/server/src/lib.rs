@@ -22,6 +22,7 @@ pub mod events;
 pub mod http;
 pub mod limits;
 pub mod links;
+pub mod metrics;
 pub mod realtime;
 pub mod secrets;
 pub mod server;

@@ -227,6 +227,8 @@ impl RateLimiter {
         let allowed = window.count < self.limit;
         if allowed {
             window.count += 1;
+        } else {
+            ::metrics::counter!(crate::metrics::RATE_LIMITED).increment(1);
         }
         let elapsed = now.duration_since(window.started);
         Decision {

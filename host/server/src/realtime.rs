@@ -125,6 +125,9 @@ impl Hub {
         let previous = channel
             .subscribers
             .insert(socket_id.to_owned(), (handle, user_id.clone()));
+        if previous.is_none() {
+            ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).increment(1.0);
+        }
         let (user_id, info) = member?;
         if previous.is_none() {
             let entry = channel.members.entry(user_id.clone()).or_insert(Member {
@@ -158,7 +161,11 @@ impl Hub {
         let Some(channel) = channels.get_mut(channel_name) else {
             return;
         };
-        if let Some((_, Some(user_id))) = channel.subscribers.remove(socket_id)
+        let removed = channel.subscribers.remove(socket_id);
+        if removed.is_some() {
+            ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).decrement(1.0);
+        }
+        if let Some((_, Some(user_id))) = removed
             && let Some(member) = channel.members.get_mut(&user_id)
         {
             member.sockets -= 1;
@@ -201,6 +208,7 @@ impl Hub {
 }
 
 fn deliver(channel: &Channel, frame: &Frame, except: Option<&str>) {
+    let mut delivered = 0u64;
     for (socket_id, (handle, _)) in &channel.subscribers {
         if Some(socket_id.as_str()) == except {
             continue;
@@ -208,8 +216,11 @@ fn deliver(channel: &Channel, frame: &Frame, except: Option<&str>) {
         if handle.outbox.try_send(frame.clone()).is_err() {
             // Full (or gone): the socket cannot keep up; its task closes it with 4100.
             handle.overflowed.cancel();
+        } else {
+            delivered += 1;
         }
     }
+    ::metrics::counter!(crate::metrics::FANNED_OUT).increment(delivered);
 }
 
 #[cfg(test)]

@@ -15,6 +15,8 @@ use crate::{app::AppState, config::Config, http};
 pub struct Server {
     state: AppState,
     listener: TcpListener,
+    /// `metrics.bind`: `/metrics` alone, on its own address.
+    metrics: Option<TcpListener>,
 }
 
 impl Server {
@@ -25,12 +27,28 @@ impl Server {
         let listener = TcpListener::bind(bind)
             .await
             .with_context(|| format!("binding {bind}"))?;
-        Ok(Self { state, listener })
+        let metrics = match state.config().metrics.bind {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding metrics.bind {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            state,
+            listener,
+            metrics,
+        })
     }
 
     /// Serves an existing state on an existing listener.
     pub fn from_parts(state: AppState, listener: TcpListener) -> Self {
-        Self { state, listener }
+        Self {
+            state,
+            listener,
+            metrics: None,
+        }
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -43,7 +61,23 @@ impl Server {
 
     /// Serves until `shutdown` is cancelled, then drains and closes the store.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let Self { state, listener } = self;
+        let Self {
+            state,
+            listener,
+            metrics,
+        } = self;
+        if let Some(metrics) = metrics {
+            let app = http::metrics::separate_router(state.clone());
+            let stop = shutdown.clone();
+            tokio::spawn(async move {
+                let served = axum::serve(metrics, app)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+                if let Err(err) = served {
+                    tracing::error!(error = %err, "the metrics listener failed");
+                }
+            });
+        }
         let drain = state.config().shutdown_timeout();
         let store = state.store_arc();
         let app_shutdown = state.shutdown().clone();

@@ -78,6 +78,13 @@ pub trait Store: Send + Sync + 'static {
     /// store serves (SQLite: `VACUUM INTO`). PostgreSQL answers `Unsupported`: use `pg_dump`.
     async fn backup_into(&self, path: &std::path::Path) -> StoreResult<()>;
 
+    /// Connections the pool holds, and how many of them are idle (for metrics).
+    fn pool_stats(&self) -> (u32, usize);
+    /// Sessions not ended yet, every user's (for metrics).
+    async fn count_live_sessions(&self) -> StoreResult<i64>;
+    /// Chunks waiting for an embedding by `model` (the embedding worker's queue).
+    async fn count_unembedded_chunks(&self, model: &str) -> StoreResult<i64>;
+
     /// A cheap round trip proving the database answers.
     async fn ping(&self) -> StoreResult<()>;
 

@@ -34,6 +34,19 @@ macro_rules! store_impl {
         impl Store for $backend {
             $($specific)*
 
+            fn pool_stats(&self) -> (u32, usize) {
+                (self.pool.size(), self.pool.num_idle())
+            }
+
+            async fn count_live_sessions(&self) -> StoreResult<i64> {
+                Ok(sqlx::query_scalar(sql::COUNT_LIVE_SESSIONS).fetch_one(&self.pool).await?)
+            }
+
+            async fn count_unembedded_chunks(&self, model: &str) -> StoreResult<i64> {
+                let query = sqlx::query_scalar(sql::COUNT_UNEMBEDDED).bind(model);
+                Ok(query.fetch_one(&self.pool).await?)
+            }
+
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query(sql::PING).execute(&self.pool).await?;
                 Ok(())

@@ -248,6 +248,10 @@ pub const DELETE_CHUNK: &str = "DELETE FROM context_chunks WHERE project_id = $1
 pub const DELETE_EXPIRED_CHUNKS: &str =
     "DELETE FROM context_chunks WHERE expires_at IS NOT NULL AND expires_at <= $1";
 /// Chunks lacking an embedding from model `$1`.
+pub const COUNT_UNEMBEDDED: &str = "SELECT COUNT(*) FROM context_chunks c \
+     LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = $1 WHERE e.chunk_id IS NULL";
+pub const COUNT_LIVE_SESSIONS: &str =
+    "SELECT COUNT(*) FROM sessions WHERE status NOT IN ('completed', 'error', 'terminated')";
 pub const CHUNKS_TO_EMBED: &str = "SELECT c.* FROM context_chunks c \
      LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = $1 \
      WHERE e.chunk_id IS NULL ORDER BY c.created_at, c.id LIMIT $2";

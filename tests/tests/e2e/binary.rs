@@ -306,3 +306,44 @@ async fn json_logs_carry_each_requests_id() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// `metrics.bind`: `/metrics` alone on its own address, without a token; the main address
+/// serves none.
+#[tokio::test]
+async fn metrics_can_have_an_address_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = claudenest_e2e::free_port();
+    let config = dir.path().join("claudenest.toml");
+    std::fs::write(&config, format!("[metrics]\nbind = \"127.0.0.1:{port}\"\n")).unwrap();
+    let running = ServerProcess::start(&["--config", config.to_str().unwrap()]).await;
+    let client = http_client();
+    client
+        .get(format!("{}/api/health", running.base_url))
+        .send()
+        .await
+        .unwrap();
+    let scraped = client
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(scraped.status(), 200);
+    let text = scraped.text().await.unwrap();
+    assert!(text.contains("claudenest_http_requests_total{"), "{text}");
+    let main = client
+        .get(format!("{}/metrics", running.base_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.status(), 404);
+    let other = client
+        .get(format!("http://127.0.0.1:{port}/api/health"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        other.status(),
+        404,
+        "the metrics address serves nothing else"
+    );
+}

@@ -190,3 +190,43 @@ async fn a_backup_taken_while_serving_restores_into_a_fresh_host() {
         "browsers' subscriptions still match"
     );
 }
+
+claudenest_e2e::on_both_stores! {
+    async fn metrics_are_the_operators_and_count_what_happens(db: TestDb) {
+        let token = "op-metrics-secret";
+        let app = claudenest_e2e::TestApp::spawn_with(db, |c| {
+            c.metrics.token = Some(claudenest::config::Secret::new(token));
+        })
+        .await;
+        let (_, user_token) = app.user_with_token("ada@example.com").await;
+        app.get("/api/health", None).await.expect(200);
+        app.get("/metrics", None).await.expect(401);
+        let refused = app.get("/metrics", Some(&user_token)).await;
+        refused.expect(401);
+        assert_eq!(refused.error_code(), "AUTH_005", "a user's token is not the operator's");
+        let scraped = app.get("/metrics", Some(token)).await;
+        scraped.expect(200);
+        assert!(scraped.header("content-type").starts_with("text/plain"));
+        let text = &scraped.text;
+        for needle in [
+            "claudenest_http_requests_total{",
+            "route=\"/api/health\"",
+            "claudenest_http_request_duration_seconds_bucket{",
+            "claudenest_db_pool_connections ",
+            "claudenest_sessions_live ",
+            "claudenest_agent_links ",
+            "claudenest_embedding_queue_depth ",
+            "claudenest_rate_limited_total",
+        ] {
+            assert!(text.contains(needle), "no {needle} in:\n{text}");
+        }
+        assert!(!text.contains(&user_token) && !text.contains("/api/auth/me/"), "routes by pattern, no secrets");
+    }
+
+    async fn without_a_metrics_token_the_main_address_serves_no_metrics(db: TestDb) {
+        let app = claudenest_e2e::TestApp::spawn(db).await;
+        let reply = app.get("/metrics", Some("anything")).await;
+        reply.expect(404);
+        assert_eq!(reply.error_code(), "HTTP_404");
+    }
+}

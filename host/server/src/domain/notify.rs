@@ -476,6 +476,11 @@ impl Worker {
                 tracing::warn!(error = %err, "could not log a delivery");
             }
             if delivery.status != "pending" {
+                let labels = [
+                    ("kind", target.kind.clone()),
+                    ("status", delivery.status.clone()),
+                ];
+                ::metrics::counter!(crate::metrics::NOTIFICATIONS, &labels).increment(1);
                 return;
             }
             let backoff = self

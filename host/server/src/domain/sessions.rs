@@ -696,6 +696,7 @@ impl OutputStreams {
             return Ok(false);
         }
         *seen = seq;
+        ::metrics::counter!(crate::metrics::OUTPUT_BYTES).increment(data.len() as u64);
         publish(
             bus,
             session_id,

@@ -16,6 +16,7 @@ pub mod locks;
 pub mod machines;
 pub mod mcp;
 pub mod mcp_server;
+pub mod metrics;
 pub mod notifications;
 pub mod openapi;
 pub mod permissions;
@@ -94,6 +95,7 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
         ));
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(mcp_server)
+        .routes(routes!(metrics::metrics))
         .nest(
             "/api",
             OpenApiRouter::new()
@@ -135,6 +137,7 @@ pub fn with_common_layers<S: Clone + Send + Sync + 'static>(
         .fallback(|| async { ApiError::new(ErrorCode::RouteNotFound) })
         .method_not_allowed_fallback(|| async { ApiError::new(ErrorCode::MethodNotAllowed) })
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn(metrics::record))
         .layer(CatchPanicLayer::custom(panic_response))
         .layer(
             TraceLayer::new_for_http().make_span_with(|request: &Request| {

@@ -20,7 +20,6 @@ use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
-use subtle::ConstantTimeEq;
 use tokio::{sync::mpsc, time::Instant};
 use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
@@ -104,17 +103,14 @@ fn verify_auth(
     data: Option<&str>,
     auth: &str,
 ) -> Option<bool> {
-    if constant_time_eq(auth, &channel_auth(app, socket_id, channel, data)) {
+    if super::credentials::same_secret(auth, &channel_auth(app, socket_id, channel, data)) {
         Some(true)
-    } else if constant_time_eq(auth, &watch_only_auth(app, socket_id, channel, data)) {
+    } else if super::credentials::same_secret(auth, &watch_only_auth(app, socket_id, channel, data))
+    {
         Some(false)
     } else {
         None
     }
-}
-
-fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len() && bool::from(a.as_bytes().ct_eq(b.as_bytes()))
 }
 
 fn is_socket_id(text: &str) -> bool {
@@ -410,7 +406,7 @@ async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<Termi
 #[tracing::instrument(skip_all, fields(socket_id))]
 async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
     let app = state.pusher().clone();
-    if !constant_time_eq(&key, &app.key) {
+    if !super::credentials::same_secret(&key, &app.key) {
         send_error(&mut ws, 4001, "Application does not exist").await;
         close(&mut ws, 4001, "Application does not exist").await;
         return;
@@ -447,6 +443,7 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
     if !send_frame(&mut ws, "pusher:connection_established", None, &established).await {
         return;
     }
+    let _open = crate::metrics::Held::new(crate::metrics::WEBSOCKET_CONNECTIONS);
     let mut last_activity = Instant::now();
     let mut pong_deadline: Option<Instant> = None;
     loop {
@@ -843,7 +840,7 @@ fn verify_signed(
 ) -> Result<()> {
     let unauthorized =
         |why: &str| ApiError::new(ErrorCode::Unauthenticated).with_message(why.to_owned());
-    if !constant_time_eq(&query.auth_key, &app.key) {
+    if !super::credentials::same_secret(&query.auth_key, &app.key) {
         return Err(unauthorized("Unknown auth_key."));
     }
     let now = chrono::Utc::now().timestamp();
@@ -871,7 +868,7 @@ fn verify_signed(
         .collect::<Vec<_>>()
         .join("&");
     let expected = hmac_hex(&app.secret, &format!("{method}\n{path}\n{canonical}"));
-    if !constant_time_eq(&expected, &query.auth_signature) {
+    if !super::credentials::same_secret(&expected, &query.auth_signature) {
         return Err(unauthorized("auth_signature does not match."));
     }
     Ok(())
