@@ -104,6 +104,11 @@ impl AppState {
         if relaying {
             tracing::info!("relaying realtime events between host processes (LISTEN/NOTIFY)");
         }
+        crate::domain::retention::spawn(
+            state.store_arc(),
+            state.config().retention.clone(),
+            state.inner.shutdown.clone(),
+        );
         crate::domain::sweeper::spawn_sweeper(
             state.store_arc(),
             state.inner.bus.clone(),

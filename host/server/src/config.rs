@@ -49,6 +49,7 @@ pub struct Config {
     pub wake_on_lan: WakeOnLanSettings,
     pub notifications: NotificationSettings,
     pub metrics: MetricsSettings,
+    pub retention: RetentionSettings,
     /// Pusher app id (for the HTTP publishing API path).
     pub pusher_app_id: String,
     /// Pusher app key: clients connect to `/app/{key}`.
@@ -157,6 +158,45 @@ pub struct WakeOnLanSettings {
     /// Targets (`ip` or `ip:port`) allowed besides broadcast addresses on ports 7 and 9: a
     /// machine's settings can otherwise not aim the host's packets at anything else.
     pub allowed_targets: Vec<String>,
+}
+
+/// How long what grows with use is kept; 0 keeps it forever. Swept in bounded batches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// How often the retention sweep runs.
+    pub interval_secs: u64,
+    /// Project activity (broadcasts included) older than this is removed.
+    pub activity_days: u64,
+    /// And beyond this many entries per project, the oldest go.
+    pub activity_per_project: u64,
+    /// Session log entries older than this are removed (the newest output per session is also
+    /// capped by `sessions.log_retention_chunks`).
+    pub session_log_days: u64,
+    /// Notification delivery log entries older than this are removed.
+    pub delivery_days: u64,
+    /// Answered and expired permission requests (the audit) older than this are removed.
+    pub permission_days: u64,
+    /// Relayed event payloads (PostgreSQL's large-event relay) older than this many seconds.
+    pub relayed_event_secs: u64,
+    /// Rows deleted per statement; a sweep runs at most 20 statements per kind, and leaves the
+    /// rest for the next sweep.
+    pub batch: u64,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        Self {
+            interval_secs: 300,
+            activity_days: 90,
+            activity_per_project: 10_000,
+            session_log_days: 0,
+            delivery_days: 30,
+            permission_days: 365,
+            relayed_event_secs: 3600,
+            batch: 1000,
+        }
+    }
 }
 
 /// Prometheus metrics at `/metrics`: never public by default.
@@ -410,6 +450,7 @@ impl Default for Config {
             wake_on_lan: WakeOnLanSettings::default(),
             notifications: NotificationSettings::default(),
             metrics: MetricsSettings::default(),
+            retention: RetentionSettings::default(),
             pusher_app_id: "claudenest".into(),
             pusher_app_key: "claudenest".into(),
             pusher_app_secret: None,
@@ -481,6 +522,7 @@ const KEYS: &[&str] = &[
     "wake_on_lan",
     "notifications",
     "metrics",
+    "retention",
     "pusher_app_id",
     "pusher_app_key",
     "pusher_app_secret",

@@ -69,6 +69,19 @@ pub enum StoreKind {
     Postgres,
 }
 
+/// What grows with use and is pruned by retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Prune {
+    Activity,
+    /// Project activity beyond this many entries per project (the date is not used).
+    ActivityBeyond(i64),
+    SessionLogs,
+    Deliveries,
+    /// Answered or expired requests only: a pending one is never pruned.
+    Permissions,
+    RelayedEvents,
+}
+
 /// The storage contract every backend fulfils.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -84,6 +97,10 @@ pub trait Store: Send + Sync + 'static {
     async fn count_live_sessions(&self) -> StoreResult<i64>;
     /// Chunks waiting for an embedding by `model` (the embedding worker's queue).
     async fn count_unembedded_chunks(&self, model: &str) -> StoreResult<i64>;
+
+    /// Deletes at most `limit` rows of `what` older than `before` (for `ActivityBeyond`, beyond
+    /// that many per project, oldest first); how many went.
+    async fn prune(&self, what: Prune, before: DateTime<Utc>, limit: i64) -> StoreResult<u64>;
 
     /// A cheap round trip proving the database answers.
     async fn ping(&self) -> StoreResult<()>;

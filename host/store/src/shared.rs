@@ -22,9 +22,9 @@ pub(super) mod prelude {
         Instance, InstanceReport, LockOutcome, LogFilter, Machine, MachineFilter, MachinePlugin,
         McpServerRow, McpSessionToken, McpStatusUpdate, NotificationDelivery, NotificationTarget,
         OAuthIdentity, OAuthState, Pairing, PasswordReset, PathOverlap, PermissionRequest,
-        PluginRow, PluginUpgrade, Project, ProjectCounts, ProjectListing, ScoredChunk, Session,
-        SessionLog, SessionStatus, SkillRow, Store, StoreResult, Task, TaskRow, TokenWithOwner,
-        User, sql,
+        PluginRow, PluginUpgrade, Project, ProjectCounts, ProjectListing, Prune, ScoredChunk,
+        Session, SessionLog, SessionStatus, SkillRow, Store, StoreResult, Task, TaskRow,
+        TokenWithOwner, User, sql,
     };
 }
 
@@ -33,6 +33,22 @@ macro_rules! store_impl {
         #[async_trait::async_trait]
         impl Store for $backend {
             $($specific)*
+
+            async fn prune(&self, what: Prune, before: DateTime<Utc>, limit: i64) -> StoreResult<u64> {
+                let statement = match what {
+                    Prune::Activity => sql::PRUNE_ACTIVITY,
+                    Prune::ActivityBeyond(_) => sql::PRUNE_ACTIVITY_BEYOND,
+                    Prune::SessionLogs => sql::PRUNE_SESSION_LOGS,
+                    Prune::Deliveries => sql::PRUNE_DELIVERIES,
+                    Prune::Permissions => sql::PRUNE_PERMISSIONS,
+                    Prune::RelayedEvents => sql::PRUNE_RELAYED_EVENTS,
+                };
+                let query = match what {
+                    Prune::ActivityBeyond(kept) => sqlx::query(statement).bind(kept),
+                    _ => sqlx::query(statement).bind(before),
+                };
+                Ok(query.bind(limit).execute(&self.pool).await?.rows_affected())
+            }
 
             fn pool_stats(&self) -> (u32, usize) {
                 (self.pool.size(), self.pool.num_idle())

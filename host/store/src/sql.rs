@@ -247,11 +247,13 @@ pub const INSERT_CHUNK: &str = "INSERT INTO context_chunks (id, project_id, inst
 pub const DELETE_CHUNK: &str = "DELETE FROM context_chunks WHERE project_id = $1 AND id = $2";
 pub const DELETE_EXPIRED_CHUNKS: &str =
     "DELETE FROM context_chunks WHERE expires_at IS NOT NULL AND expires_at <= $1";
-/// Chunks lacking an embedding from model `$1`.
+/// Chunks waiting for an embedding by model `$1` (the worker's queue, for metrics).
 pub const COUNT_UNEMBEDDED: &str = "SELECT COUNT(*) FROM context_chunks c \
      LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = $1 WHERE e.chunk_id IS NULL";
+/// Sessions not ended, every user's (for metrics).
 pub const COUNT_LIVE_SESSIONS: &str =
     "SELECT COUNT(*) FROM sessions WHERE status NOT IN ('completed', 'error', 'terminated')";
+/// Chunks lacking an embedding from model `$1`.
 pub const CHUNKS_TO_EMBED: &str = "SELECT c.* FROM context_chunks c \
      LEFT JOIN chunk_embeddings e ON e.chunk_id = c.id AND e.model = $1 \
      WHERE e.chunk_id IS NULL ORDER BY c.created_at, c.id LIMIT $2";
@@ -440,3 +442,20 @@ pub const INSERT_MCP_SESSION_TOKEN: &str = "INSERT INTO mcp_session_tokens \
      (token_hash, session_id, user_id, project_id, instance_id, created_at, parent_token_id) \
      VALUES ($1, $2, $3, $4, $5, $6, $7)";
 pub const MCP_SESSION_TOKEN: &str = "SELECT * FROM mcp_session_tokens WHERE token_hash = $1";
+
+// --- retention: each deletes at most `$2` rows; `$1` is the cut-off date (or the count kept) ---
+
+pub const PRUNE_ACTIVITY: &str = "DELETE FROM project_activity WHERE id IN \
+     (SELECT id FROM project_activity WHERE created_at < $1 LIMIT $2)";
+pub const PRUNE_ACTIVITY_BEYOND: &str = "DELETE FROM project_activity WHERE id IN \
+     (SELECT id FROM (SELECT id, ROW_NUMBER() OVER \
+     (PARTITION BY project_id ORDER BY created_at DESC, id DESC) AS n FROM project_activity) ranked \
+     WHERE n > $1 LIMIT $2)";
+pub const PRUNE_SESSION_LOGS: &str = "DELETE FROM session_logs WHERE id IN \
+     (SELECT id FROM session_logs WHERE created_at < $1 LIMIT $2)";
+pub const PRUNE_DELIVERIES: &str = "DELETE FROM notification_deliveries WHERE id IN \
+     (SELECT id FROM notification_deliveries WHERE created_at < $1 LIMIT $2)";
+pub const PRUNE_PERMISSIONS: &str = "DELETE FROM permission_requests WHERE id IN \
+     (SELECT id FROM permission_requests WHERE status <> 'pending' AND created_at < $1 LIMIT $2)";
+pub const PRUNE_RELAYED_EVENTS: &str = "DELETE FROM relayed_events WHERE id IN \
+     (SELECT id FROM relayed_events WHERE created_at < $1 LIMIT $2)";

@@ -347,3 +347,46 @@ async fn metrics_can_have_an_address_of_their_own() {
         "the metrics address serves nothing else"
     );
 }
+
+/// The systemd units in docs/deploy/ are valid (`systemd-analyze verify`), with their
+/// `ExecStart` pointed at the binaries just built.
+#[test]
+fn the_service_files_pass_systemd_analyze_verify() {
+    let Ok(analyze) = Command::new("systemd-analyze").arg("--version").output() else {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "systemd-analyze is missing; CI checks the service files with it (apt install systemd)"
+        );
+        eprintln!("*** service files NOT CHECKED: no systemd-analyze here ***");
+        return;
+    };
+    assert!(analyze.status.success());
+    let deploy = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy");
+    let dir = tempfile::tempdir().unwrap();
+    let server = claudenest_e2e::claudenest_binary();
+    let agent = claudenest_e2e::agent_binary();
+    for (unit, installed, built) in [
+        ("claudenest.service", "/usr/local/bin/claudenest", &server),
+        (
+            "claudenest-agent.service",
+            "%h/.local/bin/claudenest-agent",
+            &agent,
+        ),
+    ] {
+        let text = std::fs::read_to_string(deploy.join(unit)).unwrap();
+        assert!(text.contains(installed), "{unit} runs {installed}");
+        let copy = dir.path().join(unit);
+        std::fs::write(&copy, text.replace(installed, built.to_str().unwrap())).unwrap();
+        let verified = Command::new("systemd-analyze")
+            .args(["verify", copy.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&verified.stderr);
+        // Complaints about units this one names (postgresql.service) are the host's business.
+        let own: Vec<&str> = said.lines().filter(|l| l.contains(unit)).collect();
+        assert!(
+            verified.status.success() && own.is_empty(),
+            "{unit}:\n{said}"
+        );
+    }
+}

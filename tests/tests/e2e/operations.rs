@@ -230,3 +230,143 @@ claudenest_e2e::on_both_stores! {
         assert_eq!(reply.error_code(), "HTTP_404");
     }
 }
+
+claudenest_e2e::on_both_stores! {
+    async fn retention_prunes_by_age_and_count_in_bounded_batches(db: TestDb) {
+        use claudenest::{config::RetentionSettings, domain::{clock, retention}, store::{Activity, NotificationDelivery, NotificationTarget}};
+        let app = claudenest_e2e::TestApp::spawn(db).await;
+        let (user, token) = app.user_with_token("ada@example.com").await;
+        let (machine, _) = app.register_machine(&token, json!({"name": "box"})).await;
+        let project = app.post(&format!("/api/machines/{machine}/projects"), Some(&token),
+            json!({"name": "app", "project_path": "/srv/app"})).await;
+        project.expect(201);
+        let project_id: uuid::Uuid = project.body["data"]["id"].as_str().unwrap().parse().unwrap();
+        let store = app.state.store();
+        let now = clock::now();
+        let activity = |age_days: i64, n: i64| Activity {
+            id: uuid::Uuid::now_v7(),
+            project_id,
+            instance_id: None,
+            kind: "broadcast".into(),
+            details: sqlx::types::Json(json!({"n": n})),
+            created_at: now - chrono::Duration::days(age_days) - chrono::Duration::seconds(n),
+        };
+        // 25 entries from long ago, 5 recent ones.
+        for n in 0..25 { store.insert_activity(&activity(100, n)).await.unwrap(); }
+        for n in 0..5 { store.insert_activity(&activity(0, n)).await.unwrap(); }
+        let target = NotificationTarget {
+            id: uuid::Uuid::now_v7(), user_id: user.id, name: "t".into(), kind: "webhook".into(),
+            url: "https://hooks.example.com/x".into(), secret: None, push_p256dh: None, push_auth: None,
+            project_id: None, events: sqlx::types::Json(vec!["permission".into()]), include_terminal: false,
+            created_at: now,
+        };
+        store.insert_notification_target(&target).await.unwrap();
+        for age in [60, 1] {
+            let at = now - chrono::Duration::days(age);
+            store.insert_delivery(&NotificationDelivery {
+                id: uuid::Uuid::now_v7(), target_id: target.id, user_id: user.id, event: "permission".into(),
+                session_id: None, status: "delivered".into(), attempts: 1, response_status: Some(200),
+                error: None, created_at: at, updated_at: at,
+            }).await.unwrap();
+        }
+        let by_age = RetentionSettings { activity_days: 30, activity_per_project: 0, delivery_days: 30, batch: 1, ..Default::default() };
+
+        // One row a statement, 20 statements a kind: a sweep leaves the rest for the next.
+        let first = retention::sweep(store, &by_age, now).await.unwrap();
+        assert_eq!(first.activity, 20, "bounded");
+        assert_eq!(first.deliveries, 1);
+        let second = retention::sweep(store, &by_age, now).await.unwrap();
+        assert_eq!(second.activity, 5, "the old ones left over");
+        assert_eq!(retention::sweep(store, &by_age, now).await.unwrap(), retention::Pruned::default());
+        // By count: the newest three per project stay.
+        let by_count = RetentionSettings { activity_per_project: 3, ..by_age };
+        assert_eq!(retention::sweep(store, &by_count, now).await.unwrap().activity, 2);
+
+        let kept = app.get(&format!("/api/projects/{project_id}/activity?limit=500"), Some(&token)).await;
+        kept.expect(200);
+        let ns: Vec<i64> = kept.body["data"].as_array().unwrap().iter()
+            .filter(|a| a["type"] == "broadcast")
+            .map(|a| a["details"]["n"].as_i64().unwrap()).collect();
+        assert_eq!(ns, [0, 1, 2], "the newest three recent entries stay");
+        let deliveries = app.get("/api/notifications/deliveries", Some(&token)).await;
+        assert_eq!(deliveries.body["data"].as_array().unwrap().len(), 1, "the recent delivery stays");
+    }
+}
+
+/// Every kept fixture (a backup an earlier release made, tests/fixtures/upgrade/) restores
+/// and migrates to this release with its data intact: the token still signs in, the project's
+/// task and the notification target are there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn databases_made_by_earlier_releases_migrate_with_their_data() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/upgrade");
+    let mut versions: Vec<_> = std::fs::read_dir(&fixtures)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    versions.sort();
+    assert!(!versions.is_empty(), "no fixture in {}", fixtures.display());
+    for fixture in versions {
+        let home = tempfile::tempdir().unwrap();
+        let data = home.path().join("data");
+        let (ok, said) = claudenest(
+            home.path(),
+            &[
+                "restore",
+                fixture.to_str().unwrap(),
+                "--data-dir",
+                data.to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "{}: {said}", fixture.display());
+        let server =
+            ServerProcess::start_logged(&["serve", "--data-dir", data.to_str().unwrap()]).await;
+        let base = server.base_url.clone();
+        let token = std::fs::read_to_string(fixture.join("token"))
+            .unwrap()
+            .trim()
+            .to_owned();
+        use reqwest::Method;
+        let me = call(&base, &token, Method::GET, "/api/auth/me", None).await;
+        assert_eq!(
+            me["user"]["email"],
+            "ada@example.com",
+            "{}",
+            fixture.display()
+        );
+        let machines = call(&base, &token, Method::GET, "/api/machines", None).await;
+        let machine = machines[0]["id"].as_str().unwrap().to_owned();
+        let projects = call(
+            &base,
+            &token,
+            Method::GET,
+            &format!("/api/machines/{machine}/projects"),
+            None,
+        )
+        .await;
+        let project = projects[0]["id"].as_str().unwrap().to_owned();
+        let tasks = call(
+            &base,
+            &token,
+            Method::GET,
+            &format!("/api/projects/{project}/tasks"),
+            None,
+        )
+        .await;
+        assert_eq!(
+            tasks[0]["title"],
+            "made by an older release",
+            "{}",
+            fixture.display()
+        );
+        let targets = call(
+            &base,
+            &token,
+            Method::GET,
+            "/api/notifications/targets",
+            None,
+        )
+        .await;
+        assert_eq!(targets[0]["name"], "pager");
+    }
+}

@@ -19,6 +19,7 @@ pub mod oauth;
 pub mod password_reset;
 pub mod plugins;
 pub mod projects;
+pub mod retention;
 pub mod sessions;
 pub mod skills;
 pub mod sweeper;
