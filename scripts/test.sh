@@ -36,16 +36,23 @@ step "npm: playwright-core (drives Chromium), xterm.js and pusher-js (the dashbo
   npm ci --prefix tests/browser --no-audit --no-fund
 step "the dashboard's vendored files match their packages (scripts/ui-vendor.sh --check)" \
   scripts/ui-vendor.sh --check
+# What the tests run that a fresh Debian machine may lack: `apt_need COMMAND PACKAGE WHY`.
+apt_need() {
+  command -v "$1" >/dev/null && return 0
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "no $1: run \`sudo apt-get install $2\` ($3)" >&2
+    return 1
+  fi
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$2" >/dev/null
+}
 install_chromium() {
   # Debian's Chromium: Playwright's own browser download is not reachable from every network.
   [[ -x ${CHROMIUM:-/usr/bin/chromium} ]] && return 0
-  if [[ $(id -u) -ne 0 ]]; then
-    echo "no Chromium: run \`sudo apt-get install chromium\` (or set CHROMIUM to one)" >&2
-    return 1
-  fi
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  apt_need chromium chromium "the dashboard's browser tests"
 }
 step "apt: Debian's chromium for the dashboard's browser tests" install_chromium
+step "apt: systemd-analyze for the service files' check" \
+  apt_need systemd-analyze systemd "docs/deploy/*.service are verified with it"
 
 # The example and fixture plugins (WebAssembly components) the tests load.
 step "build: the example and fixture plugins" \
