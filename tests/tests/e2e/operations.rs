@@ -221,6 +221,8 @@ claudenest_e2e::on_both_stores! {
             assert!(text.contains(needle), "no {needle} in:\n{text}");
         }
         assert!(!text.contains(&user_token) && !text.contains("/api/auth/me/"), "routes by pattern, no secrets");
+        let doc = app.get("/api/openapi.json", None).await;
+        assert!(doc.body["paths"]["/metrics"]["get"].is_object(), "served here, so documented here");
     }
 
     async fn without_a_metrics_token_the_main_address_serves_no_metrics(db: TestDb) {
@@ -228,6 +230,8 @@ claudenest_e2e::on_both_stores! {
         let reply = app.get("/metrics", Some("anything")).await;
         reply.expect(404);
         assert_eq!(reply.error_code(), "HTTP_404");
+        let doc = app.get("/api/openapi.json", None).await;
+        assert!(doc.body["paths"].get("/metrics").is_none(), "not served here, not documented here");
     }
 }
 

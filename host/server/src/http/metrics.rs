@@ -45,13 +45,11 @@ pub async fn text(state: &AppState) -> Response {
 }
 
 /// Prometheus metrics of this host process, for `Authorization: Bearer <metrics.token>`.
-/// Without `metrics.token` configured the route answers 404 here (it may be served on
-/// `metrics.bind` instead, without a token).
+/// Routed (and in this document) only when `metrics.token` is configured.
 #[utoipa::path(get, path = "/metrics", tag = "meta", security(("bearer" = [])),
     responses(
         (status = 200, description = "Prometheus text format 0.0.4", content_type = "text/plain", body = String),
         (status = 401, description = "AUTH_005: not the operator's metrics token", body = super::envelope::ErrorEnvelope),
-        (status = 404, description = "HTTP_404: metrics are not served on this address", body = super::envelope::ErrorEnvelope),
     ))]
 pub async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let Some(token) = &state.config().metrics.token else {

@@ -93,9 +93,15 @@ fn api_routes(state: &AppState) -> OpenApiRouter<AppState> {
             state.api_limiter(),
             rate_limit::per_token,
         ));
+    // `/metrics` on this address only when the operator gave it a token (else it is nowhere,
+    // or on `metrics.bind`): the document lists what this host serves.
+    let metrics = match state.config().metrics.token {
+        Some(_) => OpenApiRouter::new().routes(routes!(metrics::metrics)),
+        None => OpenApiRouter::new(),
+    };
     OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(mcp_server)
-        .routes(routes!(metrics::metrics))
+        .merge(metrics)
         .nest(
             "/api",
             OpenApiRouter::new()
