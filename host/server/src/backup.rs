@@ -42,9 +42,22 @@ fn sqlite_path(url: &str) -> anyhow::Result<PathBuf> {
     Ok(PathBuf::from(rest.split('?').next().unwrap_or(rest)))
 }
 
+/// Copies a file (a database can be large: streamed) to `to`, readable by its owner only.
 fn copy_private(from: &Path, to: &Path) -> anyhow::Result<()> {
-    let bytes = std::fs::read(from).with_context(|| format!("reading {}", from.display()))?;
-    crate::secrets::write_private(to, &bytes)
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let mut source =
+        std::fs::File::open(from).with_context(|| format!("reading {}", from.display()))?;
+    let mut target = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(to)
+        .with_context(|| format!("writing {}", to.display()))?;
+    // A file already there keeps its mode through `open`: tighten it.
+    target.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    std::io::copy(&mut source, &mut target)?;
+    Ok(())
 }
 
 /// Takes a backup into `dir`, which must not exist or be empty. Safe while the server runs.

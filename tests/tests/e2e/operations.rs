@@ -4,7 +4,7 @@
 
 use std::{os::unix::fs::PermissionsExt as _, path::Path};
 
-use claudenest_e2e::{ServerProcess, TEST_PASSWORD, http_client, server_command};
+use claudenest_e2e::{ServerProcess, TEST_PASSWORD, http_client, into_reply, server_command};
 use serde_json::{Value, json};
 
 /// `claudenest ARGS` with `HOME` at `home`: its exit status and what it printed.
@@ -34,11 +34,14 @@ async fn call(
     if let Some(body) = body {
         request = request.json(&body);
     }
-    let reply = request.send().await.unwrap();
-    let status = reply.status();
-    let body: Value = reply.json().await.unwrap_or_default();
-    assert!(status.is_success(), "{path}: {status} {body}");
-    body["data"].clone()
+    let reply = into_reply(request.send().await.unwrap()).await;
+    assert!(
+        reply.status.is_success(),
+        "{path}: {} {}",
+        reply.status,
+        reply.text
+    );
+    reply.body["data"].clone()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -86,14 +89,11 @@ async fn a_backup_taken_while_serving_restores_into_a_fresh_host() {
     .await;
     let project_id = project["id"].as_str().unwrap().to_owned();
     let tasks = format!("/api/projects/{project_id}/tasks");
-    call(
-        &base,
-        &token,
-        Method::POST,
-        &tasks,
-        Some(json!({"title": "before the backup"})),
-    )
-    .await;
+    let add_task = async |title: &str| {
+        let body = json!({ "title": title });
+        call(&base, &token, Method::POST, &tasks, Some(body)).await
+    };
+    add_task("before the backup").await;
     let config_before = call(&base, &token, Method::GET, "/api/client-config", None).await;
 
     // Taken while the server serves.
@@ -133,14 +133,7 @@ async fn a_backup_taken_while_serving_restores_into_a_fresh_host() {
         !ok && said.contains("not empty"),
         "a backup never writes over another: {said}"
     );
-    call(
-        &base,
-        &token,
-        Method::POST,
-        &tasks,
-        Some(json!({"title": "after the backup"})),
-    )
-    .await;
+    add_task("after the backup").await;
     drop(server);
 
     // Restored into a fresh data directory, by a later run.

@@ -46,3 +46,30 @@ impl Deps<'_> {
             == machines::MachineStatus::Online
     }
 }
+
+/// Runs `work` every `interval` until `shutdown` (the sweepers): what a round did is logged as
+/// `what` when it did anything, a failure as a warning; the next round comes either way.
+pub fn every<T, F, Fut>(
+    interval: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+    what: &'static str,
+    mut work: F,
+) where
+    T: Default + PartialEq + std::fmt::Debug,
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = crate::error::Result<T>> + Send,
+{
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(interval) => {}
+                () = shutdown.cancelled() => return,
+            }
+            match work().await {
+                Ok(done) if done != T::default() => tracing::info!(?done, "{what}"),
+                Ok(_) => {}
+                Err(err) => tracing::warn!(error = %err, "{what} failed"),
+            }
+        }
+    });
+}

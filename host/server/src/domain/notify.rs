@@ -386,19 +386,23 @@ impl Worker {
         let notice = Arc::new(notice);
         let session = &notice.session;
         let targets = self.store.notification_targets(session.user_id).await?;
-        let wanted: Vec<_> = targets
+        let mut wanted: Vec<_> = targets
             .into_iter()
             .filter(|t| t.events.0.iter().any(|e| e == notice.kind))
             .collect();
-        if wanted.is_empty() {
-            return Ok(());
+        if wanted.iter().any(|t| t.project_id.is_some()) {
+            let project =
+                super::mcp_access::project_of_session(self.store.as_ref(), session).await?;
+            let project_id = project.map(|p| p.id);
+            wanted.retain(|t| t.project_id.is_none() || t.project_id == project_id);
         }
-        let project = super::mcp_access::project_of_session(self.store.as_ref(), session).await?;
-        let project_id = project.map(|p| p.id);
+        // Read once for every target that quotes the terminal.
+        let terminal: Option<Arc<str>> = match wanted.iter().any(|t| t.include_terminal) {
+            true => self.terminal_tail(session).await.map(Arc::from),
+            false => None,
+        };
         for target in wanted {
-            if target.project_id.is_some() && target.project_id != project_id {
-                continue;
-            }
+            let terminal = terminal.clone().filter(|_| target.include_terminal);
             let now = clock::now();
             let delivery = NotificationDelivery {
                 id: Uuid::now_v7(),
@@ -419,7 +423,7 @@ impl Worker {
             self.store.insert_delivery(&delivery).await?;
             let (worker, notice) = (self.clone(), notice.clone());
             tokio::spawn(async move {
-                worker.deliver(target, notice, delivery).await;
+                worker.deliver(target, notice, terminal, delivery).await;
                 drop(permit);
             });
         }
@@ -432,13 +436,9 @@ impl Worker {
         &self,
         target: NotificationTarget,
         notice: Arc<Notice>,
+        terminal: Option<Arc<str>>,
         mut delivery: NotificationDelivery,
     ) {
-        let terminal = if target.include_terminal {
-            self.terminal_tail(&notice.session).await
-        } else {
-            None
-        };
         let max_attempts = self.settings.max_attempts.max(1);
         loop {
             delivery.attempts += 1;

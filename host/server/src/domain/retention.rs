@@ -78,19 +78,9 @@ pub fn spawn(
     shutdown: tokio_util::sync::CancellationToken,
 ) {
     let interval = std::time::Duration::from_secs(settings.interval_secs.max(1));
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = shutdown.cancelled() => return,
-            }
-            match sweep(store.as_ref(), &settings, clock::now()).await {
-                Ok(pruned) if pruned != Pruned::default() => {
-                    tracing::info!(?pruned, "retention sweep")
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "retention sweep failed"),
-            }
-        }
+    let settings = std::sync::Arc::new(settings);
+    super::every(interval, shutdown, "retention sweep", move || {
+        let (store, settings) = (store.clone(), settings.clone());
+        async move { sweep(store.as_ref(), &settings, clock::now()).await }
     });
 }

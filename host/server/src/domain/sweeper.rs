@@ -99,19 +99,8 @@ pub fn spawn_sweeper(
 ) {
     let interval = StdDuration::from_secs(settings.sweep_interval_secs.max(1));
     let timeout = Duration::seconds(settings.instance_timeout_secs as i64);
-    tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                () = tokio::time::sleep(interval) => {}
-                () = shutdown.cancelled() => return,
-            }
-            match sweep(store.as_ref(), &bus, timeout, clock::now()).await {
-                Ok(swept) if swept != Swept::default() => {
-                    tracing::info!(?swept, "coordination sweep")
-                }
-                Ok(_) => {}
-                Err(err) => tracing::warn!(error = %err, "coordination sweep failed"),
-            }
-        }
+    super::every(interval, shutdown, "coordination sweep", move || {
+        let (store, bus) = (store.clone(), bus.clone());
+        async move { sweep(store.as_ref(), &bus, timeout, clock::now()).await }
     });
 }
