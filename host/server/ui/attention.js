@@ -29,7 +29,11 @@ export function attentionPanel(id) {
     await refresh();
   };
 
+  // Refreshes overlap when events come close together: only the latest one draws, so an
+  // older answer arriving last cannot put back a state the session has left.
+  let latest = 0;
   const refresh = async () => {
+    const mine = ++latest;
     let session;
     let requests;
     try {
@@ -39,7 +43,7 @@ export function attentionPanel(id) {
       showError(err);
       return;
     }
-    if (stopped) return;
+    if (stopped || mine !== latest) return;
     const pending = requests.find((r) => r.status === 'pending' && session.status === 'waiting_input');
     const parts = [];
     if (pending) {
