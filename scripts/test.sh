@@ -53,6 +53,8 @@ install_chromium() {
 step "apt: Debian's chromium for the dashboard's browser tests" install_chromium
 step "apt: systemd-analyze for the service files' check" \
   apt_need systemd-analyze systemd "docs/deploy/*.service are verified with it"
+step "apt: HAProxy for the scale-out test" \
+  apt_need haproxy haproxy "tests/tests/e2e/scale_out.rs runs docs/deploy/haproxy.cfg"
 
 # The example and fixture plugins (WebAssembly components) the tests load.
 step "build: the example and fixture plugins" \

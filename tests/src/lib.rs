@@ -559,10 +559,15 @@ pub struct AgentProcess {
 impl AgentProcess {
     /// `claudenest-agent --server <app> --token <token> [extra…]`.
     pub fn start(app: &TestApp, token: &str, extra: &[&str]) -> Self {
+        Self::start_at(&app.base_url, token, extra)
+    }
+
+    /// [`AgentProcess::start`] with a host at `base_url` (a `claudenest` process, a balancer).
+    pub fn start_at(base_url: &str, token: &str, extra: &[&str]) -> Self {
         let home = tempfile::tempdir().expect("temp dir");
         let log = home.path().join("agent.log");
         let child = agent_command(home.path(), &log)
-            .args(["--server", &app.base_url, "--token", token])
+            .args(["--server", base_url, "--token", token])
             .args(extra)
             .spawn()
             .expect("spawn claudenest-agent");

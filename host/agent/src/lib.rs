@@ -202,10 +202,14 @@ pub async fn run(settings: AgentSettings, shutdown: CancellationToken) -> anyhow
     let skills = skills::SkillFolder::new(settings.skills_dir.clone());
     let plugins =
         plugins::AgentPlugins::new(settings.plugins.clone(), &settings.server, &settings.token);
+    // Read once: `claude --version` may take seconds, and a reconnect after the host died
+    // should not wait for it again (`AgentRequest::Environment` reads it fresh on demand).
+    let environment = environment::detect(&settings.environment).await;
     let ended = loop {
         let link = Link {
             url: &url,
             settings: &settings,
+            environment: &environment,
             sessions: &sessions,
             replies: &outbound_tx,
             mcp: &mcp,
@@ -246,6 +250,7 @@ const WELCOME_TIMEOUT: Duration = Duration::from_secs(15);
 struct Link<'a> {
     url: &'a str,
     settings: &'a AgentSettings,
+    environment: &'a protocol::Environment,
     sessions: &'a sessions::Sessions,
     replies: &'a mpsc::Sender<AgentMessage>,
     mcp: &'a mcp::McpServers,
@@ -290,12 +295,11 @@ async fn connect_and_serve(
         socket = connect(link.url, &settings.token) => socket?,
         () = shutdown.cancelled() => return Ok(Ended::Shutdown),
     };
-    let environment = environment::detect(&settings.environment).await;
     send(
         &mut socket,
         &AgentMessage::Hello {
             protocol_version: PROTOCOL_VERSION,
-            environment,
+            environment: link.environment.clone(),
             sessions: link.sessions.ids(),
         },
     )

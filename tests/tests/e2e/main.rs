@@ -18,6 +18,7 @@ mod needs_you;
 mod operations;
 mod plugins;
 mod realtime;
+mod scale_out;
 mod sessions;
 mod skills;
 mod storage;

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use tokio::net::UdpSocket;
 use tokio_tungstenite::tungstenite::Message;
 
-fn pusher_dir() -> PathBuf {
+pub(crate) fn pusher_dir() -> PathBuf {
     let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("pusher");
     assert!(
         dir.join("node_modules/pusher-js").exists(),
