@@ -1,12 +1,13 @@
 // Many pusher-js clients watch one busy session through a load balancer while a host process
-// behind it is killed. Each keeps the session's output as the dashboard's terminal does: events
-// in `seq` order, and after a gap, a (re)subscription or a reconnect, a catch-up from the log
-// (`logs?since_seq=`) that skips what it already has. When every client has seen the session's
+// behind it is killed. Each follows the session's output with the dashboard terminal's own code
+// (host/server/ui/follow.mjs): events in `seq` order, and after a gap, a (re)subscription or a
+// reconnect, a catch-up from the log (`logs?since_seq=`) that skips what it already has. When every client has seen the session's
 // last line, each client's text must equal the log's.
 // Run by tests/tests/e2e/scale_out.rs with: LB_URL, LB_PORT, APP_KEY, TOKEN, SESSION, CLIENTS,
 // END_MARK. Prints `ready` once every client is subscribed and caught up, then one JSON line of
 // figures; exits 1 at the first failure.
 import Pusher from 'pusher-js';
+import { LOG_PAGE, OutputFollower } from '../../host/server/ui/follow.mjs';
 
 const env = (name) => {
   const value = process.env[name];
@@ -22,23 +23,28 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 // Log reads that answered something other than 200 (in flight on the killed node), retried.
 let retriedReads = 0;
 
-/// Output entries after `since`, all of them (pages of 1,000), retrying what failed in flight.
-async function logAfter(since) {
-  const entries = [];
+/// One page of output entries after `since`, retrying what failed in flight.
+async function readPage(since) {
+  const url = `${LB}/api/sessions/${SESSION}/logs?type=output&since_seq=${since}&limit=${LOG_PAGE}`;
   for (;;) {
-    const url = `${LB}/api/sessions/${SESSION}/logs?type=output&since_seq=${since}&limit=1000`;
-    let page;
     try {
       const reply = await fetch(url, { headers: { Authorization: `Bearer ${TOKEN}` } });
       if (reply.status !== 200) throw new Error(`logs answered ${reply.status}`);
-      page = (await reply.json()).data;
+      return (await reply.json()).data;
     } catch (err) {
       if (++retriedReads > 500) throw err;
       await sleep(100);
-      continue;
     }
+  }
+}
+
+/// Every output entry after `since`.
+async function logAfter(since) {
+  const entries = [];
+  for (;;) {
+    const page = await readPage(since);
     entries.push(...page);
-    if (page.length < 1000) return entries;
+    if (page.length < LOG_PAGE) return entries;
     since = page[page.length - 1].seq;
   }
 }
@@ -46,10 +52,10 @@ async function logAfter(since) {
 class Watcher {
   constructor(index) {
     this.index = index;
-    this.lastSeq = 0;
+    this.drawn = 0;
     this.text = '';
-    this.pending = null;
-    this.catching = null;
+    this.output = new OutputFollower({ readAfter: readPage, draw: (seq, data) => this.draw(seq, data) });
+    this.output.hold();
     this.connections = 0;
     this.lostAt = null;
     this.longestOutageMs = 0;
@@ -78,10 +84,10 @@ class Watcher {
     });
     this.subscribed = new Promise((resolve, reject) => {
       const channel = this.client.subscribe(`private-session.${SESSION}`);
-      channel.bind('session:output', (event) => this.receive(event));
+      channel.bind('session:output', (event) => this.output.receive(event));
       channel.bind('pusher:subscription_succeeded', () => {
         // Again after every reconnect: what was said while away comes from the log.
-        this.catchUp().then(resolve, reject);
+        this.output.catchUp().then(resolve, reject);
       });
       channel.bind('pusher:subscription_error', (status) =>
         reject(new Error(`client ${index}: subscription refused ${JSON.stringify(status)}`)),
@@ -89,37 +95,10 @@ class Watcher {
     });
   }
 
-  catchUp() {
-    if (this.catching) return this.catching;
-    this.pending = this.pending || [];
-    this.catching = (async () => {
-      try {
-        for (const entry of await logAfter(this.lastSeq)) this.draw(entry.seq, entry.data);
-      } finally {
-        const held = this.pending;
-        this.pending = null;
-        this.catching = null;
-        for (const event of held.sort((a, b) => a.seq - b.seq)) this.receive(event);
-      }
-    })();
-    return this.catching;
-  }
-
-  receive(event) {
-    if (this.pending) {
-      this.pending.push(event);
-    } else if (event.seq > this.lastSeq + 1) {
-      this.pending = [event];
-      this.catchUp();
-    } else {
-      this.draw(event.seq, event.data);
-    }
-  }
-
+  /// Output in order, each number once: a gap the follower gave up on fails the client.
   draw(seq, data) {
-    if (seq <= this.lastSeq) return;
-    if (seq !== this.lastSeq + 1) throw new Error(`client ${this.index}: seq ${seq} after ${this.lastSeq}`);
-    this.lastSeq = seq;
+    if (seq !== this.drawn + 1) this.gap ??= `client ${this.index}: seq ${seq} after ${this.drawn}`;
+    this.drawn = seq;
     this.text += data;
   }
 }
@@ -132,10 +111,12 @@ async function main() {
 
   const deadline = Date.now() + 120_000;
   while (!watchers.every((w) => w.text.includes(END_MARK))) {
+    const gap = watchers.find((w) => w.gap);
+    if (gap) throw new Error(gap.gap);
     if (Date.now() > deadline) {
       const behind = watchers.filter((w) => !w.text.includes(END_MARK));
       throw new Error(`${behind.length} clients never saw ${END_MARK}: client ${behind[0].index} ` +
-        `is at seq ${behind[0].lastSeq}, state ${behind[0].client.connection.state}`);
+        `is at seq ${behind[0].drawn}, state ${behind[0].client.connection.state}`);
     }
     await sleep(50);
   }

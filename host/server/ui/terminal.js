@@ -3,12 +3,14 @@
 // Attach answers the screen as it is now (`snapshot.ansi` as of `snapshot.seq`); after that,
 // `session:output` events are applied in `seq` order. Every byte has one number, so after a
 // dropped socket (or any gap in the numbers) the page asks the log for what came after the last
-// number it drew (`logs?since_seq=`) and skips what it already has: nothing lost, nothing twice.
+// number it drew (`logs?since_seq=`) and skips what it already has: nothing lost, nothing twice
+// (follow.mjs).
 
 import { Terminal } from './vendor/xterm.mjs';
 import { FitAddon } from './vendor/addon-fit.mjs';
 import * as api from './api.js';
 import * as live from './live.js';
+import { LOG_PAGE, OutputFollower } from './follow.mjs';
 
 /// Socket frames are limited to 10 KiB: a paste goes in pieces well under it (JSON may escape
 /// every byte as six).
@@ -18,8 +20,11 @@ const SCROLLBACK = 5000;
 export class SessionTerminal {
   constructor(element, session, { onStatus } = {}) {
     this.session = session;
-    this.lastSeq = 0;
-    this.pending = null; // events held while catching up
+    this.output = new OutputFollower({
+      readAfter: (seq) =>
+        api.get(`sessions/${session.id}/logs?type=output&since_seq=${seq}&limit=${LOG_PAGE}`),
+      draw: (_seq, data) => this.term.write(data),
+    });
     this.ctrlNext = false;
     this.onStatus = onStatus || (() => {});
     this.term = new Terminal({
@@ -41,70 +46,27 @@ export class SessionTerminal {
   /// Draws the attach snapshot (or, without one, the log), subscribes, then catches up.
   async start(snapshot) {
     this.subscription = live.watch(`private-session.${this.session.id}`, {
-      'session:output': (event) => this.receive(event),
+      'session:output': (event) => this.output.receive(event),
       'session:status': (event) => this.onStatus(event),
-      'pusher:subscription_succeeded': () => this.catchUp(),
+      'pusher:subscription_succeeded': () => this.output.catchUp(),
     });
     this.unwatchState = live.onState((current, previous) => {
-      if (current === 'connected' && previous !== 'connected') this.catchUp();
+      if (current === 'connected' && previous !== 'connected') this.output.catchUp();
     });
-    this.pending = [];
+    this.output.hold();
     // Drawn at the size it was made for; then the terminal takes the window's size (and the
     // PTY follows, so the program redraws for it).
     if (snapshot) {
       this.term.resize(snapshot.cols, snapshot.rows);
       this.term.write(snapshot.ansi);
-      this.lastSeq = snapshot.seq;
+      this.output.apply(snapshot.seq);
     } else {
+      // Without one, the log from its start.
       this.term.resize(this.session.pty_size.cols, this.session.pty_size.rows);
-      const entries = await api.get(`sessions/${this.session.id}/logs?type=output&limit=1000`);
-      for (const entry of entries) this.draw(entry.seq, entry.data);
     }
-    await this.catchUp();
+    await this.output.catchUp();
     this.ready = true;
     this.refit();
-  }
-
-  /// Asks the log for everything after the last number drawn, then applies what was held.
-  async catchUp() {
-    if (this.catching) return this.catching;
-    this.pending = this.pending || [];
-    this.catching = (async () => {
-      try {
-        for (;;) {
-          const entries = await api.get(
-            `sessions/${this.session.id}/logs?since_seq=${this.lastSeq}&limit=1000`,
-          );
-          for (const entry of entries) this.draw(entry.seq, entry.data);
-          if (entries.length < 1000) break;
-        }
-      } finally {
-        const held = this.pending;
-        this.pending = null;
-        this.catching = null;
-        // Whatever the log could not give (it keeps a bounded history) is taken as it comes.
-        for (const event of held.sort((a, b) => a.seq - b.seq)) this.draw(event.seq, event.data);
-      }
-    })();
-    return this.catching;
-  }
-
-  receive(event) {
-    if (this.pending) {
-      this.pending.push(event);
-    } else if (event.seq > this.lastSeq + 1) {
-      // A gap: output we never saw (a dropped socket, or an event that overtook the log).
-      this.pending = [event];
-      this.catchUp();
-    } else {
-      this.draw(event.seq, event.data);
-    }
-  }
-
-  draw(seq, data) {
-    if (seq === null || seq === undefined || seq <= this.lastSeq) return;
-    this.lastSeq = seq;
-    this.term.write(data);
   }
 
   /// Keystrokes and pastes: through the socket when subscribed, else through the API.

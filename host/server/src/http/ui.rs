@@ -69,6 +69,7 @@ const ASSETS: &[Asset] = &[
     asset!("projects.js", JS),
     asset!("live.js", JS),
     asset!("terminal.js", JS),
+    asset!("follow.mjs", JS),
     asset!("attention.js", JS),
     asset!("notifications.js", JS),
     asset!("style.css", CSS),
