@@ -19,24 +19,12 @@ use claudenest::{
         accounts::{self, Principal},
         machines::{self, NewMachine},
     },
-    protocol::{AgentMessage, Environment, PROTOCOL_VERSION},
     store,
 };
-use common::{Killed, percentile};
-use futures_util::{SinkExt as _, StreamExt as _};
-use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+use common::{Killed, percentile, rss_kib};
 
 const IDLE_LINKS: usize = 2000;
 const ROUND_TRIPS: usize = 2000;
-
-fn rss_kib(pid: u32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap()
-}
 
 #[tokio::main]
 async fn main() {
@@ -182,37 +170,10 @@ async fn main() {
     // --- idle links per 100 MB -------------------------------------------------------------
     tokio::time::sleep(Duration::from_millis(500)).await;
     let before = rss_kib(host.0.id());
-    let mut sockets = Vec::with_capacity(IDLE_LINKS);
-    let hello = serde_json::to_string(&AgentMessage::Hello {
-        protocol_version: PROTOCOL_VERSION,
-        environment: Environment {
-            platform: "linux".into(),
-            hostname: "bench".into(),
-            arch: "x64".into(),
-            agent_version: "bench".into(),
-            max_sessions: 1,
-            ..Environment::default()
-        },
-        sessions: vec![],
-    })
-    .unwrap();
     let started = Instant::now();
+    let mut sockets = Vec::with_capacity(IDLE_LINKS);
     for (_, machine_token) in &machines[1..] {
-        let mut request = format!("ws://127.0.0.1:{port}/api/agent/link")
-            .into_client_request()
-            .unwrap();
-        request.headers_mut().insert(
-            "authorization",
-            format!("Bearer {machine_token}").parse().unwrap(),
-        );
-        let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
-        socket
-            .send(Message::Text(hello.clone().into()))
-            .await
-            .unwrap();
-        let welcome = socket.next().await.unwrap().unwrap();
-        assert!(welcome.to_text().unwrap().contains("welcome"));
-        sockets.push(socket);
+        sockets.push(common::idle_agent_link(port, machine_token).await);
     }
     let linking = started.elapsed();
     tokio::time::sleep(Duration::from_secs(1)).await;

@@ -87,6 +87,114 @@ pub async fn json(request: reqwest::RequestBuilder) -> serde_json::Value {
     request.send().await.unwrap().json().await.unwrap()
 }
 
+/// `n` more machines of `principal`'s, with their tokens in clear.
+pub async fn more_machines(store: &dyn Store, principal: &Principal, n: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(n);
+    for i in 0..n {
+        let new = NewMachine {
+            name: format!("m{i}"),
+            ..NewMachine::default()
+        };
+        let (_, token) = machines::register(store, principal, new).await.unwrap();
+        tokens.push(token);
+    }
+    tokens
+}
+
+pub type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// An agent link as `claudenest agent` opens it (`hello`, then the host's `welcome`), left idle.
+pub async fn idle_agent_link(port: u16, machine_token: &str) -> Socket {
+    use claudenest::protocol::{AgentMessage, Environment, PROTOCOL_VERSION};
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
+    let hello = serde_json::to_string(&AgentMessage::Hello {
+        protocol_version: PROTOCOL_VERSION,
+        environment: Environment {
+            platform: "linux".into(),
+            hostname: "bench".into(),
+            arch: "x64".into(),
+            agent_version: "bench".into(),
+            max_sessions: 1,
+            ..Environment::default()
+        },
+        sessions: vec![],
+    })
+    .unwrap();
+    let mut request = format!("ws://127.0.0.1:{port}/api/agent/link")
+        .into_client_request()
+        .unwrap();
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {machine_token}").parse().unwrap(),
+    );
+    let (mut socket, _) = tokio_tungstenite::connect_async(request).await.unwrap();
+    socket.send(Message::Text(hello.into())).await.unwrap();
+    let welcome = socket.next().await.unwrap().unwrap();
+    assert!(welcome.to_text().unwrap().contains("welcome"));
+    socket
+}
+
+/// A Pusher client (as pusher-js connects) subscribed to the public `channel`.
+pub async fn pusher_subscriber(port: u16, key: &str, channel: &str) -> Socket {
+    use futures_util::{SinkExt as _, StreamExt as _};
+    use tokio_tungstenite::tungstenite::Message;
+    let url = format!("ws://127.0.0.1:{port}/app/{key}?protocol=7&client=js&version=8.6.0");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    let established = ws.next().await.unwrap().unwrap();
+    assert!(
+        established
+            .to_text()
+            .unwrap()
+            .contains("connection_established")
+    );
+    let subscribe = serde_json::json!({"event": "pusher:subscribe", "data": {"channel": channel}});
+    ws.send(Message::Text(subscribe.to_string().into()))
+        .await
+        .unwrap();
+    ws
+}
+
+/// The `sockudo` binary (a Rust Pusher server, the realtime benches' baseline): `$SOCKUDO`, or
+/// where `cargo install sockudo --root /opt/sockudo` or a plain `cargo install` put it.
+pub fn sockudo() -> Option<String> {
+    let home = std::env::var("HOME").unwrap_or_default();
+    std::env::var("SOCKUDO").ok().or_else(|| {
+        [
+            "/opt/sockudo/bin/sockudo".to_owned(),
+            format!("{home}/.cargo/bin/sockudo"),
+        ]
+        .into_iter()
+        .find(|p| std::path::Path::new(p).exists())
+    })
+}
+
+/// sockudo on `127.0.0.1:port` with one app and its limits lifted, quiet.
+pub fn start_sockudo(bin: &str, port: u16, app_id: &str, key: &str, secret: &str) -> Killed {
+    use std::process::{Command, Stdio};
+    Killed(
+        Command::new(bin)
+            .env("HOST", "127.0.0.1")
+            .env("PORT", port.to_string())
+            .env("SOCKUDO_DEFAULT_APP_ID", app_id)
+            .env("SOCKUDO_DEFAULT_APP_KEY", key)
+            .env("SOCKUDO_DEFAULT_APP_SECRET", secret)
+            .env("SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS", "100000")
+            .env(
+                "SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND",
+                "1000000",
+            )
+            .env("RATE_LIMITER_ENABLED", "false")
+            .env("METRICS_ENABLED", "false")
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -94,6 +202,31 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A process's resident memory, in KiB (VmRSS from /proc).
+pub fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap()
+}
+
+pub fn rss_mib(pid: u32) -> f64 {
+    rss_kib(pid) as f64 / 1024.0
+}
+
+/// A process's CPU time so far (user + system), from /proc.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The fields after the command name (in parentheses, and it may hold spaces): utime and
+    // stime are the 12th and 13th of them, in clock ticks.
+    let after = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    Duration::from_secs_f64(ticks as f64 / rustix::param::clock_ticks_per_second() as f64)
 }
 
 pub fn percentile(sorted: &[Duration], p: usize) -> Duration {

@@ -1,18 +1,24 @@
 //! Realtime fan-out: one event to 1,000 subscribers of a channel, published through the
-//! signed HTTP API, measured against `sockudo` (a Rust Pusher server; `cargo install sockudo`)
-//! running on loopback in the same run.
+//! signed HTTP API, measured against `sockudo` 5.2 (a Rust Pusher server; `cargo install
+//! sockudo --version '~5.2' --locked`, needs protoc; or `SOCKUDO=/path/to/sockudo`) running on
+//! loopback in the same run.
 //!
-//! Both servers run as separate processes; this process holds the 1,000 WebSocket clients of
-//! each, publishes, and timestamps deliveries. Two phases: paced (one event every 5 ms, for
-//! delivery latency) and a burst (events back to back, for throughput).
+//! Both servers run as separate processes, one after the other; this process holds the 1,000
+//! WebSocket clients of each, publishes, and timestamps deliveries. Two phases: steady (50
+//! events/s) and flat out (four publishers back to back). For each: delivery latency from the
+//! publish request's start (p50, p99), deliveries/s, and the server's CPU time per delivery
+//! (its utime + stime from /proc); and the server's RSS with the subscribers connected.
 
 #[path = "common.rs"]
 mod common;
-use common::{Killed, free_port};
+use common::{Killed, cpu_time, free_port, percentile, rss_mib};
 
 use std::{
     process::{Command, Stdio},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
     time::{Duration, Instant},
 };
 
@@ -21,24 +27,32 @@ use hmac::{Hmac, Mac};
 use tokio_tungstenite::tungstenite::Message;
 
 const SUBSCRIBERS: usize = 1000;
-const PACED_EVENTS: usize = 200;
-const BURST_EVENTS: usize = 500;
+const STEADY_RATE: u64 = 50;
+const STEADY_EVENTS: usize = 400;
+const FLAT_OUT_EVENTS: usize = 2000;
+const PUBLISHERS: usize = 4;
 const APP_ID: &str = "bench";
 const KEY: &str = "bench-key";
 const SECRET: &str = "bench-secret";
 
-struct Figures {
+struct Phase {
     p50: Duration,
     p99: Duration,
     deliveries_per_sec: f64,
-    events_per_sec: f64,
+    cpu_per_delivery: Duration,
+}
+
+struct Figures {
+    steady: Phase,
+    flat_out: Phase,
+    rss_mib: f64,
 }
 
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
     let ours_port = free_port();
-    let _ours = Killed(
+    let ours = Killed(
         Command::new(env!("CARGO_BIN_EXE_claudenest"))
             .args(["serve", "--bind", &format!("127.0.0.1:{ours_port}")])
             .env("CLAUDENEST_DATA_DIR", dir.path())
@@ -51,68 +65,61 @@ async fn main() {
             .spawn()
             .unwrap(),
     );
-    let sockudo_bin = std::env::var("SOCKUDO").ok().or_else(|| {
-        let home = std::env::var("HOME").ok()?;
-        let path = format!("{home}/.cargo/bin/sockudo");
-        std::path::Path::new(&path).exists().then_some(path)
-    });
     let sockudo_port = free_port();
-    let sockudo = sockudo_bin.as_ref().map(|bin| {
-        Killed(
-            Command::new(bin)
-                .env("HOST", "127.0.0.1")
-                .env("PORT", sockudo_port.to_string())
-                .env("SOCKUDO_DEFAULT_APP_ID", APP_ID)
-                .env("SOCKUDO_DEFAULT_APP_KEY", KEY)
-                .env("SOCKUDO_DEFAULT_APP_SECRET", SECRET)
-                .env("SOCKUDO_DEFAULT_APP_MAX_CONNECTIONS", "100000")
-                .env(
-                    "SOCKUDO_DEFAULT_APP_MAX_BACKEND_EVENTS_PER_SECOND",
-                    "1000000",
-                )
-                .env("RATE_LIMITER_ENABLED", "false")
-                .env("METRICS_ENABLED", "false")
-                .env("RUST_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    });
+    let sockudo =
+        common::sockudo().map(|bin| common::start_sockudo(&bin, sockudo_port, APP_ID, KEY, SECRET));
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     println!(
-        "\nfan-out: 1 event → {SUBSCRIBERS} subscribers; {PACED_EVENTS} paced events (5 ms apart), then a burst of {BURST_EVENTS}"
+        "\nfan-out: 1 event → {SUBSCRIBERS} subscribers; steady: {STEADY_EVENTS} events at \
+         {STEADY_RATE}/s; flat out: {FLAT_OUT_EVENTS} events from {PUBLISHERS} publishers"
     );
     println!(
-        "{:<12} {:>9} {:>9} {:>16} {:>10}",
-        "server", "p50 µs", "p99 µs", "deliveries/s", "events/s"
+        "{:<22} {:>9} {:>9} {:>14} {:>16} {:>9}",
+        "server / phase", "p50 ms", "p99 ms", "deliveries/s", "CPU µs/delivery", "RSS MiB"
     );
-    let ours = measure(ours_port).await;
-    print_row("claudenest", &ours);
-    match sockudo {
-        Some(_) => {
-            let theirs = measure(sockudo_port).await;
-            print_row("sockudo", &theirs);
+    let ours_figures = measure(ours_port, ours.0.id()).await;
+    print_rows("claudenest", &ours_figures);
+    match &sockudo {
+        Some(theirs) => {
+            let theirs_figures = measure(sockudo_port, theirs.0.id()).await;
+            print_rows("sockudo", &theirs_figures);
+            let ratio = |a: Duration, b: Duration| a.as_secs_f64() / b.as_secs_f64();
+            for (name, o, t) in [
+                ("steady", &ours_figures.steady, &theirs_figures.steady),
+                ("flat out", &ours_figures.flat_out, &theirs_figures.flat_out),
+            ] {
+                println!(
+                    "ratios claudenest/sockudo, {name}: CPU per delivery {:.2}, p50 {:.2}, p99 {:.2}, deliveries/s {:.2}",
+                    ratio(o.cpu_per_delivery, t.cpu_per_delivery),
+                    ratio(o.p50, t.p50),
+                    ratio(o.p99, t.p99),
+                    o.deliveries_per_sec / t.deliveries_per_sec,
+                );
+            }
             println!(
-                "ratios claudenest/sockudo: p50 {:.2}, p99 {:.2}, burst events/s {:.2}",
-                ours.p50.as_secs_f64() / theirs.p50.as_secs_f64(),
-                ours.p99.as_secs_f64() / theirs.p99.as_secs_f64(),
-                ours.events_per_sec / theirs.events_per_sec
+                "ratio claudenest/sockudo, RSS with {SUBSCRIBERS} subscribers: {:.2}",
+                ours_figures.rss_mib / theirs_figures.rss_mib
             );
         }
-        None => println!("sockudo: not installed (cargo install sockudo --locked; needs protoc)"),
+        None => println!(
+            "sockudo: not installed (cargo install sockudo --version '~5.2' --locked; needs protoc)"
+        ),
     }
 }
 
-fn print_row(name: &str, f: &Figures) {
-    println!(
-        "{name:<12} {:>9} {:>9} {:>16.0} {:>10.0}",
-        f.p50.as_micros(),
-        f.p99.as_micros(),
-        f.deliveries_per_sec,
-        f.events_per_sec
-    );
+fn print_rows(name: &str, f: &Figures) {
+    for (phase, p) in [("steady", &f.steady), ("flat out", &f.flat_out)] {
+        println!(
+            "{:<22} {:>9.2} {:>9.2} {:>14.0} {:>16.2} {:>9.1}",
+            format!("{name} / {phase}"),
+            p.p50.as_secs_f64() * 1e3,
+            p.p99.as_secs_f64() * 1e3,
+            p.deliveries_per_sec,
+            p.cpu_per_delivery.as_secs_f64() * 1e6,
+            f.rss_mib,
+        );
+    }
 }
 
 /// Signed `POST /apps/{id}/events`, Pusher's HTTP API as every server library sends it.
@@ -144,27 +151,33 @@ async fn publish(client: &reqwest::Client, port: u16, data: &str) {
     );
 }
 
-async fn measure(port: u16) -> Figures {
+/// When each event's publish request started, in nanoseconds since `base` (0: not yet).
+struct SentAt(Vec<AtomicU64>);
+
+impl SentAt {
+    fn mark(&self, seq: usize, base: Instant) {
+        self.0[seq].store(base.elapsed().as_nanos() as u64, Ordering::Relaxed);
+    }
+    fn get(&self, seq: usize) -> Duration {
+        Duration::from_nanos(self.0[seq].load(Ordering::Relaxed))
+    }
+}
+
+async fn measure(port: u16, pid: u32) -> Figures {
+    let total = STEADY_EVENTS + FLAT_OUT_EVENTS;
     let base = Instant::now();
     // (event seq, delivery time since base) per delivery
-    let deliveries: Arc<Mutex<Vec<(u64, Duration)>>> = Arc::new(Mutex::new(Vec::new()));
+    let deliveries: Arc<Mutex<Vec<(usize, Duration)>>> = Arc::new(Mutex::new(Vec::new()));
     let mut ready = Vec::new();
     let mut readers = Vec::new();
     for _ in 0..SUBSCRIBERS {
-        let url = format!("ws://127.0.0.1:{port}/app/{KEY}?protocol=7&client=js&version=8.6.0");
-        let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
-        let _established = ws.next().await.unwrap().unwrap();
-        ws.send(Message::Text(
-            r#"{"event":"pusher:subscribe","data":{"channel":"bench"}}"#.into(),
-        ))
-        .await
-        .unwrap();
+        let mut ws = common::pusher_subscriber(port, KEY, "bench").await;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         ready.push(rx);
         let deliveries = deliveries.clone();
         readers.push(tokio::spawn(async move {
             let mut tx = Some(tx);
-            let mut mine = Vec::new();
+            let mut mine = Vec::with_capacity(total);
             while let Some(Ok(frame)) = ws.next().await {
                 let Message::Text(text) = frame else { continue };
                 if text.contains("subscription_succeeded") {
@@ -186,9 +199,8 @@ async fn measure(port: u16) -> Figures {
                 }
                 let data: serde_json::Value =
                     serde_json::from_str(value["data"].as_str().unwrap()).unwrap();
-                let seq = data["seq"].as_u64().unwrap();
-                mine.push((seq, at));
-                if data["last"].as_bool() == Some(true) {
+                mine.push((data["seq"].as_u64().unwrap() as usize, at));
+                if mine.len() == total {
                     break;
                 }
             }
@@ -198,55 +210,78 @@ async fn measure(port: u16) -> Figures {
     for rx in ready {
         rx.await.unwrap();
     }
+    let rss = rss_mib(pid);
     let client = reqwest::Client::builder().no_proxy().build().unwrap();
-    let mut sent_at = Vec::new();
-    // Paced: latency.
-    for seq in 0..PACED_EVENTS as u64 {
-        sent_at.push(base.elapsed());
+    let sent_at = Arc::new(SentAt((0..total).map(|_| AtomicU64::new(0)).collect()));
+
+    // Steady: one event every 1/STEADY_RATE s.
+    let cpu_before = cpu_time(pid);
+    let steady_start = base.elapsed();
+    let mut tick = tokio::time::interval(Duration::from_secs(1) / STEADY_RATE as u32);
+    for seq in 0..STEADY_EVENTS {
+        tick.tick().await;
+        sent_at.mark(seq, base);
         publish(&client, port, &serde_json::json!({"seq": seq}).to_string()).await;
-        tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    // Burst: throughput.
-    let burst_start = base.elapsed();
-    let total = (PACED_EVENTS + BURST_EVENTS) as u64;
-    for seq in PACED_EVENTS as u64..total {
-        sent_at.push(base.elapsed());
-        let last = seq == total - 1;
-        publish(
-            &client,
-            port,
-            &serde_json::json!({"seq": seq, "last": last}).to_string(),
-        )
-        .await;
+    // Its last deliveries land before the flat-out phase starts.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let steady_cpu = cpu_time(pid) - cpu_before;
+
+    // Flat out: PUBLISHERS loops back to back.
+    let cpu_before = cpu_time(pid);
+    let flat_start = base.elapsed();
+    let next = Arc::new(AtomicUsize::new(STEADY_EVENTS));
+    let publishers: Vec<_> = (0..PUBLISHERS)
+        .map(|_| {
+            let (client, next, sent_at) = (client.clone(), next.clone(), sent_at.clone());
+            tokio::spawn(async move {
+                loop {
+                    let seq = next.fetch_add(1, Ordering::Relaxed);
+                    if seq >= total {
+                        return;
+                    }
+                    sent_at.mark(seq, base);
+                    publish(&client, port, &serde_json::json!({"seq": seq}).to_string()).await;
+                }
+            })
+        })
+        .collect();
+    for publisher in publishers {
+        publisher.await.unwrap();
     }
     for reader in readers {
-        tokio::time::timeout(Duration::from_secs(60), reader)
+        tokio::time::timeout(Duration::from_secs(120), reader)
             .await
-            .expect("every subscriber got the last event")
+            .expect("every subscriber got every event")
             .unwrap();
     }
+    let flat_cpu = cpu_time(pid) - cpu_before;
+
     let deliveries = deliveries.lock().unwrap();
-    let mut latencies: Vec<Duration> = deliveries
-        .iter()
-        .filter(|(seq, _)| (*seq as usize) < PACED_EVENTS)
-        .map(|(seq, at)| at.saturating_sub(sent_at[*seq as usize]))
-        .collect();
-    latencies.sort_unstable();
-    let burst_deliveries = deliveries
-        .iter()
-        .filter(|(seq, _)| *seq as usize >= PACED_EVENTS)
-        .count();
-    let burst_end = deliveries.iter().map(|(_, at)| *at).max().unwrap();
-    let burst_secs = (burst_end - burst_start).as_secs_f64();
     assert_eq!(
         deliveries.len(),
-        SUBSCRIBERS * (PACED_EVENTS + BURST_EVENTS),
+        SUBSCRIBERS * total,
         "every subscriber got every event"
     );
+    let phase = |range: std::ops::Range<usize>, start: Duration, cpu: Duration| {
+        let mut latencies: Vec<Duration> = Vec::new();
+        let mut end = start;
+        for (seq, at) in deliveries.iter().filter(|(seq, _)| range.contains(seq)) {
+            latencies.push(at.saturating_sub(sent_at.get(*seq)));
+            end = end.max(*at);
+        }
+        latencies.sort_unstable();
+        let count = latencies.len();
+        Phase {
+            p50: percentile(&latencies, 50),
+            p99: percentile(&latencies, 99),
+            deliveries_per_sec: count as f64 / (end - start).as_secs_f64(),
+            cpu_per_delivery: cpu / count as u32,
+        }
+    };
     Figures {
-        p50: latencies[latencies.len() / 2],
-        p99: latencies[latencies.len() * 99 / 100],
-        deliveries_per_sec: burst_deliveries as f64 / burst_secs,
-        events_per_sec: BURST_EVENTS as f64 / burst_secs,
+        steady: phase(0..STEADY_EVENTS, steady_start, steady_cpu),
+        flat_out: phase(STEADY_EVENTS..total, flat_start, flat_cpu),
+        rss_mib: rss,
     }
 }

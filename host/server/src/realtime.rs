@@ -18,8 +18,9 @@ use crate::events::Event;
 /// Frames waiting for a slow socket before it is disconnected.
 pub const OUTBOX_CAPACITY: usize = 512;
 
-/// A frame as sent: serialized once, shared by every recipient.
-pub type Frame = Arc<str>;
+/// A frame as sent: serialized once, shared by every recipient (a reference-counted buffer the
+/// WebSocket writes from, so no recipient copies it).
+pub type Frame = axum::extract::ws::Utf8Bytes;
 
 /// One socket's way in: its outbox and the token that closes it.
 #[derive(Clone)]
@@ -78,7 +79,7 @@ pub fn frame(event: &str, channel: Option<&str>, data: &Value) -> Frame {
     if let Some(channel) = channel {
         message["channel"] = Value::String(channel.to_owned());
     }
-    Arc::from(message.to_string())
+    Frame::from(message.to_string())
 }
 
 /// What a presence subscription succeeded with.
