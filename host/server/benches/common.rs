@@ -101,11 +101,8 @@ pub async fn more_machines(store: &dyn Store, principal: &Principal, n: usize) -
     tokens
 }
 
-pub type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
 /// An agent link as `claudenest agent` opens it (`hello`, then the host's `welcome`), left idle.
-pub async fn idle_agent_link(port: u16, machine_token: &str) -> Socket {
+pub async fn idle_agent_link(port: u16, machine_token: &str) -> Ws {
     use claudenest::protocol::{AgentMessage, Environment, PROTOCOL_VERSION};
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::{Message, client::IntoClientRequest as _};
@@ -137,7 +134,7 @@ pub async fn idle_agent_link(port: u16, machine_token: &str) -> Socket {
 }
 
 /// A Pusher client (as pusher-js connects) subscribed to the public `channel`.
-pub async fn pusher_subscriber(port: u16, key: &str, channel: &str) -> Socket {
+pub async fn pusher_subscriber(port: u16, key: &str, channel: &str) -> Ws {
     use futures_util::{SinkExt as _, StreamExt as _};
     use tokio_tungstenite::tungstenite::Message;
     let url = format!("ws://127.0.0.1:{port}/app/{key}?protocol=7&client=js&version=8.6.0");
@@ -462,31 +459,53 @@ pub fn session_output(message: &serde_json::Value) -> Option<String> {
     Some(payload["data"].as_str()?.to_owned())
 }
 
-/// Sends `count` characters (after a warm-up) one at a time, each framed by `frame`, and times
-/// each until `echoed` finds it in an answer. Sorted.
+/// Sends `count` characters (after a warm-up) one at a time, each framed by `frame` on the
+/// socket, and times each until `echoed` finds it in an answer. Sorted.
 pub async fn keystrokes(
     ws: &mut Ws,
     count: usize,
     frame: impl Fn(char) -> String,
     echoed: impl Fn(&serde_json::Value) -> Option<String>,
 ) -> Vec<Duration> {
-    use futures_util::SinkExt as _;
+    keystrokes_sent_by(
+        ws,
+        count,
+        async |ws: &mut Ws, key| {
+            use futures_util::SinkExt as _;
+            let message = tokio_tungstenite::tungstenite::Message::Text(frame(key).into());
+            ws.send(message).await.unwrap();
+        },
+        echoed,
+    )
+    .await
+}
+
+/// [`keystrokes`], each character sent by `send` (through the socket or another way) and its
+/// echo read from the socket. A key whose echo does not come within 10 s fails the run: none
+/// may be lost.
+pub async fn keystrokes_sent_by(
+    ws: &mut Ws,
+    count: usize,
+    mut send: impl AsyncFnMut(&mut Ws, char),
+    echoed: impl Fn(&serde_json::Value) -> Option<String>,
+) -> Vec<Duration> {
     const WARMUP: usize = 50;
     let mut times = Vec::with_capacity(count);
     for i in 0..WARMUP + count {
         let key = (b'a' + (i % 26) as u8) as char;
         let t = std::time::Instant::now();
-        ws.send(tokio_tungstenite::tungstenite::Message::Text(
-            frame(key).into(),
-        ))
-        .await
-        .unwrap();
-        loop {
-            let message = next_json(ws).await;
-            if echoed(&message).is_some_and(|text| text.contains(key)) {
-                break;
+        send(ws, key).await;
+        let echo = async {
+            loop {
+                let message = next_json(ws).await;
+                if echoed(&message).is_some_and(|text| text.contains(key)) {
+                    break;
+                }
             }
-        }
+        };
+        tokio::time::timeout(Duration::from_secs(10), echo)
+            .await
+            .unwrap_or_else(|_| panic!("keystroke {i} ({key:?}) was lost"));
         if i >= WARMUP {
             times.push(t.elapsed());
         }

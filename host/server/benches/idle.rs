@@ -13,7 +13,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use common::{Killed, Socket, free_port, rss_mib};
+use common::{Killed, Ws, free_port, rss_mib};
 use futures_util::{StreamExt as _, stream};
 
 const AGENT_LINKS: usize = 1000;
@@ -60,7 +60,7 @@ async fn main() {
     let empty = rss_mib(pid);
 
     let started = Instant::now();
-    let links: Vec<Socket> = stream::iter(&tokens)
+    let links: Vec<Ws> = stream::iter(&tokens)
         .map(|token| common::idle_agent_link(port, token))
         .buffer_unordered(OPENING)
         .collect()
@@ -136,9 +136,9 @@ async fn main() {
 }
 
 /// PUSHER_SOCKETS subscribers, spread over CHANNELS channels; and how long opening them took.
-async fn open_sockets(port: u16) -> (Vec<Socket>, Duration) {
+async fn open_sockets(port: u16) -> (Vec<Ws>, Duration) {
     let started = Instant::now();
-    let sockets: Vec<Socket> = stream::iter(0..PUSHER_SOCKETS)
+    let sockets: Vec<Ws> = stream::iter(0..PUSHER_SOCKETS)
         .map(|i| async move {
             let mut ws =
                 common::pusher_subscriber(port, KEY, &format!("idle-{}", i % CHANNELS)).await;

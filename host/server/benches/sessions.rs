@@ -97,6 +97,24 @@ async fn main() {
         common::session_output,
     )
     .await;
+    // The same keys through `POST /api/sessions/{id}/input`, echoes read from the socket.
+    let input_url = format!("{base}/api/sessions/{session}/input");
+    let ours_rest = common::keystrokes_sent_by(
+        &mut ws,
+        KEYSTROKES,
+        async |_: &mut common::Ws, key| {
+            let reply = client
+                .post(&input_url)
+                .bearer_auth(token)
+                .json(&json!({"data": key.to_string()}))
+                .send()
+                .await
+                .unwrap();
+            assert!(reply.status().is_success(), "input: {}", reply.status());
+        },
+        common::session_output,
+    )
+    .await;
     drop(ws);
 
     // --- keystrokes through terminado -------------------------------------------------------
@@ -135,7 +153,8 @@ async fn main() {
     println!("{:<52} {:>9} {:>9}", "", "p50 µs", "p99 µs");
     for (name, v) in [
         ("terminado (baseline: browser → server → PTY)", &theirs),
-        ("ClaudeNest (client → host → agent → PTY)", &ours),
+        ("ClaudeNest, socket (client → host → agent → PTY)", &ours),
+        ("ClaudeNest, POST …/input in, socket out", &ours_rest),
     ] {
         println!(
             "{name:<52} {:>9} {:>9}",
@@ -143,12 +162,15 @@ async fn main() {
             percentile(v, 99).as_micros()
         );
     }
-    let ratio = |p| percentile(&ours, p).as_secs_f64() / percentile(&theirs, p).as_secs_f64();
-    println!(
-        "ratio ClaudeNest / terminado: p50 {:.2}×, p99 {:.2}×",
-        ratio(50),
-        ratio(99)
-    );
+    let ratio =
+        |v: &[Duration], p| percentile(v, p).as_secs_f64() / percentile(&theirs, p).as_secs_f64();
+    for (name, v) in [("socket", &ours), ("POST …/input", &ours_rest)] {
+        println!(
+            "ratio ClaudeNest ({name}) / terminado: p50 {:.2}×, p99 {:.2}× (0 of {KEYSTROKES} lost)",
+            ratio(v, 50),
+            ratio(v, 99)
+        );
+    }
 
     // --- output throughput ------------------------------------------------------------------
     let (raw_bytes, raw_time) = raw_pty_flood(&script, &flood_dir);
