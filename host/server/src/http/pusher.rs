@@ -461,17 +461,26 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
         return;
     }
     let _open = crate::metrics::Held::new(crate::metrics::WEBSOCKET_CONNECTIONS);
+    // The timers and cancellations this loop waits on are made once, not per turn: the loop
+    // turns once per delivered frame, and a fresh `cancelled()` registers with its token (a
+    // lock the server's shutdown token shares with every socket) on each poll.
+    let overflowed = conn.handle.overflowed.clone().cancelled_owned();
+    let stopping = state.shutdown().clone().cancelled_owned();
+    // Fires `activity_timeout` after the last message in; checked lazily, so a message in only
+    // moves `last_activity`.
+    let idle = tokio::time::sleep(activity_timeout);
+    let pong = tokio::time::sleep(Duration::ZERO);
+    tokio::pin!(overflowed, stopping, idle, pong);
     let mut last_activity = Instant::now();
-    let mut pong_deadline: Option<Instant> = None;
+    let mut awaiting_pong = false;
     loop {
-        let idle_at = last_activity + activity_timeout;
         tokio::select! {
             incoming = ws.recv() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
                         last_activity = Instant::now();
-                        pong_deadline = None;
+                        awaiting_pong = false;
                         continue;
                     }
                     Some(Ok(Message::Binary(_))) => {
@@ -481,7 +490,7 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                 };
                 last_activity = Instant::now();
-                pong_deadline = None;
+                awaiting_pong = false;
                 if text.len() > max_message {
                     close(&mut ws, 1009, "Maximum message size exceeded").await;
                     break;
@@ -495,23 +504,31 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
                     break;
                 }
             }
-            () = tokio::time::sleep_until(idle_at), if pong_deadline.is_none() => {
+            () = &mut idle, if !awaiting_pong => {
+                let idle_at = last_activity + activity_timeout;
+                if idle_at > Instant::now() {
+                    idle.as_mut().reset(idle_at);
+                    continue;
+                }
                 if !send_frame(&mut ws, "pusher:ping", None, &json!({})).await {
                     break;
                 }
-                pong_deadline = Some(Instant::now() + PONG_WAIT.min(activity_timeout));
+                awaiting_pong = true;
+                pong.as_mut().reset(Instant::now() + PONG_WAIT.min(activity_timeout));
+                // Counted again from the ping's answer.
+                idle.as_mut().reset(Instant::now() + activity_timeout);
             }
-            () = sleep_until_some(pong_deadline) => {
+            () = &mut pong, if awaiting_pong => {
                 send_error(&mut ws, 4201, "Pong reply not received in time").await;
                 close(&mut ws, 4201, "Pong reply not received in time").await;
                 break;
             }
-            () = conn.handle.overflowed.cancelled() => {
+            () = &mut overflowed => {
                 send_error(&mut ws, 4100, "Over capacity").await;
                 close(&mut ws, 4100, "Over capacity").await;
                 break;
             }
-            () = state.shutdown().cancelled() => {
+            () = &mut stopping => {
                 // 4200: pusher-js reconnects at once (to another node, or this one restarted).
                 close(&mut ws, 4200, "Server restarting").await;
                 break;
@@ -520,13 +537,6 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
     }
     for channel in conn.channels.keys() {
         state.hub().unsubscribe(channel, &conn.socket_id);
-    }
-}
-
-async fn sleep_until_some(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 
