@@ -14,13 +14,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use claudenest::{
-    domain::{
-        accounts::{self, Principal},
-        machines::{self, NewMachine},
-    },
-    store,
-};
+use claudenest::store;
 use common::{Killed, percentile, rss_kib};
 
 const IDLE_LINKS: usize = 2000;
@@ -29,44 +23,13 @@ const ROUND_TRIPS: usize = 2000;
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("claudenest.sqlite3").display()
-    );
+    let url = common::sqlite_url(dir.path());
 
     // Accounts and machines are made up front, straight through the domain.
     let store = store::open(&url).await.unwrap();
-    let user = accounts::create_account(
-        store.as_ref(),
-        accounts::NewAccount {
-            name: "Bench".into(),
-            email: "bench@example.com".into(),
-            password: "bench password".into(),
-        },
-    )
-    .await
-    .unwrap();
-    let (token_row, token) =
-        accounts::issue_token(store.as_ref(), user.id, "bench", vec!["*".into()], None)
-            .await
-            .unwrap();
-    let principal = Principal {
-        user: user.clone(),
-        token_id: token_row.id,
-        abilities: vec!["*".to_owned()].into(),
-    };
-    let mut machines = Vec::new();
-    for i in 0..=IDLE_LINKS {
-        let new = NewMachine {
-            name: format!("m{i}"),
-            ..NewMachine::default()
-        };
-        machines.push(
-            machines::register(store.as_ref(), &principal, new)
-                .await
-                .unwrap(),
-        );
-    }
+    let user = common::bench_user(store.as_ref()).await;
+    let idle_tokens = common::more_machines(store.as_ref(), &user.principal, IDLE_LINKS).await;
+    let token = user.token.clone();
     store.close().await;
 
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -100,7 +63,7 @@ async fn main() {
     }
 
     // --- round trip through a real agent --------------------------------------------------
-    let (agent_machine, agent_token) = &machines[0];
+    let (agent_machine, agent_token) = (user.machine, &user.machine_token);
     let _agent = Killed(
         Command::new(env!("CARGO_BIN_EXE_claudenest"))
             .args(["agent", "--server", &base, "--token", agent_token])
@@ -110,8 +73,8 @@ async fn main() {
             .spawn()
             .unwrap(),
     );
-    let ping_url = format!("{base}/api/machines/{}/ping", agent_machine.id);
-    let plain_url = format!("{base}/api/machines/{}", agent_machine.id);
+    let ping_url = format!("{base}/api/machines/{}/ping", agent_machine);
+    let plain_url = format!("{base}/api/machines/{}", agent_machine);
     loop {
         let r = client
             .post(&ping_url)
@@ -172,7 +135,7 @@ async fn main() {
     let before = rss_kib(host.0.id());
     let started = Instant::now();
     let mut sockets = Vec::with_capacity(IDLE_LINKS);
-    for (_, machine_token) in &machines[1..] {
+    for machine_token in &idle_tokens {
         sockets.push(common::idle_agent_link(port, machine_token).await);
     }
     let linking = started.elapsed();

@@ -192,6 +192,11 @@ pub fn start_sockudo(bin: &str, port: u16, app_id: &str, key: &str, secret: &str
     )
 }
 
+/// A SQLite database file in `dir`, as a URL.
+pub fn sqlite_url(dir: &std::path::Path) -> String {
+    format!("sqlite://{}", dir.join("claudenest.sqlite3").display())
+}
+
 /// A loopback port that was free a moment ago.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -362,10 +367,7 @@ pub struct StandIn {
 pub async fn with_stand_in(stand_in: &str, flood_bytes: usize) -> StandIn {
     use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("claudenest.sqlite3").display()
-    );
+    let url = sqlite_url(dir.path());
     let script = dir.path().join("claude");
     std::fs::write(&script, stand_in).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -27,10 +27,7 @@ const OPENING: usize = 32;
 #[tokio::main]
 async fn main() {
     let dir = tempfile::tempdir().unwrap();
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("claudenest.sqlite3").display()
-    );
+    let url = common::sqlite_url(dir.path());
     let store = claudenest::store::open(&url).await.unwrap();
     let user = common::bench_user(store.as_ref()).await;
     let tokens = common::more_machines(store.as_ref(), &user.principal, AGENT_LINKS).await;

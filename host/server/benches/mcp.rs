@@ -105,10 +105,7 @@ async fn main() {
     .await;
     client.cancel().await.unwrap();
 
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("claudenest.sqlite3").display()
-    );
+    let url = common::sqlite_url(dir.path());
     let agent_data = tempfile::tempdir().unwrap();
     let setup = common::HostAndAgent::start(&url, &[], |c| {
         c.arg("--plugin-root")

@@ -95,10 +95,7 @@ async fn run() {
     std::fs::write(&script, STAND_IN).unwrap();
     std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
     let (port, mut webhooks) = receiver().await;
-    let url = format!(
-        "sqlite://{}",
-        dir.path().join("claudenest.sqlite3").display()
-    );
+    let url = common::sqlite_url(dir.path());
     let allow = format!("[\"127.0.0.1:{port}\"]");
     let host = Arc::new(
         HostAndAgent::start(
