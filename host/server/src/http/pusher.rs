@@ -278,8 +278,11 @@ pub async fn socket(
         // Over the limit is answered with close 1009 by the socket task; far over it, the
         // WebSocket layer itself refuses the frame.
         .max_message_size(max.saturating_mul(4).max(64 * 1024))
+        // Small buffers: 10,000 idle sockets hold little. Frames written together (a busy
+        // outbox, `send_outbox`) collect up to WRITE_BATCH_BYTES before a write, so one
+        // system call carries many; a lone frame is written at its flush.
         .read_buffer_size(4 * 1024)
-        .write_buffer_size(0)
+        .write_buffer_size(WRITE_BATCH_BYTES)
         .on_upgrade(move |mut ws| {
             tracker.track_future(async move {
                 // Counted while it is open; one over the address's quota is told why.
@@ -332,6 +335,9 @@ async fn send_frame(ws: &mut WebSocket, event: &str, channel: Option<&str>, data
     let frame = realtime::frame(event, channel, data);
     ws.send(Message::Text(frame)).await.is_ok()
 }
+
+/// Bytes of frames a socket gathers before writing them (see `send_outbox`).
+const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
 /// Frames written from the outbox before one flush.
 const OUTBOX_BATCH: usize = 64;
