@@ -26,7 +26,8 @@ pub type Frame = axum::extract::ws::Utf8Bytes;
 #[derive(Clone)]
 pub struct SocketHandle {
     pub outbox: mpsc::Sender<Frame>,
-    /// Cancelled when the hub wants the socket closed for falling behind.
+    /// Cancelled when the hub wants the socket closed for falling behind (a child of the
+    /// server's shutdown token, so shutting down cancels it too).
     pub overflowed: CancellationToken,
 }
 

@@ -21,7 +21,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::{sync::mpsc, time::Instant};
-use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -452,7 +451,9 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
         socket_id: socket_id.clone(),
         handle: SocketHandle {
             outbox,
-            overflowed: CancellationToken::new(),
+            // A child of the server's: one token per socket says "close" for either reason,
+            // and polling it locks only this socket's node (the shutdown token's is shared).
+            overflowed: state.shutdown().child_token(),
         },
         channels: HashMap::new(),
         messages: PerSecond::new(MESSAGES_PER_SECOND),
@@ -467,20 +468,27 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
         return;
     }
     let _open = crate::metrics::Held::new(crate::metrics::WEBSOCKET_CONNECTIONS);
-    // The timers and cancellations this loop waits on are made once, not per turn: the loop
-    // turns once per delivered frame, and a fresh `cancelled()` registers with its token (a
-    // lock the server's shutdown token shares with every socket) on each poll.
-    let overflowed = conn.handle.overflowed.clone().cancelled_owned();
-    let stopping = state.shutdown().clone().cancelled_owned();
+    // The timers and cancellation this loop waits on are made once, not per turn: the loop
+    // turns once per delivered frame, and a fresh `cancelled()` registers with its token on
+    // each poll.
+    let closed = conn.handle.overflowed.clone().cancelled_owned();
     // Fires `activity_timeout` after the last message in; checked lazily, so a message in only
     // moves `last_activity`.
     let idle = tokio::time::sleep(activity_timeout);
     let pong = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(overflowed, stopping, idle, pong);
+    tokio::pin!(closed, idle, pong);
     let mut last_activity = Instant::now();
     let mut awaiting_pong = false;
     loop {
         tokio::select! {
+            // In this order, and the rest only when these wait: a turn that delivers a frame
+            // polls nothing else (reading an idle socket, or a token, costs on every turn).
+            biased;
+            Some(frame) = frames.recv() => {
+                if !send_outbox(&mut ws, frame, &mut frames).await {
+                    break;
+                }
+            }
             incoming = ws.recv() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
@@ -505,11 +513,6 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
                     break;
                 }
             }
-            Some(frame) = frames.recv() => {
-                if !send_outbox(&mut ws, frame, &mut frames).await {
-                    break;
-                }
-            }
             () = &mut idle, if !awaiting_pong => {
                 let idle_at = last_activity + activity_timeout;
                 if idle_at > Instant::now() {
@@ -529,14 +532,15 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
                 close(&mut ws, 4201, "Pong reply not received in time").await;
                 break;
             }
-            () = &mut overflowed => {
-                send_error(&mut ws, 4100, "Over capacity").await;
-                close(&mut ws, 4100, "Over capacity").await;
-                break;
-            }
-            () = &mut stopping => {
-                // 4200: pusher-js reconnects at once (to another node, or this one restarted).
-                close(&mut ws, 4200, "Server restarting").await;
+            () = &mut closed => {
+                if state.shutdown().is_cancelled() {
+                    // 4200: pusher-js reconnects at once (to another node, or this one
+                    // restarted).
+                    close(&mut ws, 4200, "Server restarting").await;
+                } else {
+                    send_error(&mut ws, 4100, "Over capacity").await;
+                    close(&mut ws, 4100, "Over capacity").await;
+                }
                 break;
             }
         }
