@@ -439,8 +439,11 @@ pub async fn input(
         .session(principal.user.id, id)
         .await?
         .ok_or_else(not_found)?;
+    // A headless session says so even once it ended; then an ended one is `SES_002`.
     takes_input(&session)?;
-    let session = live(store, principal, id).await?;
+    if session.status.is_ended() {
+        return Err(ApiError::new(ErrorCode::SessionTerminated));
+    }
     send_input(store, links, &session, data).await
 }
 
