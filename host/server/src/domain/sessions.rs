@@ -569,15 +569,8 @@ pub async fn by_ws_token(store: &dyn Store, token: &str) -> Result<Session> {
     Ok(session)
 }
 
-/// `client-session:input|resize|terminate` from a socket authorized on the session's channel.
-pub async fn from_client_event(
-    store: &dyn Store,
-    links: &dyn AgentLinks,
-    bus: &EventBus,
-    session_id: Uuid,
-    event: &str,
-    data: &Value,
-) -> Result<()> {
+/// The session terminal events are for, while it has not ended (`SES_002` once it has).
+pub async fn open_session(store: &dyn Store, session_id: Uuid) -> Result<Session> {
     let session = store
         .session_by_id(session_id)
         .await?
@@ -585,6 +578,20 @@ pub async fn from_client_event(
     if session.status.is_ended() {
         return Err(ApiError::new(ErrorCode::SessionTerminated));
     }
+    Ok(session)
+}
+
+/// `client-session:input|resize|terminate` from a socket authorized on the session's channel,
+/// for `session` as [`open_session`] read it.
+pub async fn from_client_event(
+    store: &dyn Store,
+    links: &dyn AgentLinks,
+    bus: &EventBus,
+    session: &Session,
+    event: &str,
+    data: &Value,
+) -> Result<()> {
+    let session_id = session.id;
     match event {
         "client-session:input" => {
             let text = data["data"].as_str().unwrap_or_default().to_owned();
@@ -594,7 +601,7 @@ pub async fn from_client_event(
                     "1 to 65536 bytes of input.",
                 ));
             }
-            send_input(store, links, &session, text).await
+            send_input(store, links, session, text).await
         }
         "client-session:resize" => {
             let (cols, rows) = (
@@ -604,7 +611,7 @@ pub async fn from_client_event(
             let mut v = Validator::new();
             validate_size(&mut v, cols, rows);
             v.finish()?;
-            send_resize(store, links, &session, cols, rows).await
+            send_resize(store, links, session, cols, rows).await
         }
         "client-session:terminate" => {
             set_status(store, bus, session_id, SessionStatus::Terminated, None).await?;

@@ -402,22 +402,41 @@ struct TerminalEvent {
 /// dashboard's 1,500-character pieces is 44); over it the event is refused with 4301.
 const TERMINAL_QUEUE: usize = 256;
 
+/// How long keystrokes use the session as read for an earlier one.
+const SESSION_REREAD: Duration = Duration::from_secs(1);
+
 /// Hands a socket's terminal events to the session's machine, in order.
 async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<TerminalEvent>) {
+    // Keystrokes come many a second: each waits for the machine, not for reading the session
+    // again (which machine, which mode) within SESSION_REREAD. An ended session is noticed by
+    // the next read, and its machine refuses input meanwhile; other events read it afresh.
+    let mut known: Option<(crate::store::Session, Instant)> = None;
     while let Some(TerminalEvent {
         session_id,
         name,
         data,
     }) = events.recv().await
     {
-        let routed = sessions::from_client_event(
-            state.store(),
-            state.agent_links(),
-            state.bus(),
-            session_id,
-            &name,
-            &data,
-        )
+        let routed = async {
+            let reuse = name == "client-session:input"
+                && known
+                    .as_ref()
+                    .is_some_and(|(s, at)| s.id == session_id && at.elapsed() < SESSION_REREAD);
+            if !reuse {
+                let session = sessions::open_session(state.store(), session_id).await?;
+                known = Some((session, Instant::now()));
+            }
+            let (session, _) = known.as_ref().expect("read above");
+            sessions::from_client_event(
+                state.store(),
+                state.agent_links(),
+                state.bus(),
+                session,
+                &name,
+                &data,
+            )
+            .await
+        }
         .await;
         if let Err(err) = routed {
             tracing::debug!(%session_id, event = name, error = %err, "client session event refused");
