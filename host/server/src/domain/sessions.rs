@@ -729,24 +729,9 @@ impl OutputStreams {
         !self.batch.is_empty()
     }
 
-    /// Writes the batch now (see [`PendingWrite`]) and returns what the agent may forget.
+    /// Writes the batch (one transaction per session), applies retention, and returns what the
+    /// agent may now forget. On an error nothing is acknowledged: the agent resends.
     pub async fn flush(&mut self, store: &dyn Store) -> Result<Vec<Ack>> {
-        match self.take_batch() {
-            Some(write) => {
-                let written = write.run(store).await?;
-                Ok(self.written(written))
-            }
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// The batch, to be written beside the link's loop (which goes on publishing meanwhile);
-    /// hand what it wrote back to [`OutputStreams::written`]. One write at a time keeps each
-    /// session's log in order.
-    pub fn take_batch(&mut self) -> Option<PendingWrite> {
-        if self.batch.is_empty() {
-            return None;
-        }
         let mut by_session: Vec<(Uuid, Vec<SessionLog>)> = Vec::new();
         for chunk in std::mem::take(&mut self.batch) {
             match by_session
@@ -757,24 +742,37 @@ impl OutputStreams {
                 None => by_session.push((chunk.session_id, vec![chunk])),
             }
         }
-        Some(PendingWrite {
-            by_session,
-            retention: self.retention,
-        })
-    }
-
-    /// Chunks waiting for the next write.
-    pub fn batch_len(&self) -> usize {
-        self.batch.len()
-    }
-
-    /// After a write: sessions deleted meanwhile are forgotten; the acks for the agent.
-    pub fn written(&mut self, written: Written) -> Vec<Ack> {
-        for ack in written.acks.iter().filter(|a| a.exit_recorded) {
-            self.seen.remove(&ack.session_id);
+        let mut acks = Vec::with_capacity(by_session.len());
+        for (session_id, logs) in by_session {
+            let last = logs.iter().filter_map(|l| l.seq).max().unwrap_or(0);
+            if let Err(err) = store.append_session_logs(session_id, &logs).await {
+                if store.session_by_id(session_id).await?.is_some() {
+                    return Err(err.into());
+                }
+                // Deleted meanwhile (API §4.4): its output has nowhere to go, and the agent
+                // may forget the session.
+                self.seen.remove(&session_id);
+                acks.push(Ack {
+                    session_id,
+                    seq: last as u64,
+                    exit_recorded: true,
+                });
+                continue;
+            }
+            if self.retention > 0 && last > self.retention as i64 {
+                store
+                    .trim_session_output(session_id, last - self.retention as i64)
+                    .await?;
+            }
+            acks.push(Ack {
+                session_id,
+                seq: last as u64,
+                exit_recorded: false,
+            });
         }
-        written.acks
+        Ok(acks)
     }
+
     /// Token use a session reported (a headless run's result, or its hooks): the session as
     /// it is now, for the budget check.
     pub async fn usage(
@@ -823,52 +821,6 @@ impl OutputStreams {
             exit_recorded: true,
         });
         Ok(acks)
-    }
-}
-
-/// A batch of output taken from [`OutputStreams`], written by [`PendingWrite::run`].
-pub struct PendingWrite {
-    by_session: Vec<(Uuid, Vec<SessionLog>)>,
-    retention: u64,
-}
-
-/// What a [`PendingWrite`] stored.
-pub struct Written {
-    acks: Vec<Ack>,
-}
-
-impl PendingWrite {
-    /// Writes the batch (one transaction per session) and applies retention. On an error
-    /// nothing is acknowledged: the agent resends.
-    pub async fn run(self, store: &dyn Store) -> Result<Written> {
-        let mut acks = Vec::with_capacity(self.by_session.len());
-        for (session_id, logs) in self.by_session {
-            let last = logs.iter().filter_map(|l| l.seq).max().unwrap_or(0);
-            if let Err(err) = store.append_session_logs(session_id, &logs).await {
-                if store.session_by_id(session_id).await?.is_some() {
-                    return Err(err.into());
-                }
-                // Deleted meanwhile (API §4.4): its output has nowhere to go, and the agent
-                // may forget the session.
-                acks.push(Ack {
-                    session_id,
-                    seq: last as u64,
-                    exit_recorded: true,
-                });
-                continue;
-            }
-            if self.retention > 0 && last > self.retention as i64 {
-                store
-                    .trim_session_output(session_id, last - self.retention as i64)
-                    .await?;
-            }
-            acks.push(Ack {
-                session_id,
-                seq: last as u64,
-                exit_recorded: false,
-            });
-        }
-        Ok(Written { acks })
     }
 }
 

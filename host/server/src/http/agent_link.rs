@@ -259,9 +259,13 @@ async fn send_acks(socket: &mut WebSocket, acks: Vec<sessions::Ack>) -> bool {
 /// Stores the pending output and acknowledges it. A store error closes the link: the agent
 /// reconnects and resends what was not acknowledged.
 async fn flush_output(state: &AppState, io: &mut LinkIo<'_>) -> bool {
-    match io.streams.take_batch() {
-        Some(write) => finish_write(write.run(state.store()).await, io).await,
-        None => true,
+    match io.streams.flush(state.store()).await {
+        Ok(acks) => send_acks(io.socket, acks).await,
+        Err(err) => {
+            tracing::error!(error = %err, "storing session output failed; the agent will resend");
+            close_with(io.socket, 1011, "storing session output failed").await;
+            false
+        }
     }
 }
 
@@ -280,13 +284,6 @@ async fn serve(
     let mut awaiting: Option<(u64, Instant)> = None;
     let mut flush = tokio::time::interval(sessions::OUTPUT_FLUSH);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    // The log write under way, beside the loop: output goes on being published and keystrokes
-    // go on reaching the agent while the database writes.
-    let mut writing: Option<LogWrite<'_>> = None;
-    // Made once, not per turn (a fresh `cancelled()` registers with its token on every poll).
-    let closing = link.closing().clone().cancelled_owned();
-    let stopping = state.shutdown().clone().cancelled_owned();
-    tokio::pin!(closing, stopping);
     // Every way out of the loop below returns from this block, so the batch is always flushed.
     async {
     loop {
@@ -324,19 +321,7 @@ async fn serve(
                     }
                     Ok(AgentMessage::SessionOutput { session_id, seq, data }) => {
                         match io.streams.output(state.store(), state.bus(), session_id, seq, data).await {
-                            Ok(true) => {
-                                // Far behind the database: wait for it (the agent's socket
-                                // holds the rest) rather than let the batch grow.
-                                if io.streams.batch_len() >= OUTPUT_BACKLOG
-                                    && let Some(write) = writing.take()
-                                    && !finish_write(write.await, io).await
-                                {
-                                    return;
-                                }
-                                if writing.is_none() {
-                                    writing = start_write(state, io.streams);
-                                }
-                            }
+                            Ok(true) => if !flush_output(state, io).await { return },
                             Ok(false) => {}
                             Err(err) => {
                                 tracing::error!(error = %err, %session_id, "accepting session output failed");
@@ -367,12 +352,6 @@ async fn serve(
                         }
                     }
                     Ok(AgentMessage::SessionExit { session_id, exit_code }) => {
-                        // The output before the exit is stored first.
-                        if let Some(write) = writing.take()
-                            && !finish_write(write.await, io).await
-                        {
-                            return;
-                        }
                         match io.streams.exit(state.store(), state.bus(), session_id, exit_code).await {
                             Ok(acks) => if !send_acks(io.socket, acks).await { return },
                             Err(err) => {
@@ -412,16 +391,9 @@ async fn serve(
                     return;
                 }
             }
-            _ = flush.tick(), if io.streams.has_pending() && writing.is_none() => {
-                writing = start_write(state, io.streams);
-            }
-            written = async { writing.as_mut().expect("guarded").await }, if writing.is_some() => {
-                writing = None;
-                if !finish_write(written, io).await {
+            _ = flush.tick(), if io.streams.has_pending() => {
+                if !flush_output(state, io).await {
                     return;
-                }
-                if io.streams.batch_len() >= sessions::OUTPUT_BATCH {
-                    writing = start_write(state, io.streams);
                 }
             }
             _ = ticker.tick(), if awaiting.is_none() => {
@@ -436,12 +408,12 @@ async fn serve(
                 close_with(io.socket, close::PONG_TIMEOUT, "pong timeout").await;
                 return;
             }
-            () = &mut closing => {
+            () = link.closing().cancelled() => {
                 let (code, reason) = link.close_reason().unwrap_or((close::REVOKED, "closed".into()));
                 close_with(io.socket, code, &reason).await;
                 return;
             }
-            () = &mut stopping => {
+            () = state.shutdown().cancelled() => {
                 close_with(io.socket, close::SHUTDOWN, "host shutting down").await;
                 return;
             }
@@ -449,42 +421,8 @@ async fn serve(
     }
     }
     .await;
-    if let Some(write) = writing.take() {
-        finish_write(write.await, io).await;
-    }
     if io.streams.has_pending() {
         flush_output(state, io).await;
-    }
-}
-
-/// A log write in flight beside the link's loop.
-type LogWrite<'a> =
-    std::pin::Pin<Box<dyn Future<Output = crate::error::Result<sessions::Written>> + Send + 'a>>;
-
-/// Chunks a link holds unwritten (while a write is under way) before it waits for the database.
-const OUTPUT_BACKLOG: usize = 16 * sessions::OUTPUT_BATCH;
-
-fn start_write<'a>(
-    state: &'a AppState,
-    streams: &mut sessions::OutputStreams,
-) -> Option<LogWrite<'a>> {
-    let write = streams.take_batch()?;
-    Some(Box::pin(write.run(state.store())))
-}
-
-/// Acknowledges what a write stored; a store error closes the link (the agent reconnects and
-/// resends what was not acknowledged). `false` when the link is done.
-async fn finish_write(
-    written: crate::error::Result<sessions::Written>,
-    io: &mut LinkIo<'_>,
-) -> bool {
-    match written {
-        Ok(written) => send_acks(io.socket, io.streams.written(written)).await,
-        Err(err) => {
-            tracing::error!(error = %err, "storing session output failed; the agent will resend");
-            close_with(io.socket, 1011, "storing session output failed").await;
-            false
-        }
     }
 }
 
