@@ -1,26 +1,13 @@
 // pusher-js on host process B receives an event caused through host process A (both on one
 // PostgreSQL database). Run by tests/tests/e2e/realtime.rs with: NODE_B_URL, NODE_B_PORT, APP_KEY,
 // TOKEN, MACHINE, NODE_A_URL.
-import Pusher from 'pusher-js';
+import { connect, env } from './common.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`missing ${name}`);
-  return value;
-};
-
-const client = new Pusher(env('APP_KEY'), {
-  wsHost: '127.0.0.1',
-  wsPort: Number(env('NODE_B_PORT')),
-  forceTLS: false,
-  enabledTransports: ['ws'],
-  cluster: '',
-  disableStats: true,
-  channelAuthorization: {
-    endpoint: `${env('NODE_B_URL')}/api/broadcasting/auth`,
-    transport: 'ajax',
-    headers: { Authorization: `Bearer ${env('TOKEN')}` },
-  },
+const client = connect({
+  key: env('APP_KEY'),
+  base: env('NODE_B_URL'),
+  port: env('NODE_B_PORT'),
+  token: env('TOKEN'),
 });
 
 const timeout = (ms, what) =>

@@ -6,14 +6,9 @@
 // Run by tests/tests/e2e/scale_out.rs with: LB_URL, LB_PORT, APP_KEY, TOKEN, SESSION, CLIENTS,
 // END_MARK. Prints `ready` once every client is subscribed and caught up, then one JSON line of
 // figures; exits 1 at the first failure.
-import Pusher from 'pusher-js';
+import { connect, env } from './common.mjs';
 import { LOG_PAGE, OutputFollower } from '../../host/server/ui/follow.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`missing ${name}`);
-  return value;
-};
 const LB = env('LB_URL');
 const TOKEN = env('TOKEN');
 const SESSION = env('SESSION');
@@ -59,19 +54,7 @@ class Watcher {
     this.connections = 0;
     this.lostAt = null;
     this.longestOutageMs = 0;
-    this.client = new Pusher(env('APP_KEY'), {
-      wsHost: '127.0.0.1',
-      wsPort: Number(env('LB_PORT')),
-      forceTLS: false,
-      enabledTransports: ['ws'],
-      cluster: '',
-      disableStats: true,
-      channelAuthorization: {
-        endpoint: `${LB}/api/broadcasting/auth`,
-        transport: 'ajax',
-        headers: { Authorization: `Bearer ${TOKEN}` },
-      },
-    });
+    this.client = connect({ key: env('APP_KEY'), base: LB, port: env('LB_PORT'), token: TOKEN });
     this.client.connection.bind('state_change', ({ previous, current }) => {
       if (previous === 'connected' && current !== 'connected') this.lostAt = Date.now();
       if (current === 'connected') {

@@ -3,13 +3,8 @@
 //   BASE_URL, WS_PORT, APP_KEY, TOKEN_A, TOKEN_A2 (same user), MACHINE_A (A's, wake-capable,
 //   waking to loopback), MACHINE_B (another user's), PROJECT_A and TASK_A (a pending task in it).
 // Prints one line per step; exits 1 at the first failure.
-import Pusher from 'pusher-js';
+import { connect as connectTo, env } from './common.mjs';
 
-const env = (name) => {
-  const value = process.env[name];
-  if (!value) throw new Error(`missing ${name}`);
-  return value;
-};
 const BASE = env('BASE_URL');
 const PORT = Number(env('WS_PORT'));
 const KEY = env('APP_KEY');
@@ -18,21 +13,7 @@ const MACHINE_B = env('MACHINE_B');
 const PROJECT_A = env('PROJECT_A');
 const TASK_A = env('TASK_A');
 
-function connect(token) {
-  return new Pusher(KEY, {
-    wsHost: '127.0.0.1',
-    wsPort: PORT,
-    forceTLS: false,
-    enabledTransports: ['ws'],
-    cluster: '',
-    disableStats: true,
-    channelAuthorization: {
-      endpoint: `${BASE}/api/broadcasting/auth`,
-      transport: 'ajax',
-      headers: { Authorization: `Bearer ${token}` },
-    },
-  });
-}
+const connect = (token) => connectTo({ key: KEY, base: BASE, port: PORT, token });
 
 function waitFor(target, event, ms = 5000) {
   return new Promise((resolve, reject) => {

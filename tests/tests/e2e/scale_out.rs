@@ -10,7 +10,7 @@
 
 use std::{
     collections::HashMap,
-    path::{Path, PathBuf},
+    path::Path,
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
@@ -57,8 +57,6 @@ struct Balancer {
 
 impl Balancer {
     async fn start(nodes: &[u16]) -> Self {
-        let haproxy = which("haproxy")
-            .expect("haproxy is not installed: scripts/test.sh installs it (apt install haproxy)");
         let documented = std::fs::read_to_string(
             Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/deploy/haproxy.cfg"),
         )
@@ -68,13 +66,14 @@ impl Balancer {
         let config = dir.path().join("haproxy.cfg");
         std::fs::write(&config, on_loopback(&documented, port, nodes)).unwrap();
         let log = std::fs::File::create(dir.path().join("haproxy.log")).unwrap();
-        let child = std::process::Command::new(haproxy)
+        // Missing, it fails the test (CI included): scripts/test.sh installs it.
+        let child = std::process::Command::new("haproxy")
             .args(["-db", "-f"])
             .arg(&config)
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
-            .expect("start haproxy");
+            .expect("haproxy is not installed: scripts/test.sh installs it (apt install haproxy)");
         let balancer = Self {
             child,
             url: format!("http://127.0.0.1:{port}"),
@@ -137,12 +136,6 @@ fn on_loopback(documented: &str, port: u16, nodes: &[u16]) -> String {
         "docs/deploy/haproxy.cfg has no server line"
     );
     out
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join(name))
-        .find(|path| path.is_file())
 }
 
 /// A host's `claudenest_agent_links` gauge (its own metrics, not the balancer's view).
