@@ -4,7 +4,7 @@
 //! back over the agent link (numbered per session), is published at once as `session:output`
 //! on `private-session.{id}`, and is written to the log in batches by the link.
 
-use std::{collections::HashMap, time::Duration as StdDuration};
+use std::{collections::HashMap, sync::Arc, time::Duration as StdDuration};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -629,12 +629,19 @@ pub async fn from_client_event(
 /// in batches, and acknowledged to the agent once stored (so the agent can drop it). Sequence
 /// numbers make resends after a reconnect harmless: what was seen is neither published nor
 /// logged twice. Only the link's own machine's sessions are accepted.
+///
+/// A batch is written on a task of its own ([`OutputStreams::start_write`]) while the link
+/// goes on publishing output and carrying keystrokes: an echo never waits for the database.
+/// The task owns nothing of the link's, so the link may await other writes meanwhile (a
+/// write in flight holds SQLite's write lock or the session's row, and finishes on its own).
 pub struct OutputStreams {
     machine_id: Uuid,
     /// Highest sequence accepted per session of this machine.
     seen: HashMap<Uuid, u64>,
     batch: Vec<SessionLog>,
     retention: u64,
+    /// The one write in flight; one at a time keeps each session's log in order.
+    writing: Option<tokio::task::JoinHandle<Result<Vec<Ack>>>>,
 }
 
 /// A stored position the agent may forget up to.
@@ -644,6 +651,10 @@ pub struct Ack {
     pub seq: u64,
     pub exit_recorded: bool,
 }
+
+/// Chunks a link holds unwritten while a write is under way before it waits for the database
+/// (the agent's socket holds the rest).
+const OUTPUT_BACKLOG: usize = 16 * OUTPUT_BATCH;
 
 impl OutputStreams {
     /// After `hello`: the cursor of each session the agent holds that is this machine's.
@@ -658,6 +669,7 @@ impl OutputStreams {
             seen: HashMap::new(),
             batch: Vec::new(),
             retention,
+            writing: None,
         };
         let mut cursors = Vec::new();
         for &id in on_agent {
@@ -688,22 +700,23 @@ impl OutputStreams {
         Ok(self.seen.contains_key(&id) || self.known(store, id).await?.is_some())
     }
 
-    /// A chunk of output. Returns whether the batch is due for a flush.
+    /// A chunk of output: published now, written with the batch. Returns the acks of a write
+    /// it had to wait for (only when the database is [`OUTPUT_BACKLOG`] chunks behind).
     pub async fn output(
         &mut self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         bus: &EventBus,
         session_id: Uuid,
         seq: u64,
         data: String,
-    ) -> Result<bool> {
-        if !self.owns(store, session_id).await? {
+    ) -> Result<Vec<Ack>> {
+        if !self.owns(store.as_ref(), session_id).await? {
             tracing::warn!(%session_id, "output for a session that is not this machine's; dropped");
-            return Ok(false);
+            return Ok(Vec::new());
         }
         let seen = self.seen.entry(session_id).or_default();
         if seq <= *seen {
-            return Ok(false);
+            return Ok(Vec::new());
         }
         *seen = seq;
         ::metrics::counter!(crate::metrics::OUTPUT_BYTES).increment(data.len() as u64);
@@ -722,53 +735,69 @@ impl OutputStreams {
             metadata: Json(json!({})),
             created_at: clock::now(),
         });
-        Ok(self.batch.len() >= OUTPUT_BATCH)
-    }
-
-    pub fn has_pending(&self) -> bool {
-        !self.batch.is_empty()
-    }
-
-    /// Writes the batch (one transaction per session), applies retention, and returns what the
-    /// agent may now forget. On an error nothing is acknowledged: the agent resends.
-    pub async fn flush(&mut self, store: &dyn Store) -> Result<Vec<Ack>> {
-        let mut by_session: Vec<(Uuid, Vec<SessionLog>)> = Vec::new();
-        for chunk in std::mem::take(&mut self.batch) {
-            match by_session
-                .iter_mut()
-                .find(|(id, _)| *id == chunk.session_id)
-            {
-                Some((_, list)) => list.push(chunk),
-                None => by_session.push((chunk.session_id, vec![chunk])),
-            }
+        let mut acks = Vec::new();
+        if self.batch.len() >= OUTPUT_BACKLOG && self.writing.is_some() {
+            acks = self.written().await?;
         }
-        let mut acks = Vec::with_capacity(by_session.len());
-        for (session_id, logs) in by_session {
-            let last = logs.iter().filter_map(|l| l.seq).max().unwrap_or(0);
-            if let Err(err) = store.append_session_logs(session_id, &logs).await {
-                if store.session_by_id(session_id).await?.is_some() {
-                    return Err(err.into());
-                }
-                // Deleted meanwhile (API §4.4): its output has nowhere to go, and the agent
-                // may forget the session.
-                self.seen.remove(&session_id);
-                acks.push(Ack {
-                    session_id,
-                    seq: last as u64,
-                    exit_recorded: true,
-                });
-                continue;
-            }
-            if self.retention > 0 && last > self.retention as i64 {
-                store
-                    .trim_session_output(session_id, last - self.retention as i64)
-                    .await?;
-            }
-            acks.push(Ack {
-                session_id,
-                seq: last as u64,
-                exit_recorded: false,
-            });
+        if self.batch_full() {
+            self.start_write(store);
+        }
+        Ok(acks)
+    }
+
+    /// Whether output waits to be written and no write is under way (the flush timer's cue).
+    pub fn due(&self) -> bool {
+        !self.batch.is_empty() && self.writing.is_none()
+    }
+
+    /// Whether a full batch waits (started at once when the write under way ends).
+    pub fn batch_full(&self) -> bool {
+        self.batch.len() >= OUTPUT_BATCH
+    }
+
+    pub fn is_writing(&self) -> bool {
+        self.writing.is_some()
+    }
+
+    /// Starts writing the batch on a task of its own, unless a write is under way.
+    pub fn start_write(&mut self, store: &Arc<dyn Store>) {
+        if self.writing.is_some() || self.batch.is_empty() {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let (store, retention) = (store.clone(), self.retention);
+        self.writing = Some(tokio::spawn(async move {
+            write_batch(store.as_ref(), batch, retention).await
+        }));
+    }
+
+    /// Waits for the write under way (forever when there is none: a `select!` branch) and
+    /// returns what the agent may forget. Cancel-safe: the write goes on and is waited for
+    /// next time. On an error nothing is acknowledged: the agent resends.
+    pub async fn written(&mut self) -> Result<Vec<Ack>> {
+        let Some(writing) = self.writing.as_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = writing.await;
+        self.writing = None;
+        let acks = outcome.map_err(ApiError::internal)??;
+        // Sessions deleted meanwhile have nowhere to put output: forgotten.
+        for ack in acks.iter().filter(|a| a.exit_recorded) {
+            self.seen.remove(&ack.session_id);
+        }
+        Ok(acks)
+    }
+
+    /// Writes everything accepted so far (the write under way, then the rest) and returns
+    /// what the agent may now forget.
+    pub async fn flush(&mut self, store: &Arc<dyn Store>) -> Result<Vec<Ack>> {
+        let mut acks = Vec::new();
+        if self.writing.is_some() {
+            acks = self.written().await?;
+        }
+        self.start_write(store);
+        if self.writing.is_some() {
+            acks.extend(self.written().await?);
         }
         Ok(acks)
     }
@@ -798,12 +827,13 @@ impl OutputStreams {
     /// acknowledgements, the last of which lets the agent forget the session.
     pub async fn exit(
         &mut self,
-        store: &dyn Store,
+        store: &Arc<dyn Store>,
         bus: &EventBus,
         session_id: Uuid,
         exit_code: Option<i32>,
     ) -> Result<Vec<Ack>> {
         let mut acks = self.flush(store).await?;
+        let store = store.as_ref();
         if let Some(session) = self.known(store, session_id).await? {
             // A run ClaudeNest stopped (its budget) was terminated, whatever its exit code.
             let status = if session.stop_reason.is_some() {
@@ -822,6 +852,53 @@ impl OutputStreams {
         });
         Ok(acks)
     }
+}
+
+/// Writes a batch (one transaction per session) and applies retention. On an error nothing
+/// is acknowledged: the agent resends.
+async fn write_batch(
+    store: &dyn Store,
+    batch: Vec<SessionLog>,
+    retention: u64,
+) -> Result<Vec<Ack>> {
+    let mut by_session: Vec<(Uuid, Vec<SessionLog>)> = Vec::new();
+    for chunk in batch {
+        match by_session
+            .iter_mut()
+            .find(|(id, _)| *id == chunk.session_id)
+        {
+            Some((_, list)) => list.push(chunk),
+            None => by_session.push((chunk.session_id, vec![chunk])),
+        }
+    }
+    let mut acks = Vec::with_capacity(by_session.len());
+    for (session_id, logs) in by_session {
+        let last = logs.iter().filter_map(|l| l.seq).max().unwrap_or(0);
+        if let Err(err) = store.append_session_logs(session_id, &logs).await {
+            if store.session_by_id(session_id).await?.is_some() {
+                return Err(err.into());
+            }
+            // Deleted meanwhile (API §4.4): its output has nowhere to go, and the agent
+            // may forget the session.
+            acks.push(Ack {
+                session_id,
+                seq: last as u64,
+                exit_recorded: true,
+            });
+            continue;
+        }
+        if retention > 0 && last > retention as i64 {
+            store
+                .trim_session_output(session_id, last - retention as i64)
+                .await?;
+        }
+        acks.push(Ack {
+            session_id,
+            seq: last as u64,
+            exit_recorded: false,
+        });
+    }
+    Ok(acks)
 }
 
 /// On hello: sessions recorded as running on the machine whose processes the agent no longer

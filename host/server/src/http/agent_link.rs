@@ -1,7 +1,7 @@
 //! `GET /api/agent/link`: the agent's WebSocket, authenticated by its `mn_` token in the
 //! `Authorization` header (never the query string). Speaks [`crate::protocol`].
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use axum::{
     extract::{
@@ -23,7 +23,7 @@ use crate::{
         self, AGENT_MESSAGE_TYPES, AgentMessage, HostMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
         close, codes,
     },
-    store::Machine,
+    store::{Machine, Store},
 };
 
 /// Initial read buffer of each link's socket.
@@ -258,8 +258,14 @@ async fn send_acks(socket: &mut WebSocket, acks: Vec<sessions::Ack>) -> bool {
 
 /// Stores the pending output and acknowledges it. A store error closes the link: the agent
 /// reconnects and resends what was not acknowledged.
-async fn flush_output(state: &AppState, io: &mut LinkIo<'_>) -> bool {
-    match io.streams.flush(state.store()).await {
+async fn flush_output(store: &Arc<dyn Store>, io: &mut LinkIo<'_>) -> bool {
+    acknowledge(io.streams.flush(store).await, io).await
+}
+
+/// Sends the acks of a write; a store error closes the link (the agent reconnects and resends
+/// what was not acknowledged). `false` when the link is done.
+async fn acknowledge(written: Result<Vec<sessions::Ack>>, io: &mut LinkIo<'_>) -> bool {
+    match written {
         Ok(acks) => send_acks(io.socket, acks).await,
         Err(err) => {
             tracing::error!(error = %err, "storing session output failed; the agent will resend");
@@ -284,6 +290,7 @@ async fn serve(
     let mut awaiting: Option<(u64, Instant)> = None;
     let mut flush = tokio::time::interval(sessions::OUTPUT_FLUSH);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
+    let store = state.store_arc();
     // Every way out of the loop below returns from this block, so the batch is always flushed.
     async {
     loop {
@@ -320,14 +327,9 @@ async fn serve(
                         tracing::warn!(code, message, "agent reported an error");
                     }
                     Ok(AgentMessage::SessionOutput { session_id, seq, data }) => {
-                        match io.streams.output(state.store(), state.bus(), session_id, seq, data).await {
-                            Ok(true) => if !flush_output(state, io).await { return },
-                            Ok(false) => {}
-                            Err(err) => {
-                                tracing::error!(error = %err, %session_id, "accepting session output failed");
-                                close_with(io.socket, 1011, "internal error").await;
-                                return;
-                            }
+                        let written = io.streams.output(&store, state.bus(), session_id, seq, data).await;
+                        if !acknowledge(written, io).await {
+                            return;
                         }
                     }
                     Ok(AgentMessage::SessionUsage { session_id, total_tokens, total_cost }) => {
@@ -352,7 +354,7 @@ async fn serve(
                         }
                     }
                     Ok(AgentMessage::SessionExit { session_id, exit_code }) => {
-                        match io.streams.exit(state.store(), state.bus(), session_id, exit_code).await {
+                        match io.streams.exit(&store, state.bus(), session_id, exit_code).await {
                             Ok(acks) => if !send_acks(io.socket, acks).await { return },
                             Err(err) => {
                                 // Not acknowledged: the agent sends the exit again on its next link.
@@ -391,9 +393,13 @@ async fn serve(
                     return;
                 }
             }
-            _ = flush.tick(), if io.streams.has_pending() => {
-                if !flush_output(state, io).await {
+            _ = flush.tick(), if io.streams.due() => io.streams.start_write(&store),
+            written = io.streams.written(), if io.streams.is_writing() => {
+                if !acknowledge(written, io).await {
                     return;
+                }
+                if io.streams.batch_full() {
+                    io.streams.start_write(&store);
                 }
             }
             _ = ticker.tick(), if awaiting.is_none() => {
@@ -421,9 +427,7 @@ async fn serve(
     }
     }
     .await;
-    if io.streams.has_pending() {
-        flush_output(state, io).await;
-    }
+    flush_output(&store, io).await;
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {
