@@ -6,12 +6,14 @@
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicBool, Ordering},
+    },
 };
 
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
 
 use crate::events::Event;
 
@@ -22,13 +24,14 @@ pub const OUTBOX_CAPACITY: usize = 512;
 /// WebSocket writes from, so no recipient copies it).
 pub type Frame = axum::extract::ws::Utf8Bytes;
 
-/// One socket's way in: its outbox and the token that closes it.
+/// One socket's way in: its outbox and the flag that closes it.
 #[derive(Clone)]
 pub struct SocketHandle {
     pub outbox: mpsc::Sender<Frame>,
-    /// Cancelled when the hub wants the socket closed for falling behind (a child of the
-    /// server's shutdown token, so shutting down cancels it too).
-    pub overflowed: CancellationToken,
+    /// Set when the hub finds the outbox full: the socket cannot keep up, and its writer
+    /// closes it with 4100. A flag the writer reads after each batch, not something it waits
+    /// on: a full outbox always has frames to wake the writer.
+    pub overflowed: Arc<AtomicBool>,
 }
 
 /// A presence member: who, what they share, and how many of their sockets are in the channel.
@@ -217,7 +220,7 @@ fn deliver(channel: &Channel, frame: &Frame, except: Option<&str>) {
         }
         if handle.outbox.try_send(frame.clone()).is_err() {
             // Full (or gone): the socket cannot keep up; its task closes it with 4100.
-            handle.overflowed.cancel();
+            handle.overflowed.store(true, Ordering::Relaxed);
         } else {
             delivered += 1;
         }
@@ -234,7 +237,7 @@ mod tests {
         (
             SocketHandle {
                 outbox,
-                overflowed: CancellationToken::new(),
+                overflowed: Arc::default(),
             },
             rx,
         )
@@ -294,6 +297,6 @@ mod tests {
         for _ in 0..3 {
             hub.dispatch(&Event::new("c", "e", json!({})));
         }
-        assert!(flag.is_cancelled());
+        assert!(flag.load(Ordering::Relaxed));
     }
 }

@@ -5,7 +5,14 @@
 //! - `POST /api/broadcasting/auth`: signs private/presence subscriptions for a signed-in user.
 //! - `POST /apps/{app_id}/events`, `/batch_events`: the signed HTTP publishing API.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use axum::{
     body::Bytes,
@@ -21,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::Sha256;
 use tokio::{sync::mpsc, time::Instant};
+use tokio_util::sync::CancellationToken;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 
@@ -286,8 +294,7 @@ pub async fn socket(
             tracker.track_future(async move {
                 // Counted while it is open; one over the address's quota is told why.
                 let Some(_slot) = slot else {
-                    send_error(&mut ws, 4004, "Over connection quota").await;
-                    close(&mut ws, 4004, "Over connection quota").await;
+                    refuse(&mut ws, Ending::error(4004, "Over connection quota")).await;
                     return;
                 };
                 run_socket(state, key, ws).await
@@ -330,9 +337,68 @@ impl PerSecond {
     }
 }
 
-async fn send_frame(ws: &mut WebSocket, event: &str, channel: Option<&str>, data: &Value) -> bool {
-    let frame = realtime::frame(event, channel, data);
-    ws.send(Message::Text(frame)).await.is_ok()
+/// The reader's way to the socket: replies share the outbox with deliveries, so the order the
+/// reader decides (a subscription's success before its channel's events) is the order sent.
+type Replies = mpsc::Sender<Frame>;
+
+/// Queues a frame for the writer; `false` when the socket is gone.
+async fn send_frame(out: &Replies, event: &str, channel: Option<&str>, data: &Value) -> bool {
+    out.send(realtime::frame(event, channel, data))
+        .await
+        .is_ok()
+}
+
+async fn send_error(out: &Replies, code: u16, message: &str) -> bool {
+    send_frame(out, "pusher:error", None, &error_data(code, message)).await
+}
+
+fn error_data(code: u16, message: &str) -> Value {
+    json!({ "code": code, "message": message })
+}
+
+/// Why the reader ends a socket: a `pusher:error` to send first (when Pusher's protocol
+/// says so), and the close frame.
+struct Ending {
+    error: bool,
+    code: u16,
+    reason: &'static str,
+}
+
+impl Ending {
+    const fn close(code: u16, reason: &'static str) -> Self {
+        Self {
+            error: false,
+            code,
+            reason,
+        }
+    }
+
+    const fn error(code: u16, reason: &'static str) -> Self {
+        Self {
+            error: true,
+            code,
+            reason,
+        }
+    }
+}
+
+/// Says why and closes, on a socket not yet split (refused before its loops start).
+async fn refuse(ws: &mut WebSocket, ending: Ending) {
+    let error = realtime::frame(
+        "pusher:error",
+        None,
+        &error_data(ending.code, ending.reason),
+    );
+    if ws.send(Message::Text(error)).await.is_ok() {
+        let _ = ws.send(close_frame(&ending)).await;
+    }
+}
+
+fn close_frame(ending: &Ending) -> Message {
+    Message::Close(Some(CloseFrame {
+        code: ending.code,
+        reason: ending.reason.into(),
+    }))
 }
 
 /// Bytes of frames a socket gathers before writing them (see `send_outbox`).
@@ -341,40 +407,66 @@ const WRITE_BATCH_BYTES: usize = 16 * 1024;
 /// Frames written from the outbox before one flush.
 const OUTBOX_BATCH: usize = 64;
 
+type Sink = futures_util::stream::SplitSink<WebSocket, Message>;
+
 /// Writes `first` and whatever else waits in the outbox (up to [`OUTBOX_BATCH`]) with one
 /// flush: under load a socket makes one write for many frames instead of one each, which
 /// saves system calls and keeps a busy socket from falling behind the others.
-async fn send_outbox(ws: &mut WebSocket, first: Frame, frames: &mut mpsc::Receiver<Frame>) -> bool {
+async fn send_outbox(sink: &mut Sink, first: Frame, frames: &mut mpsc::Receiver<Frame>) -> bool {
     use futures_util::SinkExt as _;
-    if ws.feed(Message::Text(first)).await.is_err() {
+    if sink.feed(Message::Text(first)).await.is_err() {
         return false;
     }
     for _ in 1..OUTBOX_BATCH {
         let Ok(frame) = frames.try_recv() else { break };
-        if ws.feed(Message::Text(frame)).await.is_err() {
+        if sink.feed(Message::Text(frame)).await.is_err() {
             return false;
         }
     }
-    ws.flush().await.is_ok()
+    sink.flush().await.is_ok()
 }
 
-async fn send_error(ws: &mut WebSocket, code: u16, message: &str) -> bool {
-    send_frame(
-        ws,
-        "pusher:error",
-        None,
-        &json!({ "code": code, "message": message }),
-    )
-    .await
-}
-
-async fn close(ws: &mut WebSocket, code: u16, reason: &str) {
-    let _ = ws
-        .send(Message::Close(Some(CloseFrame {
-            code,
-            reason: reason.to_owned().into(),
-        })))
-        .await;
+/// A socket's writer, a task of its own: it waits on nothing but its outbox and the reader's
+/// ending, so delivering a frame wakes and polls no more than that (the reader, with its
+/// socket read, timers and tokens, sleeps until the client speaks). When it stops it tells
+/// the reader through `done`.
+async fn write_frames(
+    mut sink: Sink,
+    mut frames: mpsc::Receiver<Frame>,
+    ending: tokio::sync::oneshot::Receiver<Option<Ending>>,
+    overflowed: Arc<AtomicBool>,
+    done: CancellationToken,
+) {
+    use futures_util::SinkExt as _;
+    tokio::pin!(ending);
+    let close = loop {
+        tokio::select! {
+            // Frames first: what the reader queued before it ended goes out before the close.
+            biased;
+            Some(frame) = frames.recv() => {
+                if !send_outbox(&mut sink, frame, &mut frames).await {
+                    break None;
+                }
+                // The hub found the outbox full (so this loop had frames to wake for).
+                if overflowed.load(Ordering::Relaxed) {
+                    break Some(Ending::error(4100, "Over capacity"));
+                }
+            }
+            ending = &mut ending => break ending.ok().flatten(),
+        }
+    };
+    done.cancel();
+    if let Some(ending) = close {
+        if ending.error {
+            let error = realtime::frame(
+                "pusher:error",
+                None,
+                &error_data(ending.code, ending.reason),
+            );
+            let _ = sink.feed(Message::Text(error)).await;
+        }
+        let _ = sink.send(close_frame(&ending)).await;
+    }
 }
 
 /// One connection's state.
@@ -446,10 +538,10 @@ async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<Termi
 
 #[tracing::instrument(skip_all, fields(socket_id))]
 async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
+    use futures_util::StreamExt as _;
     let app = state.pusher().clone();
     if !super::credentials::same_secret(&key, &app.key) {
-        send_error(&mut ws, 4001, "Application does not exist").await;
-        close(&mut ws, 4001, "Application does not exist").await;
+        refuse(&mut ws, Ending::error(4001, "Application does not exist")).await;
         return;
     }
     let socket_id = {
@@ -462,53 +554,71 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
         )
     };
     tracing::Span::current().record("socket_id", socket_id.as_str());
-    let config = state.config();
-    let activity_timeout = Duration::from_secs(config.pusher_activity_timeout_secs.max(1));
-    let max_message = config.pusher_max_message_bytes;
-    let (outbox, mut frames) = mpsc::channel::<Frame>(realtime::OUTBOX_CAPACITY);
+    let activity_timeout = Duration::from_secs(state.config().pusher_activity_timeout_secs.max(1));
+    let (outbox, frames) = mpsc::channel::<Frame>(realtime::OUTBOX_CAPACITY);
+    let established = json!({
+        "socket_id": socket_id,
+        "activity_timeout": activity_timeout.as_secs(),
+    });
+    let established = realtime::frame("pusher:connection_established", None, &established);
+    if ws.send(Message::Text(established)).await.is_err() {
+        return;
+    }
+    let _open = crate::metrics::Held::new(crate::metrics::WEBSOCKET_CONNECTIONS);
     let mut conn = Connection {
-        socket_id: socket_id.clone(),
+        socket_id,
         handle: SocketHandle {
             outbox,
-            // A child of the server's: one token per socket says "close" for either reason,
-            // and polling it locks only this socket's node (the shutdown token's is shared).
-            overflowed: state.shutdown().child_token(),
+            overflowed: Arc::default(),
         },
         channels: HashMap::new(),
         messages: PerSecond::new(MESSAGES_PER_SECOND),
         client_events: PerSecond::new(CLIENT_EVENTS_PER_SECOND),
         terminal: None,
     };
-    let established = json!({
-        "socket_id": socket_id,
-        "activity_timeout": activity_timeout.as_secs(),
-    });
-    if !send_frame(&mut ws, "pusher:connection_established", None, &established).await {
-        return;
+    let (sink, stream) = ws.split();
+    // A child of the server's: cancelled by shutting down or by the writer stopping.
+    let done = state.shutdown().child_token();
+    let (end, ending) = tokio::sync::oneshot::channel();
+    let writer = tokio::spawn(write_frames(
+        sink,
+        frames,
+        ending,
+        conn.handle.overflowed.clone(),
+        done.clone(),
+    ));
+    let why = read_messages(&state, &app, &mut conn, stream, activity_timeout, done).await;
+    let _ = end.send(why);
+    let _ = writer.await;
+    for channel in conn.channels.keys() {
+        state.hub().unsubscribe(channel, &conn.socket_id);
     }
-    let _open = crate::metrics::Held::new(crate::metrics::WEBSOCKET_CONNECTIONS);
-    // The timers and cancellation this loop waits on are made once, not per turn: the loop
-    // turns once per delivered frame, and a fresh `cancelled()` registers with its token on
-    // each poll.
-    let closed = conn.handle.overflowed.clone().cancelled_owned();
+}
+
+/// A socket's reader: client messages, the activity timeout's pings, and the reasons to stop.
+/// Returns how to close the socket (`None`: it is already gone).
+async fn read_messages(
+    state: &AppState,
+    app: &PusherApp,
+    conn: &mut Connection,
+    mut stream: futures_util::stream::SplitStream<WebSocket>,
+    activity_timeout: Duration,
+    done: CancellationToken,
+) -> Option<Ending> {
+    use futures_util::StreamExt as _;
+    let max_message = state.config().pusher_max_message_bytes;
+    let out = conn.handle.outbox.clone();
+    let done = done.cancelled_owned();
     // Fires `activity_timeout` after the last message in; checked lazily, so a message in only
     // moves `last_activity`.
     let idle = tokio::time::sleep(activity_timeout);
     let pong = tokio::time::sleep(Duration::ZERO);
-    tokio::pin!(closed, idle, pong);
+    tokio::pin!(done, idle, pong);
     let mut last_activity = Instant::now();
     let mut awaiting_pong = false;
     loop {
         tokio::select! {
-            // In this order, and the rest only when these wait: a turn that delivers a frame
-            // polls nothing else (reading an idle socket, or a token, costs on every turn).
-            biased;
-            Some(frame) = frames.recv() => {
-                if !send_outbox(&mut ws, frame, &mut frames).await {
-                    break;
-                }
-            }
-            incoming = ws.recv() => {
+            incoming = stream.next() => {
                 let text = match incoming {
                     Some(Ok(Message::Text(text))) => text,
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
@@ -517,19 +627,20 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
                         continue;
                     }
                     Some(Ok(Message::Binary(_))) => {
-                        send_error(&mut ws, 4200, "Invalid message format").await;
+                        if !send_error(&out, 4200, "Invalid message format").await {
+                            return None;
+                        }
                         continue;
                     }
-                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
+                    Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
                 };
                 last_activity = Instant::now();
                 awaiting_pong = false;
                 if text.len() > max_message {
-                    close(&mut ws, 1009, "Maximum message size exceeded").await;
-                    break;
+                    return Some(Ending::close(1009, "Maximum message size exceeded"));
                 }
-                if !handle_message(&state, &app, &mut conn, &mut ws, &text).await {
-                    break;
+                if !handle_message(state, app, conn, &out, &text).await {
+                    return None;
                 }
             }
             () = &mut idle, if !awaiting_pong => {
@@ -538,8 +649,8 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
                     idle.as_mut().reset(idle_at);
                     continue;
                 }
-                if !send_frame(&mut ws, "pusher:ping", None, &json!({})).await {
-                    break;
+                if !send_frame(&out, "pusher:ping", None, &json!({})).await {
+                    return None;
                 }
                 awaiting_pong = true;
                 pong.as_mut().reset(Instant::now() + PONG_WAIT.min(activity_timeout));
@@ -547,25 +658,14 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
                 idle.as_mut().reset(Instant::now() + activity_timeout);
             }
             () = &mut pong, if awaiting_pong => {
-                send_error(&mut ws, 4201, "Pong reply not received in time").await;
-                close(&mut ws, 4201, "Pong reply not received in time").await;
-                break;
+                return Some(Ending::error(4201, "Pong reply not received in time"));
             }
-            () = &mut closed => {
-                if state.shutdown().is_cancelled() {
-                    // 4200: pusher-js reconnects at once (to another node, or this one
-                    // restarted).
-                    close(&mut ws, 4200, "Server restarting").await;
-                } else {
-                    send_error(&mut ws, 4100, "Over capacity").await;
-                    close(&mut ws, 4100, "Over capacity").await;
-                }
-                break;
+            () = &mut done => {
+                // 4200: pusher-js reconnects at once (to another node, or this one restarted).
+                // Otherwise the writer stopped, and closed the socket itself.
+                return state.shutdown().is_cancelled().then(|| Ending::close(4200, "Server restarting"));
             }
         }
-    }
-    for channel in conn.channels.keys() {
-        state.hub().unsubscribe(channel, &conn.socket_id);
     }
 }
 
@@ -583,18 +683,18 @@ async fn handle_message(
     state: &AppState,
     app: &PusherApp,
     conn: &mut Connection,
-    ws: &mut WebSocket,
+    out: &Replies,
     text: &str,
 ) -> bool {
     if !conn.messages.allow() {
         // Told once per window; the rest of the burst is dropped.
         if conn.messages.count == conn.messages.limit + 1 {
-            return send_error(ws, 4302, "Too many messages: at most 1000 a second").await;
+            return send_error(out, 4302, "Too many messages: at most 1000 a second").await;
         }
         return true;
     }
     let Ok(message) = serde_json::from_str::<ClientMessage>(text) else {
-        return send_error(ws, 4200, "Invalid message format").await;
+        return send_error(out, 4200, "Invalid message format").await;
     };
     // Some clients send `data` as a JSON string: accept both.
     let data = match message.data {
@@ -602,9 +702,9 @@ async fn handle_message(
         other => other,
     };
     match message.event.as_str() {
-        "pusher:ping" => send_frame(ws, "pusher:pong", None, &json!({})).await,
+        "pusher:ping" => send_frame(out, "pusher:pong", None, &json!({})).await,
         "pusher:pong" => true,
-        "pusher:subscribe" => subscribe(state, app, conn, ws, &data).await,
+        "pusher:subscribe" => subscribe(state, app, conn, out, &data).await,
         "pusher:unsubscribe" => {
             if let Some(channel) = data.get("channel").and_then(Value::as_str)
                 && conn.channels.remove(channel).is_some()
@@ -614,9 +714,9 @@ async fn handle_message(
             true
         }
         name if name.starts_with("client-") => {
-            client_event(state, conn, ws, name, message.channel, data).await
+            client_event(state, conn, out, name, message.channel, data).await
         }
-        _ => send_error(ws, 4200, "Invalid message format").await,
+        _ => send_error(out, 4200, "Invalid message format").await,
     }
 }
 
@@ -708,7 +808,7 @@ async fn subscribe(
     state: &AppState,
     app: &PusherApp,
     conn: &mut Connection,
-    ws: &mut WebSocket,
+    out: &Replies,
     data: &Value,
 ) -> bool {
     let Some(channel) = data
@@ -716,11 +816,11 @@ async fn subscribe(
         .and_then(Value::as_str)
         .filter(|c| channels::is_valid_name(c))
     else {
-        return send_error(ws, 4200, "Invalid message format").await;
+        return send_error(out, 4200, "Invalid message format").await;
     };
     if conn.channels.len() >= MAX_CHANNELS_PER_CONNECTION && !conn.channels.contains_key(channel) {
         return send_frame(
-            ws,
+            out,
             "pusher:subscription_error",
             Some(channel),
             &json!({ "type": "LimitReached", "error": "A connection may be in at most 100 channels", "status": 429 }),
@@ -754,7 +854,7 @@ async fn subscribe(
                 "AuthError"
             };
             return send_frame(
-                ws,
+                out,
                 "pusher:subscription_error",
                 Some(channel),
                 &json!({ "type": kind, "error": error, "status": status }),
@@ -771,7 +871,7 @@ async fn subscribe(
         None => json!({}),
     };
     send_frame(
-        ws,
+        out,
         "pusher_internal:subscription_succeeded",
         Some(channel),
         &payload,
@@ -783,18 +883,18 @@ async fn subscribe(
 async fn client_event(
     state: &AppState,
     conn: &mut Connection,
-    ws: &mut WebSocket,
+    out: &Replies,
     name: &str,
     channel: Option<String>,
     data: Value,
 ) -> bool {
     let Some(channel) = channel else {
-        return send_error(ws, 4200, "Invalid message format").await;
+        return send_error(out, 4200, "Invalid message format").await;
     };
     let terminal = channel.starts_with("private-session.") && name.starts_with("client-session:");
     if !terminal && !conn.client_events.allow() {
         return send_error(
-            ws,
+            out,
             4301,
             "Client event rejected due to rate limit: at most 10 a second",
         )
@@ -804,7 +904,7 @@ async fn client_event(
         Some((ChannelKind::Private | ChannelKind::Presence, true)) => {}
         Some((ChannelKind::Private | ChannelKind::Presence, false)) => {
             return send_error(
-                ws,
+                out,
                 4301,
                 "This subscription may only watch: its token lacks the write ability",
             )
@@ -812,14 +912,14 @@ async fn client_event(
         }
         Some((ChannelKind::Public, _)) => {
             return send_error(
-                ws,
+                out,
                 4301,
                 "Client events are only allowed on private and presence channels",
             )
             .await;
         }
         None => {
-            return send_error(ws, 4009, "The client is not subscribed to this channel").await;
+            return send_error(out, 4009, "The client is not subscribed to this channel").await;
         }
     }
     // Terminal events on a session channel go to the session's machine too (§11.3).
@@ -840,7 +940,7 @@ async fn client_event(
         };
         if queue.try_send(event).is_err() {
             return send_error(
-                ws,
+                out,
                 4301,
                 "Too many terminal events waiting for the machine: slow down",
             )
