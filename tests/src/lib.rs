@@ -361,14 +361,24 @@ impl TestApp {
         reply.body["data"]["status"].as_str().unwrap().to_owned()
     }
 
-    /// Polls until the machine's status is `want` (panics after `within`).
     /// Polls the session's output log until it contains `needle`; the output so far.
     pub async fn wait_for_output(&self, token: &str, session: Uuid, needle: &str) -> String {
+        self.wait_for_log(token, session, "output", needle).await
+    }
+
+    /// Polls the session's log entries of `kind` until their text contains `needle`; the text.
+    pub async fn wait_for_log(
+        &self,
+        token: &str,
+        session: Uuid,
+        kind: &str,
+        needle: &str,
+    ) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(15);
         loop {
             let logs = self
                 .get(
-                    &format!("/api/sessions/{session}/logs?type=output&limit=10000"),
+                    &format!("/api/sessions/{session}/logs?type={kind}&limit=10000"),
                     Some(token),
                 )
                 .await;
@@ -384,12 +394,13 @@ impl TestApp {
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "no {needle:?} in output: {text:?}"
+                "no {needle:?} in the {kind} log: {text:?}"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
+    /// Polls until the machine's status is `want` (panics after `within`).
     pub async fn wait_for_status(
         &self,
         token: &str,

@@ -280,8 +280,9 @@ on_both_stores! {
                     "data": {"data": "over the socket\n"}}).to_string().into())).await.unwrap();
             }
         }
-        let inputs = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
-        assert_eq!(inputs.body["data"][0]["data"], "over the socket\n");
+        // Typed keys are logged beside the typing (they wait for the machine, not the log).
+        let typed = app.wait_for_log(&token, session, "input", "over the socket").await;
+        assert_eq!(typed, "over the socket\n");
     }
 
     async fn watching_needs_read_typing_needs_write_and_child_tokens_die_with_their_parent(db: TestDb) {

@@ -444,22 +444,20 @@ pub async fn input(
     if session.status.is_ended() {
         return Err(ApiError::new(ErrorCode::SessionTerminated));
     }
-    send_input(store, links, &session, data).await
+    let entry = send_input(links, &session, data).await?;
+    Ok(store.append_session_logs(session.id, &[entry]).await?)
 }
 
-async fn send_input(
-    store: &dyn Store,
-    links: &dyn AgentLinks,
-    session: &Session,
-    data: String,
-) -> Result<()> {
+/// Gives input to the session's machine; returns the input's log entry, for the caller to
+/// write (at once for `POST …/input`, beside the keystrokes for a socket: [`InputLog`]).
+async fn send_input(links: &dyn AgentLinks, session: &Session, data: String) -> Result<SessionLog> {
     takes_input(session)?;
     let request = AgentRequest::SessionInput {
         session_id: session.id,
         data: data.clone(),
     };
     ask(links, session, request).await?;
-    let entry = SessionLog {
+    Ok(SessionLog {
         id: Uuid::now_v7(),
         session_id: session.id,
         kind: "input".into(),
@@ -467,8 +465,43 @@ async fn send_input(
         data,
         metadata: Json(json!({})),
         created_at: clock::now(),
-    };
-    Ok(store.append_session_logs(session.id, &[entry]).await?)
+    })
+}
+
+/// Input typed on a socket, logged in order by a writer of its own: a keystroke waits for its
+/// machine, not for the database (whose write lock an output batch may hold). Dropping the
+/// log lets the writer finish what it holds, then end.
+pub struct InputLog {
+    entries: tokio::sync::mpsc::Sender<SessionLog>,
+}
+
+/// Entries an input log holds unwritten before a keystroke waits for the database.
+const INPUT_LOG_QUEUE: usize = 256;
+
+impl InputLog {
+    /// The log and its writer, for the caller to run as a task (one it waits for at shutdown).
+    pub fn new(store: Arc<dyn Store>) -> (Self, impl Future<Output = ()> + Send + 'static) {
+        let (entries, mut queued) = tokio::sync::mpsc::channel(INPUT_LOG_QUEUE);
+        let writer = async move {
+            let mut batch: Vec<SessionLog> = Vec::new();
+            while queued.recv_many(&mut batch, OUTPUT_BATCH).await > 0 {
+                for entries in batch.chunk_by(|a, b| a.session_id == b.session_id) {
+                    let session_id = entries[0].session_id;
+                    if let Err(err) = store.append_session_logs(session_id, entries).await {
+                        // Gone meanwhile, or the database is: the keys reached the machine.
+                        tracing::warn!(error = %err, %session_id, "logging typed input failed");
+                    }
+                }
+                batch.clear();
+            }
+        };
+        (Self { entries }, writer)
+    }
+
+    async fn record(&self, entry: SessionLog) {
+        // The writer outlives every sender; a send fails only when the runtime is going away.
+        let _ = self.entries.send(entry).await;
+    }
 }
 
 pub async fn resize(
@@ -587,6 +620,7 @@ pub async fn from_client_event(
     store: &dyn Store,
     links: &dyn AgentLinks,
     bus: &EventBus,
+    input_log: &InputLog,
     session: &Session,
     event: &str,
     data: &Value,
@@ -601,7 +635,10 @@ pub async fn from_client_event(
                     "1 to 65536 bytes of input.",
                 ));
             }
-            send_input(store, links, session, text).await
+            input_log
+                .record(send_input(links, session, text).await?)
+                .await;
+            Ok(())
         }
         "client-session:resize" => {
             let (cols, rows) = (

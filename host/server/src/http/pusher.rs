@@ -503,6 +503,8 @@ async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<Termi
     // again (which machine, which mode) within SESSION_REREAD. An ended session is noticed by
     // the next read, and its machine refuses input meanwhile; other events read it afresh.
     let mut known: Option<(crate::store::Session, Instant)> = None;
+    let (input_log, writer) = sessions::InputLog::new(state.store_arc());
+    state.tasks().spawn(writer);
     while let Some(TerminalEvent {
         session_id,
         name,
@@ -523,6 +525,7 @@ async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<Termi
                 state.store(),
                 state.agent_links(),
                 state.bus(),
+                &input_log,
                 session,
                 &name,
                 &data,
