@@ -239,6 +239,8 @@ on_both_stores! {
         let app = TestApp::spawn_with(db, fast_links).await;
         let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
         let (session, ws_token) = create(&app, &token, machine, 80, 24).await;
+        // Typed once the stand-in reads its terminal (keys before that may be flushed by it).
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
 
         let url = format!("ws://{}/app/{}", app.addr, app.state.pusher().key);
         let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
