@@ -230,6 +230,17 @@ impl TestApp {
     }
 
     async fn start(db: TestDb, listener: TcpListener, adjust: impl FnOnce(&mut Config)) -> Self {
+        if let Ok(path) = std::env::var("E2E_TRACE") {
+            static INIT: std::sync::Once = std::sync::Once::new();
+            INIT.call_once(|| {
+                let file = std::fs::File::create(path).unwrap();
+                let _ = tracing_subscriber::fmt()
+                    .with_writer(std::sync::Mutex::new(file))
+                    .with_env_filter("info,sqlx=warn")
+                    .with_ansi(false)
+                    .try_init();
+            });
+        }
         let mut config = db.config();
         // The real address, so links the server makes (OAuth redirects, e-mails) point here.
         config.bind = listener.local_addr().expect("local addr");
