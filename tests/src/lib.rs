@@ -236,7 +236,9 @@ impl TestApp {
                 let file = std::fs::File::create(path).unwrap();
                 let _ = tracing_subscriber::fmt()
                     .with_writer(std::sync::Mutex::new(file))
-                    .with_env_filter("info,sqlx=warn")
+                    .with_env_filter(
+                        std::env::var("E2E_TRACE_FILTER").unwrap_or("info,sqlx=warn".into()),
+                    )
                     .with_ansi(false)
                     .try_init();
             });

@@ -495,6 +495,13 @@ pub trait Store: Send + Sync + 'static {
         message: Option<&str>,
         now: DateTime<Utc>,
     ) -> StoreResult<Option<Session>>;
+    /// Back to `running` when the session still waits for `reason` (`None`: it moved on).
+    async fn end_session_wait(
+        &self,
+        id: Uuid,
+        reason: &str,
+        now: DateTime<Utc>,
+    ) -> StoreResult<Option<Session>>;
     async fn set_session_stop_reason(&self, id: Uuid, reason: &str) -> StoreResult<()>;
     /// True for the one caller that marked the 80 % warning sent.
     async fn mark_budget_warned(&self, id: Uuid) -> StoreResult<bool>;

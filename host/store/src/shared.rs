@@ -1394,6 +1394,16 @@ macro_rules! store_impl {
                 Ok(query.fetch_optional(&self.pool).await?)
             }
 
+            async fn end_session_wait(
+                &self,
+                id: Uuid,
+                reason: &str,
+                now: DateTime<Utc>,
+            ) -> StoreResult<Option<Session>> {
+                let query = sqlx::query_as(sql::END_SESSION_WAIT).bind(id).bind(reason).bind(now);
+                Ok(query.fetch_optional(&self.pool).await?)
+            }
+
             async fn set_session_stop_reason(&self, id: Uuid, reason: &str) -> StoreResult<()> {
                 let query = sqlx::query(sql::SET_SESSION_STOP_REASON).bind(id).bind(reason);
                 query.execute(&self.pool).await?;

@@ -315,6 +315,11 @@ pub const SET_SESSION_USAGE: &str = "UPDATE sessions SET total_tokens = $2, tota
 pub const SET_SESSION_WAITING: &str = "UPDATE sessions SET status = $2, waiting_reason = $3, \
      waiting_message = $4, updated_at = $5 \
      WHERE id = $1 AND status IN ('running', 'waiting_input') RETURNING *";
+/// Back to running from a wait on `$2` only: the session may have moved on meanwhile (its turn
+/// ended, a newer wait), and that later state stands.
+pub const END_SESSION_WAIT: &str = "UPDATE sessions SET status = 'running', \
+     waiting_reason = NULL, waiting_message = NULL, updated_at = $3 \
+     WHERE id = $1 AND status = 'waiting_input' AND waiting_reason = $2 RETURNING *";
 pub const SET_SESSION_STOP_REASON: &str = "UPDATE sessions SET stop_reason = $2 WHERE id = $1";
 /// True once: the first caller sends the warning.
 pub const MARK_BUDGET_WARNED: &str =

@@ -6,7 +6,7 @@ use claudenest::{
     protocol::{Environment, Ipv4Network},
     store::{
         ApiToken, Machine, MachineFilter, OAuthIdentity, OAuthState, Pairing, PasswordReset,
-        StoreError, StoreKind, User,
+        Session, SessionStatus, StoreError, StoreKind, User,
     },
 };
 use claudenest_e2e::{Backend, on_both_stores};
@@ -350,5 +350,40 @@ on_both_stores! {
         assert_eq!(store.take_pairing(&[1; 32]).await.unwrap(), None, "swept");
         assert_eq!(store.take_pairing(&[2; 32]).await.unwrap().unwrap().token_hash, vec![7; 32]);
         assert_eq!(store.take_pairing(&[2; 32]).await.unwrap(), None, "single use");
+    }
+
+    async fn a_wait_ends_only_while_the_session_still_waits_for_it(db: TestDb) {
+        let store = db.open().await;
+        let ada = user("ada@example.com");
+        store.insert_user(&ada).await.unwrap();
+        let desk = machine(ada.id, "desk", 1);
+        store.insert_machine(&desk).await.unwrap();
+        let now = clock::now();
+        let session = Session {
+            id: Uuid::now_v7(), machine_id: desk.id, user_id: ada.id, mode: "interactive".into(),
+            project_path: None, initial_prompt: None, status: SessionStatus::Running, cols: 80,
+            rows: 24, exit_code: None, total_tokens: 0, total_cost: 0.0, ws_token_hash: vec![9; 32],
+            last_seq: 0, started_at: Some(now), ended_at: None, created_at: now, updated_at: now,
+            ws_token_parent: None, ws_token_write: false, waiting_reason: None,
+            waiting_message: None, stop_reason: None, budget_tokens: None, budget_cost: None,
+            budget_warned: false,
+        };
+        store.insert_session(&session).await.unwrap();
+        let wait = async |reason: &str, message: &str| {
+            store.set_session_waiting(session.id, SessionStatus::WaitingInput, Some(reason), Some(message), clock::now())
+                .await.unwrap().unwrap()
+        };
+
+        // Answered while the dialog still shows: back to running, the wait cleared.
+        wait("permission", "Claude needs your permission").await;
+        let resumed = store.end_session_wait(session.id, "permission", clock::now()).await.unwrap().unwrap();
+        assert_eq!((resumed.status, resumed.waiting_reason, resumed.waiting_message), (SessionStatus::Running, None, None));
+
+        // The turn ended before the answer was recorded: that wait stands.
+        wait("permission", "Claude needs your permission").await;
+        wait("stop", "Claude finished its turn").await;
+        assert_eq!(store.end_session_wait(session.id, "permission", clock::now()).await.unwrap(), None);
+        let now = store.session_by_id(session.id).await.unwrap().unwrap();
+        assert_eq!((now.status, now.waiting_reason.as_deref()), (SessionStatus::WaitingInput, Some("stop")));
     }
 }

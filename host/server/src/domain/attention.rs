@@ -261,6 +261,13 @@ pub async fn answer(
         .ok_or_else(no_longer)?;
     tracing::info!(%session_id, %request_id, status, token_id = %principal.token_id, "permission answered");
     publish_permission(bus, &answered);
-    move_to(store, bus, session_id, SessionStatus::Running, None, None).await?;
+    // Claude goes on as soon as the agent has the answer: its next hook (the turn's end, say)
+    // may be recorded before this line runs, and then stands.
+    if let Some(session) = store
+        .end_session_wait(session_id, PERMISSION, clock::now())
+        .await?
+    {
+        sessions::announce(store, bus, &session).await?;
+    }
     Ok(answered)
 }
