@@ -26,6 +26,9 @@ export class SessionTerminal {
       draw: (_seq, data) => this.term.write(data),
     });
     this.ctrlNext = false;
+    // Keys on their way through the API (see `type`), and the chain that sends them in order.
+    this.viaApi = 0;
+    this.apiInput = Promise.resolve();
     this.onStatus = onStatus || (() => {});
     this.term = new Terminal({
       scrollback: SCROLLBACK,
@@ -69,7 +72,9 @@ export class SessionTerminal {
     this.refit();
   }
 
-  /// Keystrokes and pastes: through the socket when subscribed, else through the API.
+  /// Keystrokes and pastes, in the order typed: through the socket when subscribed, else
+  /// through the API one request at a time (requests side by side could overtake each other),
+  /// and through the API still while earlier keys are on their way there.
   type(data) {
     if (this.ended) return;
     if (this.ctrlNext && data.length === 1) {
@@ -79,12 +84,14 @@ export class SessionTerminal {
     for (let i = 0; i < data.length; i += INPUT_PIECE) {
       const piece = data.slice(i, i + INPUT_PIECE);
       const channel = this.subscription.channel;
-      if (channel.subscribed && live.connection().connection.state === 'connected') {
+      if (this.viaApi === 0 && channel.subscribed && live.connection().connection.state === 'connected') {
         channel.trigger('client-session:input', { data: piece });
       } else {
-        api.post(`sessions/${this.session.id}/input`, { data: piece }).catch((err) =>
-          window.dispatchEvent(new CustomEvent('claudenest:error', { detail: err })),
-        );
+        this.viaApi += 1;
+        this.apiInput = this.apiInput
+          .then(() => api.post(`sessions/${this.session.id}/input`, { data: piece }))
+          .catch((err) => window.dispatchEvent(new CustomEvent('claudenest:error', { detail: err })))
+          .finally(() => { this.viaApi -= 1; });
       }
     }
   }

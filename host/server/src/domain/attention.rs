@@ -37,6 +37,7 @@ pub async fn on_hook(
     session_id: Uuid,
     report: HookReport,
 ) -> Result<()> {
+    tracing::debug!(%session_id, event = report.event, waiting = ?report.waiting, "hook report");
     let Some(session) = store
         .session_by_id(session_id)
         .await?

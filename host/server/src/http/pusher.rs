@@ -533,6 +533,7 @@ async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<Termi
             .await
         }
         .await;
+        tracing::debug!(%session_id, event = name, ok = routed.is_ok(), "terminal event routed");
         if let Err(err) = routed {
             tracing::debug!(%session_id, event = name, error = %err, "client session event refused");
         }
