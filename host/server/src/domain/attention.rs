@@ -132,6 +132,15 @@ async fn move_to(
     let moved = store
         .set_session_waiting(id, status, reason, message, clock::now())
         .await?;
+    announce_moved(store, bus, moved).await
+}
+
+/// Announces the session's new status when the store moved it.
+async fn announce_moved(
+    store: &dyn Store,
+    bus: &EventBus,
+    moved: Option<Session>,
+) -> Result<Option<Session>> {
     if let Some(session) = &moved {
         sessions::announce(store, bus, session).await?;
     }
@@ -264,11 +273,9 @@ pub async fn answer(
     publish_permission(bus, &answered);
     // Claude goes on as soon as the agent has the answer: its next hook (the turn's end, say)
     // may be recorded before this line runs, and then stands.
-    if let Some(session) = store
+    let resumed = store
         .end_session_wait(session_id, PERMISSION, clock::now())
-        .await?
-    {
-        sessions::announce(store, bus, &session).await?;
-    }
+        .await?;
+    announce_moved(store, bus, resumed).await?;
     Ok(answered)
 }

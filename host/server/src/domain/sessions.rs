@@ -672,6 +672,7 @@ pub async fn from_client_event(
 /// The task owns nothing of the link's, so the link may await other writes meanwhile (a
 /// write in flight holds SQLite's write lock or the session's row, and finishes on its own).
 pub struct OutputStreams {
+    store: Arc<dyn Store>,
     machine_id: Uuid,
     /// Highest sequence accepted per session of this machine.
     seen: HashMap<Uuid, u64>,
@@ -696,12 +697,13 @@ const OUTPUT_BACKLOG: usize = 16 * OUTPUT_BATCH;
 impl OutputStreams {
     /// After `hello`: the cursor of each session the agent holds that is this machine's.
     pub async fn open(
-        store: &dyn Store,
+        store: Arc<dyn Store>,
         machine_id: Uuid,
         on_agent: &[Uuid],
         retention: u64,
     ) -> Result<(Self, Vec<SessionCursor>)> {
         let mut streams = Self {
+            store,
             machine_id,
             seen: HashMap::new(),
             batch: Vec::new(),
@@ -710,7 +712,7 @@ impl OutputStreams {
         };
         let mut cursors = Vec::new();
         for &id in on_agent {
-            if let Some(session) = streams.known(store, id).await? {
+            if let Some(session) = streams.known(id).await? {
                 cursors.push(SessionCursor {
                     session_id: id,
                     acked_seq: session.last_seq.max(0) as u64,
@@ -722,8 +724,9 @@ impl OutputStreams {
     }
 
     /// The session when it is this machine's (remembering its stored position).
-    async fn known(&mut self, store: &dyn Store, id: Uuid) -> Result<Option<Session>> {
-        let session = store
+    async fn known(&mut self, id: Uuid) -> Result<Option<Session>> {
+        let session = self
+            .store
             .session_by_id(id)
             .await?
             .filter(|s| s.machine_id == self.machine_id);
@@ -733,21 +736,20 @@ impl OutputStreams {
         Ok(session)
     }
 
-    async fn owns(&mut self, store: &dyn Store, id: Uuid) -> Result<bool> {
-        Ok(self.seen.contains_key(&id) || self.known(store, id).await?.is_some())
+    async fn owns(&mut self, id: Uuid) -> Result<bool> {
+        Ok(self.seen.contains_key(&id) || self.known(id).await?.is_some())
     }
 
     /// A chunk of output: published now, written with the batch. Returns the acks of a write
     /// it had to wait for (only when the database is [`OUTPUT_BACKLOG`] chunks behind).
     pub async fn output(
         &mut self,
-        store: &Arc<dyn Store>,
         bus: &EventBus,
         session_id: Uuid,
         seq: u64,
         data: String,
     ) -> Result<Vec<Ack>> {
-        if !self.owns(store.as_ref(), session_id).await? {
+        if !self.owns(session_id).await? {
             tracing::warn!(%session_id, "output for a session that is not this machine's; dropped");
             return Ok(Vec::new());
         }
@@ -772,14 +774,13 @@ impl OutputStreams {
             metadata: Json(json!({})),
             created_at: clock::now(),
         });
-        let mut acks = Vec::new();
         if self.batch.len() >= OUTPUT_BACKLOG && self.writing.is_some() {
-            acks = self.written().await?;
+            return self.written().await;
         }
         if self.batch_full() {
-            self.start_write(store);
+            self.start_write();
         }
-        Ok(acks)
+        Ok(Vec::new())
     }
 
     /// Whether output waits to be written and no write is under way (the flush timer's cue).
@@ -788,7 +789,7 @@ impl OutputStreams {
     }
 
     /// Whether a full batch waits (started at once when the write under way ends).
-    pub fn batch_full(&self) -> bool {
+    fn batch_full(&self) -> bool {
         self.batch.len() >= OUTPUT_BATCH
     }
 
@@ -797,20 +798,21 @@ impl OutputStreams {
     }
 
     /// Starts writing the batch on a task of its own, unless a write is under way.
-    pub fn start_write(&mut self, store: &Arc<dyn Store>) {
+    pub fn start_write(&mut self) {
         if self.writing.is_some() || self.batch.is_empty() {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let (store, retention) = (store.clone(), self.retention);
+        let (store, retention) = (self.store.clone(), self.retention);
         self.writing = Some(tokio::spawn(async move {
             write_batch(store.as_ref(), batch, retention).await
         }));
     }
 
     /// Waits for the write under way (forever when there is none: a `select!` branch) and
-    /// returns what the agent may forget. Cancel-safe: the write goes on and is waited for
-    /// next time. On an error nothing is acknowledged: the agent resends.
+    /// returns what the agent may forget; a full batch waiting meanwhile is started at once.
+    /// Cancel-safe: the write goes on and is waited for next time. On an error nothing is
+    /// acknowledged: the agent resends.
     pub async fn written(&mut self) -> Result<Vec<Ack>> {
         let Some(writing) = self.writing.as_mut() else {
             return std::future::pending().await;
@@ -822,17 +824,20 @@ impl OutputStreams {
         for ack in acks.iter().filter(|a| a.exit_recorded) {
             self.seen.remove(&ack.session_id);
         }
+        if self.batch_full() {
+            self.start_write();
+        }
         Ok(acks)
     }
 
     /// Writes everything accepted so far (the write under way, then the rest) and returns
     /// what the agent may now forget.
-    pub async fn flush(&mut self, store: &Arc<dyn Store>) -> Result<Vec<Ack>> {
+    pub async fn flush(&mut self) -> Result<Vec<Ack>> {
         let mut acks = Vec::new();
         if self.writing.is_some() {
             acks = self.written().await?;
         }
-        self.start_write(store);
+        self.start_write();
         if self.writing.is_some() {
             acks.extend(self.written().await?);
         }
@@ -843,16 +848,16 @@ impl OutputStreams {
     /// it is now, for the budget check.
     pub async fn usage(
         &mut self,
-        store: &dyn Store,
         bus: &EventBus,
         session_id: Uuid,
         total_tokens: i64,
         total_cost: f64,
     ) -> Result<Option<Session>> {
-        if !self.owns(store, session_id).await? {
+        if !self.owns(session_id).await? {
             return Ok(None);
         }
-        let session = store
+        let session = self
+            .store
             .set_session_usage(session_id, total_tokens, total_cost, clock::now())
             .await?;
         let data = json!({ "total_tokens": total_tokens, "total_cost": total_cost });
@@ -864,14 +869,12 @@ impl OutputStreams {
     /// acknowledgements, the last of which lets the agent forget the session.
     pub async fn exit(
         &mut self,
-        store: &Arc<dyn Store>,
         bus: &EventBus,
         session_id: Uuid,
         exit_code: Option<i32>,
     ) -> Result<Vec<Ack>> {
-        let mut acks = self.flush(store).await?;
-        let store = store.as_ref();
-        if let Some(session) = self.known(store, session_id).await? {
+        let mut acks = self.flush().await?;
+        if let Some(session) = self.known(session_id).await? {
             // A run ClaudeNest stopped (its budget) was terminated, whatever its exit code.
             let status = if session.stop_reason.is_some() {
                 SessionStatus::Terminated
@@ -880,7 +883,7 @@ impl OutputStreams {
             } else {
                 SessionStatus::Error
             };
-            set_status(store, bus, session_id, status, exit_code).await?;
+            set_status(self.store.as_ref(), bus, session_id, status, exit_code).await?;
         }
         acks.push(Ack {
             session_id,

@@ -1,7 +1,7 @@
 //! `GET /api/agent/link`: the agent's WebSocket, authenticated by its `mn_` token in the
 //! `Authorization` header (never the query string). Speaks [`crate::protocol`].
 
-use std::{sync::Arc, time::Duration};
+use std::time::Duration;
 
 use axum::{
     extract::{
@@ -23,7 +23,7 @@ use crate::{
         self, AGENT_MESSAGE_TYPES, AgentMessage, HostMessage, MAX_FRAME_BYTES, PROTOCOL_VERSION,
         close, codes,
     },
-    store::{Machine, Store},
+    store::Machine,
 };
 
 /// Initial read buffer of each link's socket.
@@ -164,7 +164,9 @@ async fn run_link(state: AppState, machine: Machine, mut socket: WebSocket) {
     }
     let retention = state.config().sessions.log_retention_chunks;
     let (mut streams, cursors) =
-        match sessions::OutputStreams::open(state.store(), machine.id, &running, retention).await {
+        match sessions::OutputStreams::open(state.store_arc(), machine.id, &running, retention)
+            .await
+        {
             Ok(opened) => opened,
             Err(err) => {
                 tracing::error!(error = %err, "reading the machine's session cursors failed");
@@ -256,12 +258,6 @@ async fn send_acks(socket: &mut WebSocket, acks: Vec<sessions::Ack>) -> bool {
     true
 }
 
-/// Stores the pending output and acknowledges it. A store error closes the link: the agent
-/// reconnects and resends what was not acknowledged.
-async fn flush_output(store: &Arc<dyn Store>, io: &mut LinkIo<'_>) -> bool {
-    acknowledge(io.streams.flush(store).await, io).await
-}
-
 /// Sends the acks of a write; a store error closes the link (the agent reconnects and resends
 /// what was not acknowledged). `false` when the link is done.
 async fn acknowledge(written: Result<Vec<sessions::Ack>>, io: &mut LinkIo<'_>) -> bool {
@@ -290,7 +286,11 @@ async fn serve(
     let mut awaiting: Option<(u64, Instant)> = None;
     let mut flush = tokio::time::interval(sessions::OUTPUT_FLUSH);
     flush.set_missed_tick_behavior(MissedTickBehavior::Delay);
-    let store = state.store_arc();
+    // Made once, not per turn: the loop turns once per message, and a fresh `cancelled()`
+    // registers with its token (the shutdown one is shared by every link and socket) each poll.
+    let closing = link.closing().clone().cancelled_owned();
+    let stopping = state.shutdown().clone().cancelled_owned();
+    tokio::pin!(closing, stopping);
     // Every way out of the loop below returns from this block, so the batch is always flushed.
     async {
     loop {
@@ -327,13 +327,13 @@ async fn serve(
                         tracing::warn!(code, message, "agent reported an error");
                     }
                     Ok(AgentMessage::SessionOutput { session_id, seq, data }) => {
-                        let written = io.streams.output(&store, state.bus(), session_id, seq, data).await;
+                        let written = io.streams.output(state.bus(), session_id, seq, data).await;
                         if !acknowledge(written, io).await {
                             return;
                         }
                     }
                     Ok(AgentMessage::SessionUsage { session_id, total_tokens, total_cost }) => {
-                        match io.streams.usage(state.store(), state.bus(), session_id, total_tokens, total_cost).await {
+                        match io.streams.usage(state.bus(), session_id, total_tokens, total_cost).await {
                             Ok(Some(session)) => {
                                 // Stopping a run asks the agent, whose answer comes through
                                 // this loop: checked beside it.
@@ -354,7 +354,7 @@ async fn serve(
                         }
                     }
                     Ok(AgentMessage::SessionExit { session_id, exit_code }) => {
-                        match io.streams.exit(&store, state.bus(), session_id, exit_code).await {
+                        match io.streams.exit(state.bus(), session_id, exit_code).await {
                             Ok(acks) => if !send_acks(io.socket, acks).await { return },
                             Err(err) => {
                                 // Not acknowledged: the agent sends the exit again on its next link.
@@ -393,13 +393,10 @@ async fn serve(
                     return;
                 }
             }
-            _ = flush.tick(), if io.streams.due() => io.streams.start_write(&store),
+            _ = flush.tick(), if io.streams.due() => io.streams.start_write(),
             written = io.streams.written(), if io.streams.is_writing() => {
                 if !acknowledge(written, io).await {
                     return;
-                }
-                if io.streams.batch_full() {
-                    io.streams.start_write(&store);
                 }
             }
             _ = ticker.tick(), if awaiting.is_none() => {
@@ -414,12 +411,12 @@ async fn serve(
                 close_with(io.socket, close::PONG_TIMEOUT, "pong timeout").await;
                 return;
             }
-            () = link.closing().cancelled() => {
+            () = &mut closing => {
                 let (code, reason) = link.close_reason().unwrap_or((close::REVOKED, "closed".into()));
                 close_with(io.socket, code, &reason).await;
                 return;
             }
-            () = state.shutdown().cancelled() => {
+            () = &mut stopping => {
                 close_with(io.socket, close::SHUTDOWN, "host shutting down").await;
                 return;
             }
@@ -427,7 +424,8 @@ async fn serve(
     }
     }
     .await;
-    flush_output(&store, io).await;
+    let written = io.streams.flush().await;
+    acknowledge(written, io).await;
 }
 
 async fn sleep_until_some(deadline: Option<Instant>) {

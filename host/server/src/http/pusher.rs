@@ -294,7 +294,7 @@ pub async fn socket(
             tracker.track_future(async move {
                 // Counted while it is open; one over the address's quota is told why.
                 let Some(_slot) = slot else {
-                    refuse(&mut ws, Ending::error(4004, "Over connection quota")).await;
+                    say_ending(&mut ws, &Ending::error(4004, "Over connection quota")).await;
                     return;
                 };
                 run_socket(state, key, ws).await
@@ -349,11 +349,15 @@ async fn send_frame(out: &Replies, event: &str, channel: Option<&str>, data: &Va
 }
 
 async fn send_error(out: &Replies, code: u16, message: &str) -> bool {
-    send_frame(out, "pusher:error", None, &error_data(code, message)).await
+    out.send(error_frame(code, message)).await.is_ok()
 }
 
-fn error_data(code: u16, message: &str) -> Value {
-    json!({ "code": code, "message": message })
+fn error_frame(code: u16, message: &str) -> Frame {
+    realtime::frame(
+        "pusher:error",
+        None,
+        &json!({ "code": code, "message": message }),
+    )
 }
 
 /// Why the reader ends a socket: a `pusher:error` to send first (when Pusher's protocol
@@ -382,23 +386,26 @@ impl Ending {
     }
 }
 
-/// Says why and closes, on a socket not yet split (refused before its loops start).
-async fn refuse(ws: &mut WebSocket, ending: Ending) {
-    let error = realtime::frame(
-        "pusher:error",
-        None,
-        &error_data(ending.code, ending.reason),
-    );
-    if ws.send(Message::Text(error)).await.is_ok() {
-        let _ = ws.send(close_frame(&ending)).await;
+/// Says why (when the ending has a `pusher:error`) and closes: the writer's last words, and
+/// a socket's refused before its loops start.
+async fn say_ending<S>(sink: &mut S, ending: &Ending)
+where
+    S: futures_util::Sink<Message> + Unpin,
+{
+    use futures_util::SinkExt as _;
+    if ending.error
+        && sink
+            .feed(Message::Text(error_frame(ending.code, ending.reason)))
+            .await
+            .is_err()
+    {
+        return;
     }
-}
-
-fn close_frame(ending: &Ending) -> Message {
-    Message::Close(Some(CloseFrame {
+    let close = CloseFrame {
         code: ending.code,
         reason: ending.reason.into(),
-    }))
+    };
+    let _ = sink.send(Message::Close(Some(close))).await;
 }
 
 /// Bytes of frames a socket gathers before writing them (see `send_outbox`).
@@ -437,7 +444,6 @@ async fn write_frames(
     overflowed: Arc<AtomicBool>,
     done: CancellationToken,
 ) {
-    use futures_util::SinkExt as _;
     tokio::pin!(ending);
     let close = loop {
         tokio::select! {
@@ -457,15 +463,7 @@ async fn write_frames(
     };
     done.cancel();
     if let Some(ending) = close {
-        if ending.error {
-            let error = realtime::frame(
-                "pusher:error",
-                None,
-                &error_data(ending.code, ending.reason),
-            );
-            let _ = sink.feed(Message::Text(error)).await;
-        }
-        let _ = sink.send(close_frame(&ending)).await;
+        say_ending(&mut sink, &ending).await;
     }
 }
 
@@ -533,9 +531,11 @@ async fn route_terminal_events(state: AppState, mut events: mpsc::Receiver<Termi
             .await
         }
         .await;
-        tracing::debug!(%session_id, event = name, ok = routed.is_ok(), "terminal event routed");
-        if let Err(err) = routed {
-            tracing::debug!(%session_id, event = name, error = %err, "client session event refused");
+        match routed {
+            Ok(()) => tracing::debug!(%session_id, event = name, "terminal event routed"),
+            Err(err) => {
+                tracing::debug!(%session_id, event = name, error = %err, "client session event refused");
+            }
         }
     }
 }
@@ -545,7 +545,7 @@ async fn run_socket(state: AppState, key: String, mut ws: WebSocket) {
     use futures_util::StreamExt as _;
     let app = state.pusher().clone();
     if !super::credentials::same_secret(&key, &app.key) {
-        refuse(&mut ws, Ending::error(4001, "Application does not exist")).await;
+        say_ending(&mut ws, &Ending::error(4001, "Application does not exist")).await;
         return;
     }
     let socket_id = {
