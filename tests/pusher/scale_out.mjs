@@ -70,7 +70,7 @@ class Watcher {
       channel.bind('session:output', (event) => this.output.receive(event));
       channel.bind('pusher:subscription_succeeded', () => {
         // Again after every reconnect: what was said while away comes from the log.
-        this.output.catchUp().then(resolve, reject);
+        this.output.settle().then(resolve, reject);
       });
       channel.bind('pusher:subscription_error', (status) =>
         reject(new Error(`client ${index}: subscription refused ${JSON.stringify(status)}`)),

@@ -358,6 +358,8 @@ pub async fn attach(client: &Client, app_key: &str, session: Uuid) -> anyhow::Re
         // What was written while no socket listened comes from the log.
         early.clear();
         seen = catch_up(client, session, seen, &mut out).await?;
+        let mut settle = SETTLE_ASKS_MS.iter();
+        let mut next_ask = settle.next().map(|ms| after_ms(*ms));
         if let Some((cols, rows)) = terminal_size() {
             send_event(
                 &mut socket,
@@ -393,6 +395,13 @@ pub async fn attach(client: &Client, app_key: &str, session: Uuid) -> anyhow::Re
                         send_event(&mut socket, &channel, "client-session:resize", json!({"cols": cols, "rows": rows})).await;
                     }
                 }
+                // Until live output shows where the stream is, the log may still be writing
+                // what was published just before the subscription.
+                _ = tokio::time::sleep_until(next_ask.unwrap_or_else(tokio::time::Instant::now)), if next_ask.is_some() => {
+                    seen = catch_up(client, session, seen, &mut out).await?;
+                    seen = drain_early(&mut early, seen, &mut out)?;
+                    next_ask = settle.next().map(|ms| after_ms(*ms));
+                }
                 // Output after a gap the log did not have yet: ask it again shortly.
                 _ = tokio::time::sleep(Duration::from_millis(200)), if !early.is_empty() => {
                     seen = catch_up(client, session, seen, &mut out).await?;
@@ -408,6 +417,7 @@ pub async fn attach(client: &Client, app_key: &str, session: Uuid) -> anyhow::Re
                             let _ = socket.send(Message::Text(json!({"event": "pusher:pong", "data": {}}).to_string().into())).await;
                         }
                         "session:output" => {
+                            next_ask = None;
                             let seq = data["seq"].as_i64().unwrap_or(0);
                             if seq > seen && early.len() < EARLY_OUTPUT_MAX {
                                 early.insert(seq, data["data"].as_str().unwrap_or_default().to_owned());
@@ -500,6 +510,17 @@ async fn send_event(socket: &mut Socket, channel: &str, event: &str, data: Value
     let frame = json!({"event": event, "channel": channel, "data": data});
     // A failed send shows as the socket ending on its next read.
     let _ = socket.send(Message::Text(frame.to_string().into())).await;
+}
+
+/// After a (re)subscription, the pauses before each further ask of the log, until live output
+/// arrives. The host publishes output before it logs it, so what was published just before
+/// the subscription may reach the log only after the first catch-up read it, and no later
+/// event would show that gap (the session may say nothing more). The dashboard does the same
+/// (`OutputFollower.settle` in `ui/follow.mjs`).
+const SETTLE_ASKS_MS: [u64; 4] = [250, 500, 1000, 2000];
+
+fn after_ms(ms: u64) -> tokio::time::Instant {
+    tokio::time::Instant::now() + Duration::from_millis(ms)
 }
 
 /// Live output events held while a gap is caught up; beyond this the log serves the rest.

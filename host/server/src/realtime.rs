@@ -86,12 +86,6 @@ pub fn frame(event: &str, channel: Option<&str>, data: &Value) -> Frame {
     Frame::from(message.to_string())
 }
 
-/// What a presence subscription succeeded with.
-pub struct PresenceSnapshot {
-    pub ids: Vec<String>,
-    pub hash: serde_json::Map<String, Value>,
-}
-
 impl Hub {
     pub fn new() -> Arc<Self> {
         Arc::new(Self::default())
@@ -115,48 +109,71 @@ impl Hub {
         self.channels.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Adds a socket to a channel. For presence channels pass the member (`user_id`, info):
-    /// returns the member list, and tells the others when this is the user's first socket.
+    /// Adds a socket to a channel and queues its `pusher_internal:subscription_succeeded`
+    /// (with the member list on presence channels). The answer is queued under the channel's
+    /// lock, so no event of the channel can reach the socket ahead of it: a client that reads
+    /// the channel's history once subscribed sees every later event live. For presence
+    /// channels pass the member (`user_id`, info); the others are told when this is the
+    /// user's first socket.
     pub fn subscribe(
         &self,
         channel_name: &str,
         socket_id: &str,
         handle: SocketHandle,
         member: Option<(String, Value)>,
-    ) -> Option<PresenceSnapshot> {
+    ) {
         let mut channels = self.lock();
         let channel = channels.entry(channel_name.to_owned()).or_default();
         let user_id = member.as_ref().map(|(id, _)| id.clone());
         let previous = channel
             .subscribers
-            .insert(socket_id.to_owned(), (handle, user_id.clone()));
+            .insert(socket_id.to_owned(), (handle.clone(), user_id.clone()));
         if previous.is_none() {
             ::metrics::gauge!(crate::metrics::SUBSCRIPTIONS).increment(1.0);
         }
-        let (user_id, info) = member?;
-        if previous.is_none() {
-            let entry = channel.members.entry(user_id.clone()).or_insert(Member {
-                info: info.clone(),
-                sockets: 0,
-            });
-            entry.sockets += 1;
-            if entry.sockets == 1 {
-                let added = frame(
-                    "pusher_internal:member_added",
-                    Some(channel_name),
-                    &json!({ "user_id": user_id, "user_info": info }),
-                );
-                deliver(channel, &added, Some(socket_id));
+        let presence = member.map(|(user_id, info)| {
+            if previous.is_none() {
+                Self::join(channel, channel_name, socket_id, user_id, info);
             }
+            let mut ids: Vec<String> = channel.members.keys().cloned().collect();
+            ids.sort();
+            let hash: serde_json::Map<String, Value> = channel
+                .members
+                .iter()
+                .map(|(id, m)| (id.clone(), m.info.clone()))
+                .collect();
+            json!({ "presence": { "count": ids.len(), "ids": ids, "hash": hash } })
+        });
+        let succeeded = frame(
+            "pusher_internal:subscription_succeeded",
+            Some(channel_name),
+            &presence.unwrap_or_else(|| json!({})),
+        );
+        send_to(&handle, succeeded);
+    }
+
+    /// A presence member's socket joins: counted, and the others told when it is the
+    /// member's first.
+    fn join(
+        channel: &mut Channel,
+        channel_name: &str,
+        socket_id: &str,
+        user_id: String,
+        info: Value,
+    ) {
+        let entry = channel.members.entry(user_id.clone()).or_insert(Member {
+            info: info.clone(),
+            sockets: 0,
+        });
+        entry.sockets += 1;
+        if entry.sockets == 1 {
+            let added = frame(
+                "pusher_internal:member_added",
+                Some(channel_name),
+                &json!({ "user_id": user_id, "user_info": info }),
+            );
+            deliver(channel, &added, Some(socket_id));
         }
-        let mut ids: Vec<String> = channel.members.keys().cloned().collect();
-        ids.sort();
-        let hash = channel
-            .members
-            .iter()
-            .map(|(id, m)| (id.clone(), m.info.clone()))
-            .collect();
-        Some(PresenceSnapshot { ids, hash })
     }
 
     /// Removes a socket from a channel; on a presence channel, the user's last socket leaving
@@ -218,14 +235,19 @@ fn deliver(channel: &Channel, frame: &Frame, except: Option<&str>) {
         if Some(socket_id.as_str()) == except {
             continue;
         }
-        if handle.outbox.try_send(frame.clone()).is_err() {
-            // Full (or gone): the socket cannot keep up; its task closes it with 4100.
-            handle.overflowed.store(true, Ordering::Relaxed);
-        } else {
-            delivered += 1;
-        }
+        delivered += u64::from(send_to(handle, frame.clone()));
     }
     ::metrics::counter!(crate::metrics::FANNED_OUT).increment(delivered);
+}
+
+/// Queues a frame without waiting; whether it was queued.
+fn send_to(handle: &SocketHandle, frame: Frame) -> bool {
+    let queued = handle.outbox.try_send(frame).is_ok();
+    if !queued {
+        // Full (or gone): the socket cannot keep up; its task closes it with 4100.
+        handle.overflowed.store(true, Ordering::Relaxed);
+    }
+    queued
 }
 
 #[cfg(test)]
@@ -250,6 +272,11 @@ mod tests {
         let (b, mut b_rx) = socket();
         hub.subscribe("private-x", "1.1", a, None);
         hub.subscribe("private-x", "2.2", b, None);
+        for rx in [&mut a_rx, &mut b_rx] {
+            let answer: Value = serde_json::from_str(&rx.try_recv().unwrap()).unwrap();
+            assert_eq!(answer["event"], "pusher_internal:subscription_succeeded");
+            assert_eq!(answer["channel"], "private-x");
+        }
         let mut event = Event::new("private-x", "client-typing", json!({"k": 1}));
         event.except_socket = Some("1.1".into());
         hub.dispatch(&event);
@@ -271,10 +298,13 @@ mod tests {
             b,
             Some(("bob".into(), json!({"name": "Bob"}))),
         );
-        let snap = hub
-            .subscribe("presence-x", "a1", a1, Some(("ada".into(), json!({}))))
-            .unwrap();
-        assert_eq!(snap.ids, vec!["ada", "bob"]);
+        assert!(b_rx.try_recv().unwrap().contains("subscription_succeeded"));
+        hub.subscribe("presence-x", "a1", a1, Some(("ada".into(), json!({}))));
+        let answer: Value = serde_json::from_str(&a1_rx.try_recv().unwrap()).unwrap();
+        let answer: Value = serde_json::from_str(answer["data"].as_str().unwrap()).unwrap();
+        assert_eq!(answer["presence"]["ids"], json!(["ada", "bob"]));
+        assert_eq!(answer["presence"]["count"], 2);
+        assert_eq!(answer["presence"]["hash"]["bob"]["name"], "Bob");
         assert!(b_rx.try_recv().unwrap().contains("member_added"));
         hub.subscribe("presence-x", "a2", a2, Some(("ada".into(), json!({}))));
         assert!(
@@ -285,7 +315,22 @@ mod tests {
         assert!(b_rx.try_recv().is_err(), "ada still has a socket");
         hub.unsubscribe("presence-x", "a2");
         assert!(b_rx.try_recv().unwrap().contains("member_removed"));
-        let _ = a1_rx.try_recv();
+    }
+
+    #[test]
+    fn a_subscription_is_answered_before_any_event_of_its_channel() {
+        // Published while the socket subscribes: the answer still comes first, so a client
+        // that reads history once subscribed misses nothing published after.
+        let hub = Hub::new();
+        let (a, mut rx) = socket();
+        hub.subscribe("private-x", "1.1", a, None);
+        hub.dispatch(&Event::new(
+            "private-x",
+            "session:output",
+            json!({"seq": 1}),
+        ));
+        assert!(rx.try_recv().unwrap().contains("subscription_succeeded"));
+        assert!(rx.try_recv().unwrap().contains("session:output"));
     }
 
     #[test]

@@ -8,11 +8,18 @@
 // still leaves a gap asks the log again, a little later (the event may have overtaken the log's
 // write); after a few asks that find nothing the gap is accepted, since the log keeps a bounded
 // history.
+//
+// After a (re)subscription the log may not have everything the subscription came too late to
+// hear: the host publishes output before it logs it, so output published just before may be
+// written only after the first catch-up read the log, and if the session then says nothing,
+// no event shows the gap. `settle()` asks the log again a few times, until an event arrives.
 
 /// Entries per log page (the API's largest `limit`).
 export const LOG_PAGE = 1000;
 /// Asks that may find nothing for one gap before it is accepted.
 const FRUITLESS_ASKS = 3;
+/// After a (re)subscription, the pauses before each further ask while no event arrives.
+const SETTLE_ASKS_MS = [250, 500, 1000, 2000];
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class OutputFollower {
@@ -25,6 +32,24 @@ export class OutputFollower {
     this.pending = null; // events held while catching up
     this.catching = null;
     this.fruitless = 0; // asks in a row that found nothing for the gap in front
+    this.settling = 0; // which settle() is current (a newer one ends the older)
+    this.heard = false; // an event arrived since the current settle() began
+  }
+
+  /// After a (re)subscription: catches up now (the promise answered), then again after each
+  /// pause in SETTLE_ASKS_MS until an event arrives.
+  settle() {
+    const current = ++this.settling;
+    this.heard = false;
+    const first = this.catchUp();
+    first.then(async () => {
+      for (const ms of SETTLE_ASKS_MS) {
+        await sleep(ms);
+        if (this.heard || current !== this.settling) return;
+        await this.catchUp();
+      }
+    }).catch(() => {});
+    return first;
   }
 
   /// Holds events until the next catch-up ends (before the first one, say).
@@ -59,6 +84,7 @@ export class OutputFollower {
 
   /// A `session:output` event.
   receive(event) {
+    this.heard = true;
     if (this.pending) {
       this.pending.push(event);
     } else if (event.seq > this.lastSeq + 1 && this.fruitless < FRUITLESS_ASKS) {

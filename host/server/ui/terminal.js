@@ -51,7 +51,7 @@ export class SessionTerminal {
     this.subscription = live.watch(`private-session.${this.session.id}`, {
       'session:output': (event) => this.output.receive(event),
       'session:status': (event) => this.onStatus(event),
-      'pusher:subscription_succeeded': () => this.output.catchUp(),
+      'pusher:subscription_succeeded': () => this.output.settle(),
     });
     this.unwatchState = live.onState((current, previous) => {
       if (current === 'connected' && previous !== 'connected') this.output.catchUp();

@@ -77,6 +77,51 @@ async fn output_since(app: &TestApp, token: &str, session: Uuid, since: i64) -> 
         .collect()
 }
 
+/// Another writer holding the database, as a long transaction or a slow disk does: the host's
+/// session-log writes wait until [`LogWritesHeld::release`] while reads go on. SQLite is held
+/// whole (`BEGIN IMMEDIATE`; WAL readers are not blocked); PostgreSQL has `session_logs` locked
+/// against writes only.
+enum LogWritesHeld {
+    Sqlite(sqlx::SqliteConnection),
+    Postgres(sqlx::PgConnection),
+}
+
+impl LogWritesHeld {
+    async fn hold(db: &claudenest_e2e::TestDb) -> Self {
+        use sqlx::Connection as _;
+        match db.backend {
+            claudenest_e2e::Backend::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
+                sqlx::raw_sql("BEGIN IMMEDIATE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Self::Sqlite(conn)
+            }
+            claudenest_e2e::Backend::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                sqlx::raw_sql("BEGIN; LOCK TABLE session_logs IN EXCLUSIVE MODE")
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                Self::Postgres(conn)
+            }
+        }
+    }
+
+    async fn release(self) {
+        // Dropping the connection would end the transaction too, but only once it is closed.
+        match self {
+            Self::Sqlite(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+            Self::Postgres(mut conn) => {
+                sqlx::raw_sql("ROLLBACK").execute(&mut conn).await.unwrap();
+            }
+        }
+    }
+}
+
 /// The numbers of the `line N` lines in `text`, in order.
 fn counted_lines(text: &str) -> Vec<u32> {
     text.lines()
@@ -377,6 +422,57 @@ on_both_stores! {
         let tail = output_since(&app, &token, session, 2).await;
         assert_eq!(tail[0].0, 3);
         app.get(&format!("/api/sessions/{session}/logs?since_seq=-1"), Some(&token)).await.expect(422);
+    }
+
+    async fn a_watcher_subscribing_between_output_and_its_log_entry_still_sees_it(db: TestDb) {
+        // The host publishes output before it logs it (an echo does not wait for the database).
+        // A watcher subscribing in between neither hears it live nor finds it in the log on its
+        // first catch-up, and when the session then says nothing, no later event shows the gap:
+        // the dashboard's follower asks the log again until an event arrives.
+        let app = TestApp::spawn_with(db, fast_links).await;
+        let (token, machine, _agent, _dir) = machine_with_agent(&app, 5).await;
+        let (session, _) = create(&app, &token, machine, 80, 24).await;
+        app.wait_for_output(&token, session, "stand-in claude ready").await;
+        let held = LogWritesHeld::hold(&app.db).await;
+        // Typed on a socket (a REST input is answered once logged, and the log is held).
+        let channel = format!("private-session.{session}");
+        let mut typist = claudenest_e2e::PusherClient::open(&app).await;
+        let answer = typist.subscribe_authorized(&app, &token, &channel).await;
+        assert_eq!(answer["event"], "pusher_internal:subscription_succeeded", "{answer}");
+        typist.send(json!({"event": "client-session:input", "channel": channel, "data": {"data": "while unlogged\n"}})).await;
+        loop {
+            let frame = typist.next().await;
+            if frame["event"] == "session:output" && frame["data"].as_str().unwrap().contains("you said: while unlogged") {
+                break;
+            }
+        }
+        let logged = output_since(&app, &token, session, 0).await;
+        assert!(!logged.iter().any(|(_, d)| d.contains("while unlogged")), "published, not yet logged: {logged:?}");
+
+        let mut watcher = tokio::process::Command::new("node")
+            .arg("late_subscriber.mjs")
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/pusher"))
+            .env("BASE_URL", &app.base_url)
+            .env("WS_PORT", app.addr.port().to_string())
+            .env("APP_KEY", &app.state.pusher().key)
+            .env("TOKEN", &token)
+            .env("SESSION", session.to_string())
+            .env("NEEDLE", "you said: while unlogged")
+            .stdout(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("node runs");
+        let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(watcher.stdout.take().unwrap()));
+        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await
+            .expect("the watcher subscribed in time").unwrap().unwrap_or_default();
+        assert!(first.starts_with("caught up: ") && !first.contains("while unlogged"),
+            "the first catch-up cannot have it yet: {first}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        held.release().await;
+        let said = tokio::time::timeout(Duration::from_secs(15), lines.next_line()).await
+            .expect("the watcher finished in time").unwrap().unwrap_or_default();
+        assert_eq!(said, "seen");
+        assert!(watcher.wait().await.unwrap().success());
     }
 
     async fn headless_sessions_report_usage_and_oneshot_sessions_their_exit(db: TestDb) {

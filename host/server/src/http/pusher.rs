@@ -866,21 +866,12 @@ async fn subscribe(
             .await;
         }
     };
-    let snapshot = state
+    // The hub answers the subscription itself, ahead of any event of the channel.
+    state
         .hub()
         .subscribe(channel, &conn.socket_id, conn.handle.clone(), member);
     conn.channels.insert(channel.to_owned(), (kind, writable));
-    let payload = match snapshot {
-        Some(s) => json!({ "presence": { "count": s.ids.len(), "ids": s.ids, "hash": s.hash } }),
-        None => json!({}),
-    };
-    send_frame(
-        out,
-        "pusher_internal:subscription_succeeded",
-        Some(channel),
-        &payload,
-    )
-    .await
+    true
 }
 
 /// `client-*` events: only on private/presence channels the sender is in; never echoed.
