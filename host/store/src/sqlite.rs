@@ -45,6 +45,10 @@ impl SqliteStore {
         private_file(&file)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
+            // A connection to a file in this process cannot go stale, and the ping sqlx sends
+            // otherwise on every acquire is a round trip to the connection's worker thread
+            // before each query.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         Ok(Self { pool })

@@ -236,6 +236,12 @@ on_both_stores! {
         let foreign = app.get(&format!("/api/sessions/{session}"), Some(&bob)).await;
         foreign.expect(404);
         assert_eq!(foreign.error_code(), "SES_001");
+        // Typing into someone else's session: the same 404, and nothing reaches it or its log.
+        let typed = app.post(&format!("/api/sessions/{session}/input"), Some(&bob), json!({"data": "not yours\n"})).await;
+        typed.expect(404);
+        assert_eq!(typed.error_code(), "SES_001");
+        let logged = app.get(&format!("/api/sessions/{session}/logs?type=input"), Some(&token)).await;
+        assert!(!logged.text.contains("not yours"), "{}", logged.text);
         let (offline, _) = app.register_machine(&token, json!({"name": "asleep"})).await;
         let refused = app.post(&format!("/api/machines/{offline}/sessions"), Some(&token), json!({"mode": "interactive"})).await;
         refused.expect(400);

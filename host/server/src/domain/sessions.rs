@@ -420,11 +420,14 @@ pub async fn delete(
     Ok(())
 }
 
+/// `read` is the session when the caller has just read it (the request's path guard does);
+/// it is used only when it is this caller's session `id`.
 pub async fn input(
     store: &dyn Store,
     links: &dyn AgentLinks,
     principal: &Principal,
     id: Uuid,
+    read: Option<Session>,
     data: String,
 ) -> Result<()> {
     Validator::new()
@@ -435,10 +438,13 @@ pub async fn input(
         )
         .finish()?;
     principal.require(abilities::SESSIONS_WRITE)?;
-    let session = store
-        .session(principal.user.id, id)
-        .await?
-        .ok_or_else(not_found)?;
+    let session = match read.filter(|s| s.id == id && s.user_id == principal.user.id) {
+        Some(session) => session,
+        None => store
+            .session(principal.user.id, id)
+            .await?
+            .ok_or_else(not_found)?,
+    };
     // A headless session says so even once it ended; then an ended one is `SES_002`.
     takes_input(&session)?;
     if session.status.is_ended() {

@@ -5,6 +5,9 @@
 //!
 //! One guard for every authenticated route, reading the matched route's template: the handlers
 //! still look their resources up (and check abilities) as before; this only fixes the order.
+//! The one exception is a path's session, the terminal's hot path (`POST …/input` per key):
+//! it is read beside the caller's token (by id, then held to the caller) and handed on as
+//! [`PathSession`], so the handler reads it neither after the token nor again.
 
 use axum::{
     extract::{MatchedPath, Request, State},
@@ -18,6 +21,7 @@ use crate::{
     app::AppState,
     domain::accounts,
     error::{ApiError, ErrorCode, Result},
+    store::Session,
 };
 
 /// Middleware: 404 with the resource's code when a resource in the path does not exist for the
@@ -33,15 +37,24 @@ pub async fn path_resources(
         // Other routes (and other kinds of tokens, like an agent's on `/agent/...`) pass as is.
         return next.run(request).await;
     };
-    let principal = match request.extensions().get::<Preauthenticated>() {
-        Some(Preauthenticated(principal)) => principal.clone(),
+    let path = request.uri().path().to_owned();
+    let session_id = path_session(matched.as_str(), &path);
+    let store = state.store();
+    let read_session = async {
+        match session_id {
+            Some(id) => store.session_by_id(id).await,
+            None => Ok(None),
+        }
+    };
+    let (principal, session) = match request.extensions().get::<Preauthenticated>() {
+        Some(Preauthenticated(principal)) => (principal.clone(), read_session.await),
         None => {
             let token = bearer_token(request.headers()).map(str::to_owned);
             match token {
                 Some(token) if token.starts_with(accounts::USER_TOKEN_PREFIX) => {
-                    match accounts::authenticate(state.store(), &token).await {
-                        Ok(principal) => principal,
-                        Err(err) => return err.into_response(),
+                    match tokio::join!(accounts::authenticate(store, &token), read_session) {
+                        (Ok(principal), session) => (principal, session),
+                        (Err(err), _) => return err.into_response(),
                     }
                 }
                 // No user token (none, or a machine's own on `GET /machines/{id}`): the
@@ -51,11 +64,46 @@ pub async fn path_resources(
         }
     };
     let user = principal.user.id;
-    if let Err(err) = check(&state, user, matched.as_str(), request.uri().path()).await {
+    // Read by id only: it is the caller's, or as good as missing.
+    let session = match session {
+        Ok(session) => session.filter(|s| s.user_id == user),
+        Err(err) => return ApiError::from(err).into_response(),
+    };
+    let found = Found {
+        session_id,
+        session,
+    };
+    if let Err(err) = check(&state, user, matched.as_str(), &path, &found).await {
         return err.into_response();
+    }
+    if let Some(session) = found.session {
+        request.extensions_mut().insert(PathSession(session));
     }
     request.extensions_mut().insert(Preauthenticated(principal));
     next.run(request).await
+}
+
+/// The caller's session a path names (`…/sessions/{id}…`), as read just before the handler
+/// (its extractor: `Option<Extension<PathSession>>`).
+#[derive(Clone)]
+pub struct PathSession(pub Session);
+
+/// What was read ahead of [`check`]: the path's session id, and the caller's session with it.
+struct Found {
+    session_id: Option<Uuid>,
+    session: Option<Session>,
+}
+
+/// The session id in a path whose template names one.
+fn path_session(template: &str, path: &str) -> Option<Uuid> {
+    let template: Vec<&str> = template.split('/').collect();
+    let actual: Vec<&str> = path.split('/').collect();
+    let offset = template.len().checked_sub(actual.len())?;
+    let at = template
+        .windows(2)
+        .position(|pair| pair[0] == "sessions" && pair[1].starts_with('{'))?;
+    let raw = actual.get((at + 1).checked_sub(offset)?)?;
+    percent_decode(raw).parse().ok()
 }
 
 /// The collections whose members this guard looks up.
@@ -68,7 +116,13 @@ fn names_a_resource(template: &str) -> bool {
         .any(|pair| COLLECTIONS.contains(&pair[0]) && pair[1].starts_with('{'))
 }
 
-async fn check(state: &AppState, user: Uuid, template: &str, path: &str) -> Result<()> {
+async fn check(
+    state: &AppState,
+    user: Uuid,
+    template: &str,
+    path: &str,
+    found: &Found,
+) -> Result<()> {
     let store = state.store();
     let missing = |code| Err(ApiError::new(code));
     let mut machine = None;
@@ -97,8 +151,16 @@ async fn check(state: &AppState, user: Uuid, template: &str, path: &str) -> Resu
                 }
                 machine = Some(id);
             }
-            ("sessions", Some(id)) if store.session(user, id).await?.is_none() => {
-                return missing(ErrorCode::SessionNotFound);
+            ("sessions", Some(id)) => {
+                let known = found.session_id == Some(id);
+                let exists = if known {
+                    found.session.is_some()
+                } else {
+                    store.session(user, id).await?.is_some()
+                };
+                if !exists {
+                    return missing(ErrorCode::SessionNotFound);
+                }
             }
             ("projects", Some(id)) if store.project(user, id).await?.is_none() => {
                 return missing(ErrorCode::ProjectNotFound);

@@ -1,6 +1,6 @@
 //! Sessions (API §4).
 
-use axum::extract::State;
+use axum::{Extension, extract::State};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -11,6 +11,7 @@ use super::{
     auth::AuthUser,
     envelope::ErrorEnvelope,
     envelope::{Envelope, Null, PageQuery, Reply},
+    exists::PathSession,
     extract::{ApiJson, ApiPath, ApiQuery},
 };
 use crate::{
@@ -413,9 +414,19 @@ pub async fn input(
     State(state): State<AppState>,
     AuthUser(principal): AuthUser,
     ApiPath(id): ApiPath<Uuid>,
+    read: Option<Extension<PathSession>>,
     ApiJson(req): ApiJson<InputRequest>,
 ) -> Result<Reply<Null>> {
-    sessions::input(state.store(), state.agent_links(), &principal, id, req.data).await?;
+    let read = read.map(|Extension(PathSession(session))| session);
+    sessions::input(
+        state.store(),
+        state.agent_links(),
+        &principal,
+        id,
+        read,
+        req.data,
+    )
+    .await?;
     Ok(Reply::ok(Null))
 }
 
