@@ -99,10 +99,12 @@ async fn main() {
     .await;
     // The same keys through `POST /api/sessions/{id}/input`, echoes read from the socket.
     let input_url = format!("{base}/api/sessions/{session}/input");
+    let mut answered = Vec::new();
     let ours_rest = common::keystrokes_sent_by(
         &mut ws,
         KEYSTROKES,
         async |_: &mut common::Ws, key| {
+            let t = Instant::now();
             let reply = client
                 .post(&input_url)
                 .bearer_auth(token)
@@ -111,11 +113,30 @@ async fn main() {
                 .await
                 .unwrap();
             assert!(reply.status().is_success(), "input: {}", reply.status());
+            answered.push(t.elapsed());
         },
         common::session_output,
     )
     .await;
     drop(ws);
+    answered.sort_unstable();
+    // What the API's way in costs alone: the same token and session, no machine.
+    let session_url = format!("{base}/api/sessions/{session}");
+    let mut read = Vec::with_capacity(KEYSTROKES);
+    for _ in 0..KEYSTROKES {
+        let t = Instant::now();
+        let reply = client
+            .get(&session_url)
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert!(reply.status().is_success(), "get: {}", reply.status());
+        reply.bytes().await.unwrap();
+        read.push(t.elapsed());
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    read.sort_unstable();
 
     // --- keystrokes through terminado -------------------------------------------------------
     let terminado_port = free_port();
@@ -155,6 +176,8 @@ async fn main() {
         ("terminado (baseline: browser → server → PTY)", &theirs),
         ("ClaudeNest, socket (client → host → agent → PTY)", &ours),
         ("ClaudeNest, POST …/input in, socket out", &ours_rest),
+        ("  of which: POST …/input answered", &answered),
+        ("  GET /api/sessions/{id} alone", &read),
     ] {
         println!(
             "{name:<52} {:>9} {:>9}",

@@ -274,6 +274,15 @@ on_both_stores! {
         app.wait_for_output(&token, session, "stand-in claude ready").await;
         agent.kill();
         app.wait_for_status(&token, machine, "offline", Duration::from_secs(15)).await;
+        // Typed while no agent listens: refused, and the log says the input did not arrive.
+        let typed = app.post(&format!("/api/sessions/{session}/input"), Some(&token), json!({"data": "into the void\n"})).await;
+        typed.expect(400);
+        assert_eq!(typed.error_code(), "MCH_002", "{}", typed.text);
+        let logs = app.get(&format!("/api/sessions/{session}/logs"), Some(&token)).await;
+        let entries = logs.body["data"].as_array().unwrap();
+        let at = entries.iter().position(|e| e["type"] == "input" && e["data"] == "into the void\n").expect("the input is logged");
+        assert_eq!(entries[at + 1]["type"], "error", "{}", logs.text);
+        assert!(entries[at + 1]["data"].as_str().unwrap().starts_with("input not delivered"), "{}", logs.text);
         let machine_token = {
             let reply = app.post(&format!("/api/machines/{machine}/regenerate-token"), Some(&token), json!({})).await;
             reply.body["data"]["token"].as_str().unwrap().to_owned()
@@ -283,7 +292,8 @@ on_both_stores! {
         let ended = wait_for_status(&app, &token, session, "error").await;
         assert!(ended["ended_at"].is_string());
         let errors = app.get(&format!("/api/sessions/{session}/logs?type=error"), Some(&token)).await;
-        assert!(errors.body["data"][0]["data"].as_str().unwrap().contains("agent restarted"));
+        let errors = errors.body["data"].as_array().unwrap();
+        assert!(errors.iter().any(|e| e["data"].as_str().unwrap().contains("agent restarted")), "{errors:?}");
     }
 
     async fn terminal_io_through_the_pusher_socket_with_a_session_token(db: TestDb) {

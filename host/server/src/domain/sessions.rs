@@ -289,16 +289,21 @@ pub async fn create(
 }
 
 async fn log_error(store: &dyn Store, session_id: Uuid, message: &str) -> Result<()> {
-    let entry = SessionLog {
+    let entry = log_entry(session_id, "error", message.to_owned());
+    Ok(store.append_session_logs(session_id, &[entry]).await?)
+}
+
+/// A log entry other than output (output carries its `seq`).
+fn log_entry(session_id: Uuid, kind: &str, data: String) -> SessionLog {
+    SessionLog {
         id: Uuid::now_v7(),
         session_id,
-        kind: "error".into(),
+        kind: kind.into(),
         seq: None,
-        data: message.to_owned(),
+        data,
         metadata: Json(json!({})),
         created_at: clock::now(),
-    };
-    Ok(store.append_session_logs(session_id, &[entry]).await?)
+    }
 }
 
 pub async fn get(store: &dyn Store, principal: &Principal, id: Uuid) -> Result<Session> {
@@ -450,28 +455,39 @@ pub async fn input(
     if session.status.is_ended() {
         return Err(ApiError::new(ErrorCode::SessionTerminated));
     }
-    let entry = send_input(links, &session, data).await?;
-    Ok(store.append_session_logs(session.id, &[entry]).await?)
+    // Written while the machine takes it (the answer waits for both); input the machine did
+    // not take is followed by an `error` entry saying so.
+    let entry = log_entry(session.id, "input", data.clone());
+    let (sent, logged) = tokio::join!(
+        ask(links, &session, input_request(&session, data)),
+        store.append_session_logs(session.id, std::slice::from_ref(&entry)),
+    );
+    logged?;
+    if let Err(err) = sent {
+        log_error(
+            store,
+            session.id,
+            &format!("input not delivered: {}", err.message()),
+        )
+        .await?;
+        return Err(err);
+    }
+    Ok(())
+}
+
+fn input_request(session: &Session, data: String) -> AgentRequest {
+    AgentRequest::SessionInput {
+        session_id: session.id,
+        data,
+    }
 }
 
 /// Gives input to the session's machine; returns the input's log entry, for the caller to
-/// write (at once for `POST …/input`, beside the keystrokes for a socket: [`InputLog`]).
+/// write beside the keystrokes ([`InputLog`]).
 async fn send_input(links: &dyn AgentLinks, session: &Session, data: String) -> Result<SessionLog> {
     takes_input(session)?;
-    let request = AgentRequest::SessionInput {
-        session_id: session.id,
-        data: data.clone(),
-    };
-    ask(links, session, request).await?;
-    Ok(SessionLog {
-        id: Uuid::now_v7(),
-        session_id: session.id,
-        kind: "input".into(),
-        seq: None,
-        data,
-        metadata: Json(json!({})),
-        created_at: clock::now(),
-    })
+    ask(links, session, input_request(session, data.clone())).await?;
+    Ok(log_entry(session.id, "input", data))
 }
 
 /// Input typed on a socket, logged in order by a writer of its own: a keystroke waits for its
