@@ -113,6 +113,9 @@ async fn main() {
                 .await
                 .unwrap();
             assert!(reply.status().is_success(), "input: {}", reply.status());
+            // Read to its end, as a client does: an unread body keeps the connection from
+            // being used again.
+            reply.bytes().await.unwrap();
             answered.push(t.elapsed());
         },
         common::session_output,

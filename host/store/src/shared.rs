@@ -1062,10 +1062,11 @@ macro_rules! store_impl {
                 logs: &[SessionLog],
             ) -> StoreResult<()> {
                 type Db = <$backend as $crate::Backend>::Db;
-                let mut tx = self.pool.begin().await?;
-                // Multi-row INSERTs (7 binds a row, well under either database's limit); a
-                // chunk the agent resent after a reconnect is already there and skipped.
-                for rows in logs.chunks(200) {
+                // Multi-row INSERTs of at most this many rows (7 binds a row, well under
+                // either database's limit); a chunk the agent resent after a reconnect is
+                // already there and skipped.
+                const ROWS: usize = 200;
+                let insert = |rows: &[SessionLog]| {
                     let mut q = sqlx::QueryBuilder::<Db>::new(sql::INSERT_SESSION_LOGS);
                     q.push_values(rows, |mut b, log| {
                         b.push_bind(log.id)
@@ -1077,9 +1078,22 @@ macro_rules! store_impl {
                             .push_bind(log.created_at);
                     });
                     q.push(" ON CONFLICT DO NOTHING");
-                    q.build().execute(&mut *tx).await?;
+                    q
+                };
+                let seq = logs.iter().filter_map(|l| l.seq).max();
+                if seq.is_none() && logs.len() <= ROWS {
+                    // One statement is atomic by itself: no transaction's two extra round
+                    // trips (typed input, one entry a request).
+                    if !logs.is_empty() {
+                        insert(logs).build().execute(&self.pool).await?;
+                    }
+                    return Ok(());
                 }
-                if let Some(seq) = logs.iter().filter_map(|l| l.seq).max() {
+                let mut tx = self.pool.begin().await?;
+                for rows in logs.chunks(ROWS) {
+                    insert(rows).build().execute(&mut *tx).await?;
+                }
+                if let Some(seq) = seq {
                     let query = sqlx::query(sql::ADVANCE_SESSION_SEQ).bind(session_id).bind(seq);
                     query.execute(&mut *tx).await?;
                 }
