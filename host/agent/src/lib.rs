@@ -343,6 +343,11 @@ async fn connect_and_serve(
                     Ok(HostMessage::Ping { nonce }) => {
                         send(&mut socket, &AgentMessage::Pong { nonce }).await?;
                     }
+                    Ok(HostMessage::Request { id, request: AgentRequest::SessionInput { session_id, data } })
+                        if let Some(outcome) = link.sessions.input_at_once(session_id, &data) =>
+                    {
+                        send(&mut socket, &answer(id, outcome.map(|()| done()))).await?;
+                    }
                     Ok(HostMessage::Request { id, request }) => {
                         let replies = link.replies.clone();
                         let env_settings = settings.environment.clone();
@@ -478,6 +483,11 @@ struct Parts {
     hooks: Option<hooks::Hooks>,
 }
 
+/// The answer to a request that has nothing to say but that it was done.
+fn done() -> serde_json::Value {
+    serde_json::json!({ "ok": true })
+}
+
 /// Does what the host asked.
 async fn handle_request(
     request: AgentRequest,
@@ -485,7 +495,7 @@ async fn handle_request(
     parts: &Parts,
 ) -> anyhow::Result<serde_json::Value> {
     let sessions = &parts.sessions;
-    let ok = || Ok(serde_json::json!({ "ok": true }));
+    let ok = || Ok(done());
     match request {
         AgentRequest::SessionStart {
             session_id,

@@ -543,6 +543,33 @@ impl Sessions {
         self.lock().keys().copied().collect()
     }
 
+    /// Typed input, written by the link's loop itself when that cannot wait: small, the table
+    /// free, the PTY with room for it now. Then the answer goes back at once, with no task and
+    /// no channel in between, which is most of a keystroke's time in the agent. `None` sends it
+    /// the long way ([`Self::input`] on a task of its own): a paste, or a program not reading
+    /// its input, whose PTY write waits until it does, must not stop the loop (and its pongs).
+    pub fn input_at_once(&self, id: Uuid, data: &str) -> Option<anyhow::Result<()>> {
+        if data.len() > INPUT_AT_ONCE_BYTES {
+            return None;
+        }
+        // Held by a write that waits for room, or by a reader: the long way.
+        let mut table = self.inner.table.try_lock().ok()?;
+        let Some(Control::Pty { writer, master }) =
+            table.get_mut(&id).and_then(|e| e.control.as_mut())
+        else {
+            return None;
+        };
+        if !has_room(master.as_ref()) {
+            return None;
+        }
+        Some(
+            writer
+                .write_all(data.as_bytes())
+                .and_then(|()| writer.flush())
+                .map_err(Into::into),
+        )
+    }
+
     pub fn input(&self, id: Uuid, data: &str) -> anyhow::Result<()> {
         let mut table = self.lock();
         match table.get_mut(&id).and_then(|e| e.control.as_mut()) {
@@ -722,6 +749,26 @@ fn stream_json_usage(line: &str) -> Option<Usage> {
     })
 }
 
+/// Input the link's loop may write itself ([`Sessions::input_at_once`]); more takes a task.
+const INPUT_AT_ONCE_BYTES: usize = 512;
+
+/// Whether the PTY takes input now: `poll` says it is writable, which a PTY says while it has
+/// room for far more than [`INPUT_AT_ONCE_BYTES`] (a full one waits for its program to read).
+#[allow(unsafe_code)]
+fn has_room(master: &dyn MasterPty) -> bool {
+    use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
+    let Some(fd) = master.as_raw_fd() else {
+        return false;
+    };
+    // SAFETY: the master's own descriptor, open for as long as `master` is borrowed here.
+    let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+    let mut fds = [PollFd::new(fd, PollFlags::POLLOUT)];
+    matches!(poll(&mut fds, PollTimeout::ZERO), Ok(1))
+        && fds[0]
+            .revents()
+            .is_some_and(|r| r.contains(PollFlags::POLLOUT))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -746,6 +793,58 @@ mod tests {
         assert!((usage.total_cost - 0.0123).abs() < 1e-12);
         assert!(stream_json_usage(r#"{"type":"assistant","message":{}}"#).is_none());
         assert!(stream_json_usage("not json").is_none());
+    }
+
+    #[test]
+    fn input_at_once_never_waits_for_a_full_pty() {
+        // A program that never reads its input: its PTY fills, and then input must go the long
+        // way instead of stopping the link's loop.
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("claude");
+        std::fs::write(&script, "#!/bin/sh\nstty raw -echo\nexec sleep 60\n").unwrap();
+        std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let sessions = Sessions::new(Some(script), Duration::from_secs(1));
+        let id = Uuid::now_v7();
+        sessions
+            .start(StartRequest {
+                session_id: id,
+                mode: "interactive".into(),
+                project_path: Some(dir.path().display().to_string()),
+                initial_prompt: None,
+                cols: 80,
+                rows: 24,
+                mcp: None,
+                claude_path: None,
+            })
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert!(
+            sessions
+                .input_at_once(id, &"x".repeat(INPUT_AT_ONCE_BYTES + 1))
+                .is_none(),
+            "too big"
+        );
+        let filling = sessions.clone();
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let chunk = "x".repeat(INPUT_AT_ONCE_BYTES);
+            let mut written = 0;
+            while let Some(outcome) = filling.input_at_once(id, &chunk) {
+                outcome.unwrap();
+                written += chunk.len();
+                if written > 16 << 20 {
+                    break;
+                }
+            }
+            let _ = done.send(written);
+        });
+        let written = finished
+            .recv_timeout(Duration::from_secs(20))
+            .expect("input_at_once waited for the PTY");
+        assert!(written > 0, "the PTY had room at first");
+        assert!(written < 16 << 20, "a full PTY is declined, not written to");
+        sessions.terminate(id).unwrap();
     }
 
     #[test]
