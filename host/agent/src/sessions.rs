@@ -562,22 +562,13 @@ impl Sessions {
         if !has_room(master.as_ref()) {
             return None;
         }
-        Some(
-            writer
-                .write_all(data.as_bytes())
-                .and_then(|()| writer.flush())
-                .map_err(Into::into),
-        )
+        Some(type_into(writer, data))
     }
 
     pub fn input(&self, id: Uuid, data: &str) -> anyhow::Result<()> {
         let mut table = self.lock();
         match table.get_mut(&id).and_then(|e| e.control.as_mut()) {
-            Some(Control::Pty { writer, .. }) => {
-                writer.write_all(data.as_bytes())?;
-                writer.flush()?;
-                Ok(())
-            }
+            Some(Control::Pty { writer, .. }) => type_into(writer, data),
             Some(Control::Pipes) => anyhow::bail!("headless and oneshot sessions take no input"),
             None => anyhow::bail!("no such session running on this machine"),
         }
@@ -747,6 +738,13 @@ fn stream_json_usage(line: &str) -> Option<Usage> {
         total_tokens,
         total_cost: value["total_cost_usd"].as_f64().unwrap_or(0.0),
     })
+}
+
+/// Writes typed input into a PTY, all of it, waiting while the PTY is full.
+fn type_into(writer: &mut (impl std::io::Write + ?Sized), data: &str) -> anyhow::Result<()> {
+    writer.write_all(data.as_bytes())?;
+    writer.flush()?;
+    Ok(())
 }
 
 /// Input the link's loop may write itself ([`Sessions::input_at_once`]); more takes a task.

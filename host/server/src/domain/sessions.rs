@@ -51,22 +51,16 @@ fn publish(bus: &EventBus, id: Uuid, name: &str, data: Value) {
 /// Records a status change (log + `session:status`, and `session:terminated` when it ended).
 /// The events say why a session waits (`waiting_reason`, `waiting_message`) or was stopped.
 pub(super) async fn announce(store: &dyn Store, bus: &EventBus, session: &Session) -> Result<()> {
-    let now = clock::now();
     store
         .append_session_logs(
             session.id,
             &[SessionLog {
-                id: Uuid::now_v7(),
-                session_id: session.id,
-                kind: "status".into(),
-                seq: None,
-                data: session.status.as_str().into(),
                 metadata: Json(json!({
                     "exit_code": session.exit_code,
                     "waiting_reason": session.waiting_reason,
                     "stop_reason": session.stop_reason,
                 })),
-                created_at: now,
+                ..log_entry(session.id, "status", session.status.as_str().into())
             }],
         )
         .await?;
@@ -293,8 +287,8 @@ async fn log_error(store: &dyn Store, session_id: Uuid, message: &str) -> Result
     Ok(store.append_session_logs(session_id, &[entry]).await?)
 }
 
-/// A log entry other than output (output carries its `seq`).
-fn log_entry(session_id: Uuid, kind: &str, data: String) -> SessionLog {
+/// A log entry with no `seq` (output sets its own) and no metadata, written now.
+pub(super) fn log_entry(session_id: Uuid, kind: &str, data: String) -> SessionLog {
     SessionLog {
         id: Uuid::now_v7(),
         session_id,
@@ -788,13 +782,8 @@ impl OutputStreams {
             json!({ "data": data, "seq": seq }),
         );
         self.batch.push(SessionLog {
-            id: Uuid::now_v7(),
-            session_id,
-            kind: "output".into(),
             seq: Some(seq as i64),
-            data,
-            metadata: Json(json!({})),
-            created_at: clock::now(),
+            ..log_entry(session_id, "output", data)
         });
         if self.batch.len() >= OUTPUT_BACKLOG && self.writing.is_some() {
             return self.written().await;

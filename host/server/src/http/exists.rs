@@ -37,8 +37,11 @@ pub async fn path_resources(
         // Other routes (and other kinds of tokens, like an agent's on `/agent/...`) pass as is.
         return next.run(request).await;
     };
-    let path = request.uri().path().to_owned();
-    let session_id = path_session(matched.as_str(), &path);
+    let params = path_params(matched.as_str(), request.uri().path());
+    let session_id = params
+        .iter()
+        .find(|(collection, _)| *collection == "sessions")
+        .and_then(|(_, value)| value.parse::<Uuid>().ok());
     let store = state.store();
     let read_session = async {
         match session_id {
@@ -73,7 +76,7 @@ pub async fn path_resources(
         session_id,
         session,
     };
-    if let Err(err) = check(&state, user, matched.as_str(), &path, &found).await {
+    if let Err(err) = check(&state, user, &params, &found).await {
         return err.into_response();
     }
     if let Some(session) = found.session {
@@ -94,16 +97,25 @@ struct Found {
     session: Option<Session>,
 }
 
-/// The session id in a path whose template names one.
-fn path_session(template: &str, path: &str) -> Option<Uuid> {
+/// The path's parameters that follow a collection (`machines/{id}` gives `("machines", id)`),
+/// percent-decoded, in order.
+fn path_params<'t>(template: &'t str, path: &str) -> Vec<(&'t str, String)> {
     let template: Vec<&str> = template.split('/').collect();
+    // Inside a nested router the path has lost its prefix (`/api`) while the template keeps it:
+    // the two line up from their ends.
     let actual: Vec<&str> = path.split('/').collect();
-    let offset = template.len().checked_sub(actual.len())?;
-    let at = template
+    let Some(offset) = template.len().checked_sub(actual.len()) else {
+        return Vec::new();
+    };
+    template
         .windows(2)
-        .position(|pair| pair[0] == "sessions" && pair[1].starts_with('{'))?;
-    let raw = actual.get((at + 1).checked_sub(offset)?)?;
-    percent_decode(raw).parse().ok()
+        .enumerate()
+        .filter(|(_, pair)| pair[1].starts_with('{') && pair[1].ends_with('}'))
+        .filter_map(|(i, pair)| {
+            let raw = actual.get((i + 1).checked_sub(offset)?)?;
+            Some((pair[0], percent_decode(raw)))
+        })
+        .collect()
 }
 
 /// The collections whose members this guard looks up.
@@ -119,29 +131,13 @@ fn names_a_resource(template: &str) -> bool {
 async fn check(
     state: &AppState,
     user: Uuid,
-    template: &str,
-    path: &str,
+    params: &[(&str, String)],
     found: &Found,
 ) -> Result<()> {
     let store = state.store();
     let missing = |code| Err(ApiError::new(code));
     let mut machine = None;
-    let template: Vec<&str> = template.split('/').collect();
-    // Inside a nested router the path has lost its prefix (`/api`) while the template keeps it:
-    // the two line up from their ends.
-    let actual: Vec<&str> = path.split('/').collect();
-    let Some(offset) = template.len().checked_sub(actual.len()) else {
-        return Ok(());
-    };
-    for (i, pair) in template.windows(2).enumerate() {
-        let [collection, param] = pair else { continue };
-        if !(param.starts_with('{') && param.ends_with('}')) {
-            continue;
-        }
-        let Some(raw) = (i + 1).checked_sub(offset).and_then(|at| actual.get(at)) else {
-            continue;
-        };
-        let value = percent_decode(raw);
+    for (collection, value) in params {
         // A malformed id is left to the handler's extractor (`VAL_001` on that parameter).
         let id = value.parse::<Uuid>().ok();
         match (*collection, id) {
@@ -170,7 +166,7 @@ async fn check(
             }
             ("skills", _) => {
                 if let Some(machine) = machine {
-                    let live = store.skill(machine, &value).await?.filter(|s| !s.deleted);
+                    let live = store.skill(machine, value).await?.filter(|s| !s.deleted);
                     if live.is_none() {
                         return missing(ErrorCode::SkillNotFound);
                     }
@@ -178,7 +174,7 @@ async fn check(
             }
             ("mcp", _) => {
                 if let Some(machine) = machine
-                    && store.mcp_server(machine, &value).await?.is_none()
+                    && store.mcp_server(machine, value).await?.is_none()
                 {
                     return missing(ErrorCode::McpServerNotFound);
                 }
