@@ -170,8 +170,13 @@ pub async fn check(
             session.total_tokens, session.total_cost
         );
         let entry = SessionLog {
+            id: Uuid::now_v7(),
+            session_id: session.id,
+            kind: "error".into(),
+            seq: None,
+            data: why.clone(),
             metadata: sqlx::types::Json(json!({ "stop_reason": "budget", "scope": scope })),
-            ..super::sessions::log_entry(session.id, "error", why.clone())
+            created_at: clock::now(),
         };
         store.append_session_logs(session.id, &[entry]).await?;
         publish(bus, session, data("exceeded"));

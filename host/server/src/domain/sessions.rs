@@ -288,7 +288,7 @@ async fn log_error(store: &dyn Store, session_id: Uuid, message: &str) -> Result
 }
 
 /// A log entry with no `seq` (output sets its own) and no metadata, written now.
-pub(super) fn log_entry(session_id: Uuid, kind: &str, data: String) -> SessionLog {
+fn log_entry(session_id: Uuid, kind: &str, data: String) -> SessionLog {
     SessionLog {
         id: Uuid::now_v7(),
         session_id,
